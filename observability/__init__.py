@@ -1,0 +1,110 @@
+"""Telemetry bootstrap: OpenTelemetry traces over OTLP and JSON logs with trace ids.
+
+Everything is configured by the standard OTEL_* variables. The exporter sends
+from a background thread, so the application keeps serving with no collector.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanProcessor
+from pythonjsonlogger.json import JsonFormatter
+
+# Jaeger v2 receives OTLP/HTTP on 4318.
+DEFAULT_OTLP_ENDPOINT = "http://localhost:4318"
+_lock = threading.Lock()
+_state = {"tracing": False, "logging": False, "pymysql": False}
+
+
+class TraceContextFilter(logging.Filter):
+    """Adds the current trace and span ids to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = trace.get_current_span().get_span_context()
+        record.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
+        record.span_id = format(ctx.span_id, "016x") if ctx.is_valid else None
+        return True
+
+
+def configure_logging(level: str | None = None) -> None:
+    """JSON lines on stderr for the root logger, once per process."""
+    with _lock:
+        if _state["logging"]:
+            return
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(trace_id)s %(span_id)s",
+            rename_fields={"levelname": "level", "name": "logger", "asctime": "time"}))
+        handler.addFilter(TraceContextFilter())
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
+        _state["logging"] = True
+
+
+def tracer_provider() -> TracerProvider:
+    """The process's SDK provider, created on first call with the OTLP exporter."""
+    with _lock:
+        current = trace.get_tracer_provider()
+        if isinstance(current, TracerProvider):
+            return current
+        resource = Resource.create({
+            "service.name": os.environ.get("OTEL_SERVICE_NAME", "shop"),
+            "service.version": _version(),
+            "deployment.environment": os.environ.get("SHOP_ENVIRONMENT", "development"),
+        })
+        provider = TracerProvider(resource=resource)
+        if os.environ.get("OTEL_SDK_DISABLED", "").lower() != "true":
+            exporter = _exporter()
+            if exporter is not None:
+                provider.add_span_processor(BatchSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        return trace.get_tracer_provider()
+
+
+def add_span_processor(processor: SpanProcessor) -> None:
+    tracer_provider().add_span_processor(processor)
+
+
+def _exporter():
+    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").lower()
+    if kind == "none":
+        return None
+    if kind == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+        return ConsoleSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if not endpoint:
+        base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", DEFAULT_OTLP_ENDPOINT).rstrip("/")
+        endpoint = f"{base}/v1/traces"
+    return OTLPSpanExporter(endpoint=endpoint)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("shop")
+    except Exception:
+        return "0.0.0"
+
+
+def init_app(app, settings=None) -> None:
+    """Logging, tracing, and the Flask and pymysql instrumentations."""
+    configure_logging()
+    tracer_provider()
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+    from opentelemetry.instrumentation.pymysql import PyMySQLInstrumentor
+
+    FlaskInstrumentor().instrument_app(app, excluded_urls="static/.*")
+    with _lock:
+        if not _state["pymysql"]:
+            PyMySQLInstrumentor().instrument()
+            _state["pymysql"] = True

@@ -1,0 +1,90 @@
+"""shop: the online shopping store, mid-migration from MySQL to DynamoDB."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask
+
+from .config import Settings
+from .db import Database
+
+
+@dataclass
+class Repositories:
+    users: object
+    categories: object
+    products: object
+    carts: object
+    orders: object
+
+    @classmethod
+    def mysql(cls, db: Database) -> "Repositories":
+        from .repositories import mysql as m
+
+        return cls(users=m.UserRepository(db), categories=m.CategoryRepository(db),
+                   products=m.ProductRepository(db), carts=m.ShoppingCartRepository(db),
+                   orders=m.OrderRepository(db))
+
+
+@dataclass
+class ShopState:
+    settings: Settings
+    db: Database
+    repos: Repositories
+    services: object
+
+
+def create_app(settings: Settings | None = None, **overrides) -> Flask:
+    """Build the application; no connection is opened until a request needs one."""
+    from . import api, cli, web
+    from .services import Services
+    from observability import init_app as init_observability
+
+    settings = settings or Settings.from_env(**overrides)
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_content_length,
+                      TESTING=settings.testing, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False
+    db = Database(settings)
+    repos = Repositories.mysql(db)
+    app.extensions["shop"] = ShopState(settings, db, repos, Services.build(repos, settings))
+    init_observability(app, settings)
+    api.register(app)
+    web.register(app)
+    cli.register(app)
+    _register_errors(app)
+    _rate_limits(app, settings)
+    return app
+
+
+def _register_errors(app: Flask) -> None:
+    from werkzeug.exceptions import HTTPException
+
+    from . import api, web
+    from .errors import ShopError
+
+    def dispatch(api_handler, web_handler):
+        def handler(exc):
+            return api_handler(exc) if api.is_api_request() else web_handler(exc)
+        return handler
+
+    app.register_error_handler(ShopError, dispatch(api.handle_shop_error, web.handle_shop_error))
+    app.register_error_handler(HTTPException, dispatch(api.handle_http_error, web.handle_http_error))
+    app.register_error_handler(Exception, dispatch(api.handle_unexpected, web.handle_unexpected))
+
+
+def _rate_limits(app: Flask, settings: Settings) -> None:
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    limiter = Limiter(get_remote_address, app=app, default_limits=[settings.rate_limit_default],
+                      enabled=settings.rate_limit_enabled, storage_uri="memory://",
+                      default_limits_exempt_when=lambda: not _is_api())
+    for endpoint in ("api_auth.register", "api_auth.login"):
+        limiter.limit(settings.rate_limit_auth)(app.view_functions[endpoint])
+
+
+def _is_api() -> bool:
+    from flask import request
+
+    return request.path.startswith("/api/")

@@ -1,0 +1,57 @@
+"""The JSON API under /api: the reference backend's 48 endpoints and /api/health."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from flask import current_app, request
+from werkzeug.exceptions import HTTPException
+
+from ..errors import ShopError, StoreUnavailableError
+from .accounts import auth_bp, seller_bp
+from .catalog import categories_bp, products_bp
+from .common import fail, ok
+from .shopping import cart_bp, orders_bp
+
+log = logging.getLogger("shop.api")
+BLUEPRINTS = (auth_bp, seller_bp, products_bp, categories_bp, cart_bp, orders_bp)
+_STARTED = time.monotonic()
+
+
+def is_api_request() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def handle_shop_error(exc: ShopError):
+    if isinstance(exc, StoreUnavailableError):
+        log.error("store unavailable", extra={"store": exc.store, "path": request.path,
+                                              "cause": type(exc.cause).__name__ if exc.cause else None})
+        return fail(503, "DatabaseError", "Database connection failed. Please try again later.")
+    return fail(exc.status, exc.type, exc.message, exc.details)
+
+
+def handle_http_error(exc: HTTPException):
+    messages = {404: f"Route {request.path} not found", 405: "Method not allowed",
+                413: "Request body is too large", 429: "Too many requests. Please try again later."}
+    types = {404: "NotFoundError", 405: "MethodNotAllowed", 413: "PayloadTooLarge", 429: "RATE_LIMIT_ERROR"}
+    return fail(exc.code or 500, types.get(exc.code, "HttpError"), messages.get(exc.code, exc.description))
+
+
+def handle_unexpected(exc: Exception):
+    log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+    return fail(500, "INTERNAL_SERVER_ERROR", "Something went wrong")
+
+
+def register(app) -> None:
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)
+
+    @app.get("/api/health")
+    def health():
+        db = current_app.extensions["shop"].db
+        if not db.ping():
+            return fail(503, "SERVICE_UNAVAILABLE", "Health check failed", "Database connection failed")
+        return ok({"status": "OK", "uptime": round(time.monotonic() - _STARTED, 3),
+                   "database": {"connected": True}, "pid": os.getpid(),
+                   "environment": "test" if current_app.testing else "production"})

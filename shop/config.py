@@ -1,0 +1,97 @@
+"""Settings read from environment variables, with defaults for a local machine."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+
+
+class ConfigError(ValueError):
+    """A setting is present but unusable; start-up stops with this message."""
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _str(name: str, default: str | None) -> str | None:
+    raw = os.environ.get(name)
+    return default if raw is None or raw == "" else raw
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    mysql_host: str = "127.0.0.1"
+    mysql_port: int = 3306
+    mysql_user: str = "shop"
+    mysql_password: str = "shop"
+    mysql_database: str = "online_shopping_store"
+    mysql_pool_size: int = 10
+    mysql_connect_timeout: int = 5
+    dynamodb_endpoint: str | None = "http://127.0.0.1:8000"
+    dynamodb_table_prefix: str = "shop"
+    aws_region: str = "us-east-1"
+    secret_key: str = "dev-only-secret-change-me-in-production"
+    jwt_expires_hours: int = 24
+    bcrypt_rounds: int = 12
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "1000 per 15 minutes"
+    rate_limit_auth: str = "20 per 15 minutes"
+    payment_delay_ms: int = 0
+    max_content_length: int = 1024 * 1024
+    port: int = 5000
+    testing: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """Read the environment; keyword overrides win (tests use them)."""
+        values = dict(
+            mysql_host=_str("MYSQL_HOST", cls.mysql_host),
+            mysql_port=_int("MYSQL_PORT", cls.mysql_port, 1),
+            mysql_user=_str("MYSQL_USER", cls.mysql_user),
+            mysql_password=os.environ.get("MYSQL_PASSWORD", cls.mysql_password),
+            mysql_database=_str("MYSQL_DATABASE", cls.mysql_database),
+            mysql_pool_size=_int("MYSQL_POOL_SIZE", cls.mysql_pool_size, 1),
+            mysql_connect_timeout=_int("MYSQL_CONNECT_TIMEOUT", cls.mysql_connect_timeout, 1),
+            # Unset in production: boto3 then uses the real regional endpoint.
+            dynamodb_endpoint=os.environ.get("DYNAMODB_ENDPOINT", cls.dynamodb_endpoint) or None,
+            dynamodb_table_prefix=_str("DYNAMODB_TABLE_PREFIX", cls.dynamodb_table_prefix),
+            aws_region=_str("AWS_REGION", _str("AWS_DEFAULT_REGION", cls.aws_region)),
+            secret_key=_str("SECRET_KEY", cls.secret_key),
+            jwt_expires_hours=_int("JWT_EXPIRES_HOURS", cls.jwt_expires_hours, 1),
+            bcrypt_rounds=_int("BCRYPT_ROUNDS", cls.bcrypt_rounds, 4),
+            rate_limit_enabled=_bool("RATE_LIMIT_ENABLED", cls.rate_limit_enabled),
+            rate_limit_default=_str("RATE_LIMIT_DEFAULT", cls.rate_limit_default),
+            rate_limit_auth=_str("RATE_LIMIT_AUTH", cls.rate_limit_auth),
+            payment_delay_ms=_int("PAYMENT_DELAY_MS", cls.payment_delay_ms),
+            max_content_length=_int("MAX_CONTENT_LENGTH", cls.max_content_length, 1024),
+            port=_int("PORT", cls.port, 1),
+        )
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ConfigError(f"unknown settings: {sorted(unknown)}")
+        values.update(overrides)
+        if len(values["secret_key"]) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters (it signs tokens and cookies)")
+        return cls(**values)

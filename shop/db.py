@@ -1,0 +1,135 @@
+"""MySQL connections: one DBUtils pool per process, opened on first use."""
+from __future__ import annotations
+
+import re
+import threading
+from contextlib import contextmanager
+from importlib import resources
+
+import pymysql
+from dbutils.pooled_db import PooledDB
+from pymysql.cursors import DictCursor
+
+from .config import Settings
+from .errors import ConflictError, DuplicateError, NotFoundError, StoreUnavailableError
+
+# Server-side failures a retry or an operator fixes, not the caller.
+_UNAVAILABLE = (pymysql.err.OperationalError, pymysql.err.InterfaceError, pymysql.err.InternalError)
+_DUP_KEY = re.compile(r"for key '(?:[^'.]+\.)?([^']+)'")
+
+
+def translate(exc: BaseException) -> BaseException:
+    """Turn a driver exception into the domain error a caller can act on."""
+    if isinstance(exc, pymysql.err.IntegrityError):
+        code = exc.args[0] if exc.args else None
+        if code == 1062:
+            m = _DUP_KEY.search(str(exc.args[1]) if len(exc.args) > 1 else "")
+            key = m.group(1) if m else "unique"
+            return DuplicateError(f"Duplicate value for {key}", field=key)
+        if code == 1452:
+            return NotFoundError("Referenced record does not exist")
+        if code == 1451:
+            return ConflictError("Record is still referenced by other records")
+    if isinstance(exc, _UNAVAILABLE):
+        return StoreUnavailableError("MySQL is unavailable", store="mysql", cause=exc)
+    return exc
+
+
+class Database:
+    """A lazily created connection pool and transaction helpers."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._pool: PooledDB | None = None
+        self._lock = threading.Lock()
+
+    def connect_kwargs(self, database: bool = True) -> dict:
+        s = self.settings
+        kwargs = dict(
+            host=s.mysql_host,
+            port=s.mysql_port,
+            user=s.mysql_user,
+            password=s.mysql_password,
+            charset="utf8mb4",
+            autocommit=False,
+            connect_timeout=s.mysql_connect_timeout,
+            read_timeout=30,
+            write_timeout=30,
+            # Naive datetimes from TIMESTAMP columns are then UTC.
+            init_command="SET time_zone = '+00:00'",
+        )
+        if database:
+            kwargs["database"] = s.mysql_database
+        return kwargs
+
+    @property
+    def pool(self) -> PooledDB:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = PooledDB(
+                        creator=pymysql,
+                        maxconnections=self.settings.mysql_pool_size,
+                        blocking=True,
+                        ping=1,
+                        **self.connect_kwargs(),
+                    )
+        return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    @contextmanager
+    def cursor(self, *, write: bool = False):
+        """A dict cursor in one transaction: committed on success when `write`, else rolled back."""
+        try:
+            conn = self.pool.connection()
+        except Exception as exc:  # the pool raises the driver's error on connect
+            raise translate(exc) from exc
+        try:
+            cur = conn.cursor(DictCursor)
+            try:
+                yield cur
+                if write:
+                    conn.commit()
+                else:
+                    conn.rollback()
+            except BaseException:
+                try:
+                    conn.rollback()
+                except Exception:
+                    pass
+                raise
+            finally:
+                cur.close()
+        except Exception as exc:
+            translated = translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+        finally:
+            conn.close()
+
+    def ping(self) -> bool:
+        try:
+            with self.cursor() as cur:
+                cur.execute("SELECT 1")
+                return cur.fetchone() is not None
+        except StoreUnavailableError:
+            return False
+
+    def create_schema(self) -> None:
+        sql = resources.files("shop").joinpath("schema.sql").read_text()
+        with self.cursor(write=True) as cur:
+            for statement in _statements(sql):
+                cur.execute(statement)
+
+
+def _statements(sql: str):
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    for stmt in "\n".join(lines).split(";"):
+        if stmt.strip():
+            yield stmt

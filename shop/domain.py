@@ -1,0 +1,145 @@
+"""Domain values shared by both repository families.
+
+Both the MySQL and the DynamoDB repositories return these types, so a dual read
+compares two values of the same type attribute by attribute.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Generic, Optional, TypeVar
+
+T = TypeVar("T")
+
+ORDER_STATUSES = ("pending", "completed", "cancelled")
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    email: str
+    password_hash: str
+    first_name: Optional[str]
+    last_name: Optional[str]
+    is_seller: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewUser:
+    username: str
+    email: str
+    password_hash: str
+    first_name: Optional[str] = None
+    last_name: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Category:
+    id: int
+    name: str
+    parent_id: Optional[int]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product with the names the storefront shows next to it."""
+
+    id: int
+    seller_id: int
+    category_id: int
+    name: str
+    description: Optional[str]
+    price: Decimal
+    inventory_quantity: int
+    image_url: Optional[str]
+    created_at: datetime
+    updated_at: datetime
+    category_name: Optional[str] = None
+    seller_username: Optional[str] = None
+    seller_email: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class NewProduct:
+    category_id: int
+    name: str
+    price: Decimal
+    inventory_quantity: int
+    description: Optional[str] = None
+    image_url: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ProductFilters:
+    category_id: Optional[int] = None
+    seller_id: Optional[int] = None
+    search: Optional[str] = None
+    min_price: Optional[Decimal] = None
+    max_price: Optional[Decimal] = None
+    in_stock_only: bool = False
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list
+    total: int
+    page: int
+    limit: int
+
+    @property
+    def total_pages(self) -> int:
+        return (self.total + self.limit - 1) // self.limit if self.limit else 0
+
+
+@dataclass(frozen=True)
+class SellerStats:
+    total_products: int
+    in_stock_products: int
+    out_of_stock_products: int
+    total_inventory_value: Decimal
+
+
+@dataclass(frozen=True)
+class CartItem:
+    id: int
+    user_id: int
+    product_id: int
+    quantity: int
+    created_at: datetime
+    updated_at: datetime
+    product: Optional[Product] = None
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    id: int
+    order_id: int
+    product_id: int
+    quantity: int
+    price_at_time: Decimal
+    product: Optional[Product] = None
+
+
+@dataclass(frozen=True)
+class Order:
+    id: int
+    user_id: int
+    total_amount: Decimal
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    items: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    total_orders: int
+    total_spent: Decimal
+    completed_orders: int
+    pending_orders: int
+    cancelled_orders: int

@@ -1,0 +1,1 @@
+"""Data access: `mysql` is the original layer, `dynamodb` its migration target."""

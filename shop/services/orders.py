@@ -1,0 +1,156 @@
+"""Checkout and order history."""
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ..domain import Order, Page
+from ..errors import AuthorizationError, NotFoundError, PaymentError, ValidationError
+from .cart import Cart
+
+PAYMENT_METHODS = ("credit_card", "debit_card", "paypal")
+# Test card numbers of the simulated payment provider and what they do.
+DECLINES = {
+    "4000000000000002": "Your card was declined. Please try a different payment method.",
+    "4000000000000119": "Payment processing error. Please try again later.",
+    "4000000000000127": "Insufficient funds. Please check your account balance.",
+}
+STATUS_MAP = {"pending": "pending", "processing": "pending", "shipped": "completed",
+              "delivered": "completed", "completed": "completed", "cancelled": "cancelled"}
+
+
+@dataclass(frozen=True)
+class Payment:
+    success: bool
+    transaction_id: str
+
+
+class PaymentService:
+    """A simulated provider: PayPal always succeeds; some test card numbers are declined."""
+
+    def __init__(self, delay_ms: int = 0):
+        self.delay_ms = delay_ms
+
+    @staticmethod
+    def validate(data) -> None:
+        errors = []
+        method = data.get("paymentMethod") if isinstance(data, dict) else None
+        if not method:
+            errors.append("Payment method is required")
+        elif method not in PAYMENT_METHODS:
+            errors.append("Invalid payment method. Must be credit_card, debit_card, or paypal")
+        elif method != "paypal":
+            details = data.get("paymentDetails")
+            if not isinstance(details, dict):
+                errors.append("Payment details are required for card payments")
+            else:
+                number = details.get("cardNumber")
+                if not isinstance(number, str) or not re.fullmatch(r"\d{13,19}", number.replace(" ", "")):
+                    errors.append("Valid card number is required")
+                expiry = details.get("expiryDate")
+                if not isinstance(expiry, str) or not re.fullmatch(r"(0[1-9]|1[0-2])/\d{2}", expiry):
+                    errors.append("Valid expiry date is required (MM/YY format)")
+                cvv = details.get("cvv")
+                if not isinstance(cvv, str) or not re.fullmatch(r"\d{3,4}", cvv):
+                    errors.append("Valid CVV is required")
+                name = details.get("cardholderName")
+                if not isinstance(name, str) or len(name.strip()) < 2 or len(name) > 100:
+                    errors.append("Cardholder name is required")
+        if errors:
+            raise ValidationError(", ".join(errors), details=[{"msg": e} for e in errors])
+
+    def charge(self, amount: Decimal, data) -> Payment:
+        if self.delay_ms:
+            time.sleep(self.delay_ms / 1000)
+        method = data["paymentMethod"]
+        if method != "paypal":
+            number = data["paymentDetails"]["cardNumber"].replace(" ", "")
+            if number in DECLINES:
+                raise PaymentError(DECLINES[number])
+        prefix = {"paypal": "PP", "credit_card": "CC", "debit_card": "DC"}[method]
+        return Payment(True, f"{prefix}_{int(time.time() * 1000)}_{secrets.token_hex(3).upper()}")
+
+
+class OrderService:
+    def __init__(self, orders, cart_service, payments: PaymentService):
+        self.orders = orders
+        self.cart_service = cart_service
+        self.payments = payments
+
+    def checkout(self, user_id: int, data) -> tuple[Order, Payment]:
+        cart = self.cart_service.get(user_id)
+        if not cart.items:
+            raise ValidationError("Cart is empty")
+        self.payments.validate(data)
+        if cart.issues:
+            raise ValidationError("Inventory issues: " + ", ".join(cart.issues), details=cart.issues)
+        # The simulated charge is an authorisation: were the order transaction to fail
+        # (a concurrent buyer took the last item), nothing would be captured.
+        payment = self.payments.charge(cart.total_amount, data)
+        return self.orders.checkout(user_id), payment
+
+    def validate(self, user_id: int) -> dict:
+        cart: Cart = self.cart_service.get(user_id)
+        issues = [] if cart.items else ["Cart is empty"]
+        issues += cart.issues
+        return {"eligible": not issues, "issues": issues}
+
+    def get(self, order_id: int, user_id: int) -> Order:
+        order = self.orders.get_by_id(order_id)
+        if order is None:
+            raise NotFoundError("Order not found")
+        if order.user_id != user_id:
+            raise AuthorizationError("You can only view your own orders")
+        return order
+
+    def list(self, user_id: int, page: int, limit: int) -> Page:
+        return self.orders.list_by_user(user_id, page, limit)
+
+    def recent(self, user_id: int, limit: int) -> list[Order]:
+        return self.orders.list_by_user(user_id, 1, limit).items
+
+    def cancel(self, order_id: int, user_id: int) -> Order:
+        order = self.orders.get_by_id(order_id)
+        if order is None:
+            raise NotFoundError("Order not found")
+        if order.user_id != user_id:
+            raise AuthorizationError("You can only cancel your own orders")
+        return self.orders.cancel(order_id)
+
+    def set_status(self, order_id: int, user_id: int, status) -> Order:
+        if not status:
+            raise ValidationError("Status is required")
+        order = self.orders.get_by_id(order_id)
+        if order is None:
+            raise NotFoundError("Order not found")
+        if order.user_id != user_id:
+            raise AuthorizationError("You are not authorized to update this order")
+        mapped = STATUS_MAP.get(status) if isinstance(status, str) else None
+        if mapped is None:
+            raise ValidationError("Invalid status")
+        return self.orders.set_status(order_id, mapped)
+
+    def summary(self, user_id: int) -> dict:
+        s = self.orders.summary_by_user(user_id)
+        average = (s.total_spent / s.total_orders).quantize(Decimal("0.01")) if s.total_orders else Decimal(0)
+        return {"totalOrders": s.total_orders, "totalSpent": float(s.total_spent),
+                "completedOrders": s.completed_orders, "pendingOrders": s.pending_orders,
+                "cancelledOrders": s.cancelled_orders, "averageOrderValue": float(average)}
+
+    def search(self, user_id: int, term: str) -> list[Order]:
+        """Orders whose id, status or an item's product name or description contains `term`."""
+        needle = term.lower()
+        found, page = [], 1
+        while True:
+            batch = self.orders.list_by_user(user_id, page, 100)
+            for o in batch.items:
+                if (term in str(o.id) or needle in o.status
+                        or any(needle in (i.product.name or "").lower()
+                               or needle in (i.product.description or "").lower() for i in o.items)):
+                    found.append(o)
+            if page >= batch.total_pages:
+                return found
+            page += 1
