@@ -32,16 +32,22 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
+def json_handler(stream=None) -> logging.Handler:
+    """A handler writing one JSON object per record, with trace and span ids."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s %(trace_id)s %(span_id)s",
+        rename_fields={"levelname": "level", "name": "logger", "asctime": "time"}))
+    handler.addFilter(TraceContextFilter())
+    return handler
+
+
 def configure_logging(level: str | None = None) -> None:
     """JSON lines on stderr for the root logger, once per process."""
     with _lock:
         if _state["logging"]:
             return
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(trace_id)s %(span_id)s",
-            rename_fields={"levelname": "level", "name": "logger", "asctime": "time"}))
-        handler.addFilter(TraceContextFilter())
+        handler = json_handler()
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))

@@ -80,8 +80,9 @@ def _rate_limits(app: Flask, settings: Settings) -> None:
     limiter = Limiter(get_remote_address, app=app, default_limits=[settings.rate_limit_default],
                       enabled=settings.rate_limit_enabled, storage_uri="memory://",
                       default_limits_exempt_when=lambda: not _is_api())
+    app.extensions["rate_limiter"] = limiter  # the decorators below hold it only weakly
     for endpoint in ("api_auth.register", "api_auth.login"):
-        limiter.limit(settings.rate_limit_auth)(app.view_functions[endpoint])
+        app.view_functions[endpoint] = limiter.limit(settings.rate_limit_auth)(app.view_functions[endpoint])
 
 
 def _is_api() -> bool:

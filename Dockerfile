@@ -1,0 +1,9 @@
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY setup.cfg pyproject.toml README.md ./
+COPY shop ./shop
+COPY observability ./observability
+RUN pip install --no-cache-dir .
+EXPOSE 5000
+CMD ["sh", "-c", "flask --app shop init-db && flask --app shop seed --if-empty && exec gunicorn --bind 0.0.0.0:${PORT:-5000} --workers ${WORKERS:-2} --threads 4 --access-logfile - 'shop:create_app()'"]

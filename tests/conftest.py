@@ -1,0 +1,134 @@
+"""Fixtures over real services: MariaDB (test database) and, later, DynamoDB Local.
+
+Data is unique per test (random names), so tests need no teardown and can run in any order.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from decimal import Decimal
+
+os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
+
+import pytest  # noqa: E402
+
+from shop import create_app  # noqa: E402
+from shop.config import Settings  # noqa: E402
+from shop.db import Database  # noqa: E402
+
+TEST_DB = os.environ.get("MYSQL_TEST_DATABASE",
+                         os.environ.get("MYSQL_DATABASE", "online_shopping_store") + "_test")
+PASSWORD = "Secret123!"
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def make_settings(**overrides) -> Settings:
+    base = dict(mysql_database=TEST_DB, bcrypt_rounds=4, rate_limit_enabled=False, testing=True,
+                secret_key="test-secret-key-that-is-long-enough-0123456789")
+    base.update(overrides)
+    return Settings.from_env(**base)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    s = make_settings()
+    if not wait_for_port(s.mysql_host, s.mysql_port):
+        pytest.exit(f"MySQL is not reachable at {s.mysql_host}:{s.mysql_port}; run `make services`", 2)
+    return s
+
+
+@pytest.fixture(scope="session")
+def app(settings):
+    application = create_app(settings)
+    application.extensions["shop"].db.create_schema()
+    yield application
+    application.extensions["shop"].db.close()
+
+
+@pytest.fixture(scope="session")
+def db(app) -> Database:
+    return app.extensions["shop"].db
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def repos(app):
+    return app.extensions["shop"].repos
+
+
+def unique(prefix: str = "u") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+class Api:
+    """A small client speaking the JSON API the way the reference frontend does."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def call(self, method, path, token=None, json=None, **kw):
+        headers = kw.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.client.open(path, method=method, json=json, headers=headers, **kw)
+
+    def register(self, seller=False, **fields):
+        name = fields.pop("username", unique())
+        body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD, **fields}
+        r = self.call("POST", "/api/auth/register", json=body)
+        assert r.status_code == 201, r.get_json()
+        token = r.get_json()["data"]["token"]
+        user = r.get_json()["data"]["user"]
+        if seller:
+            assert self.call("POST", "/api/auth/upgrade-seller", token).status_code == 200
+            user["is_seller"] = True
+        return user, token
+
+    def category(self, token, name=None, parent_id=None):
+        body = {"name": name or unique("Cat ")}
+        if parent_id:
+            body["parent_id"] = parent_id
+        r = self.call("POST", "/api/categories", token, body)
+        assert r.status_code == 201, r.get_json()
+        return r.get_json()["data"]["category"]
+
+    def product(self, token, category_id, **fields):
+        body = {"name": unique("Product "), "description": "A fine thing", "price": 19.9,
+                "inventory_quantity": 10, "category_id": category_id, **fields}
+        r = self.call("POST", "/api/products", token, body)
+        assert r.status_code == 201, r.get_json()
+        return r.get_json()["data"]["product"]
+
+
+@pytest.fixture
+def api(client):
+    return Api(client)
+
+
+@pytest.fixture
+def seller(api):
+    """A seller with a category and a product: (user, token, category, product)."""
+    user, token = api.register(seller=True)
+    cat = api.category(token)
+    prod = api.product(token, cat["id"])
+    return user, token, cat, prod
+
+
+def money(x) -> Decimal:
+    return Decimal(str(x)).quantize(Decimal("0.01"))

@@ -1,0 +1,78 @@
+"""The init-db and seed commands, and configuration errors."""
+from __future__ import annotations
+
+import pytest
+
+from shop import create_app
+from shop.config import ConfigError, Settings
+
+from .conftest import TEST_DB, make_settings
+
+
+def test_init_db_is_idempotent(app):
+    runner = app.test_cli_runner()
+    for _ in range(2):
+        result = runner.invoke(args=["init-db"])
+        assert result.exit_code == 0 and f"schema ready in {TEST_DB}" in result.output
+
+
+def test_seed_refuses_a_non_empty_database_and_skips_if_empty(app):
+    runner = app.test_cli_runner()
+    app.test_client().post("/api/auth/register", json={"username": "seedcheck_user", "email": "seedcheck@x.com",
+                                                       "password": "Secret123!"})
+    result = runner.invoke(args=["seed"])
+    assert result.exit_code == 1 and "already has users" in result.output
+    result = runner.invoke(args=["seed", "--if-empty"])
+    assert result.exit_code == 0 and "seed skipped" in result.output
+
+
+def test_seed_loads_the_catalogue_into_an_empty_database(db):
+    """Seeds a scratch database, so the shared test database is left alone."""
+    scratch = TEST_DB + "_seed"  # created empty by `make services`
+    with db.cursor(write=True) as cur:
+        cur.execute(f"SELECT table_name AS t FROM information_schema.tables WHERE table_schema = %s", (scratch,))
+        tables = [r["t"] for r in cur.fetchall()]
+        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
+        for t in tables:
+            cur.execute(f"DROP TABLE `{scratch}`.`{t}`")
+        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
+    app = create_app(make_settings(mysql_database=scratch))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["init-db"]).exit_code == 0
+    result = runner.invoke(args=["seed"])
+    assert result.exit_code == 0 and "'products': 18" in result.output
+    r = app.test_client().post("/api/auth/login", json={"username": "demo_user", "password": "Password123!"})
+    assert r.status_code == 200
+    assert app.test_client().get("/api/categories").get_json()["data"]["categories"][0]["children"]
+    app.extensions["shop"].db.close()
+
+
+def test_init_db_reports_an_unreachable_database():
+    app = create_app(make_settings(mysql_port=1, mysql_connect_timeout=1))
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 1 and "cannot reach MySQL at 127.0.0.1:1" in result.output
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"MYSQL_PORT": "abc"}, "MYSQL_PORT must be an integer"),
+    ({"MYSQL_POOL_SIZE": "0"}, "MYSQL_POOL_SIZE must be >= 1"),
+    ({"SECRET_KEY": "short"}, "SECRET_KEY must be at least 32 characters"),
+    ({"RATE_LIMIT_ENABLED": "maybe"}, "RATE_LIMIT_ENABLED must be true or false"),
+])
+def test_invalid_configuration_is_refused(monkeypatch, env, message):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env()
+
+
+def test_defaults_match_the_documentation(monkeypatch):
+    for k in ("MYSQL_HOST", "MYSQL_PORT", "MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_DATABASE", "DYNAMODB_ENDPOINT",
+              "PORT", "SECRET_KEY"):
+        monkeypatch.delenv(k, raising=False)
+    s = Settings.from_env()
+    assert (s.mysql_host, s.mysql_port, s.mysql_user, s.mysql_password, s.mysql_database) == (
+        "127.0.0.1", 3306, "shop", "shop", "online_shopping_store")
+    assert s.dynamodb_endpoint == "http://127.0.0.1:8000" and s.port == 5000
+    monkeypatch.setenv("DYNAMODB_ENDPOINT", "")
+    assert Settings.from_env().dynamodb_endpoint is None

@@ -1,0 +1,105 @@
+"""Traces and logs: span content in memory, the OTLP/HTTP export path for real, JSON logs."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import observability
+
+
+@pytest.fixture(scope="module")
+def memory():
+    exporter = InMemorySpanExporter()
+    observability.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+def test_request_span_with_mysql_children(client, seller, memory):
+    memory.clear()
+    prod = seller[3]
+    assert client.get(f"/api/products/{prod['id']}").status_code == 200
+    spans = memory.get_finished_spans()
+    server = [s for s in spans if s.name == "GET /api/products/<product_id>"]
+    assert len(server) == 1
+    db_spans = [s for s in spans if s.attributes.get("db.system") == "mysql"
+                or s.attributes.get("db.system.name") == "mysql"]
+    assert db_spans, [s.name for s in spans]
+    assert all(s.context.trace_id == server[0].context.trace_id for s in db_spans)
+    assert server[0].resource.attributes["service.name"] == "shop"
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    requests: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        msg = ExportTraceServiceRequest()
+        msg.ParseFromString(body)
+        _Receiver.requests.append((self.path, self.headers.get("Content-Type"), msg))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_otlp_http_export_reaches_a_real_receiver(client, seller):
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{server.server_port}/v1/traces")
+        processor = BatchSpanProcessor(exporter)
+        observability.add_span_processor(processor)
+        assert client.get(f"/api/products/{seller[3]['id']}").status_code == 200
+        assert processor.force_flush(10_000)
+        path, ctype, msg = _Receiver.requests[-1]
+        assert path == "/v1/traces" and ctype == "application/x-protobuf"
+        resource = {a.key: a.value.string_value for a in msg.resource_spans[0].resource.attributes}
+        names = {s.name for rs in msg.resource_spans for ss in rs.scope_spans for s in ss.spans}
+        assert resource["service.name"] == "shop" and "GET /api/products/<product_id>" in names
+        processor.shutdown()
+    finally:
+        server.shutdown()
+
+
+def test_serving_continues_with_no_collector(client, seller):
+    # Nothing listens on port 9: exports fail in the background thread, never in the request.
+    exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", timeout=1)
+    processor = BatchSpanProcessor(exporter, schedule_delay_millis=50)
+    observability.add_span_processor(processor)
+    try:
+        for _ in range(5):
+            assert client.get(f"/api/products/{seller[3]['id']}").status_code == 200
+    finally:
+        processor.shutdown()
+
+
+def test_json_logs_carry_trace_and_span_ids():
+    import io
+
+    from opentelemetry import trace
+
+    stream = io.StringIO()
+    handler = observability.json_handler(stream)
+    logger = logging.getLogger("shop.test")
+    logger.addHandler(handler)
+    try:
+        with trace.get_tracer("test").start_as_current_span("work") as span:
+            logger.warning("hello", extra={"order_id": 7})
+            ctx = span.get_span_context()
+    finally:
+        logger.removeHandler(handler)
+    line = stream.getvalue().strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["message"] == "hello" and record["level"] == "WARNING" and record["order_id"] == 7
+    assert record["trace_id"] == format(ctx.trace_id, "032x") and record["span_id"] == format(ctx.span_id, "016x")

@@ -1,0 +1,265 @@
+"""The repository contract: every method, its results, ordering, errors and edge cases.
+
+Written against the interface, not the store, so the DynamoDB family runs the same suite.
+"""
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+
+from shop.domain import NewProduct, NewUser, ProductFilters
+from shop.errors import (ConflictError, DuplicateError, EmptyCartError, InsufficientInventoryError,
+                         InvalidStateError, NotFoundError)
+
+from .conftest import unique
+
+
+def new_user(**kw):
+    name = kw.pop("username", unique())
+    return NewUser(username=name, email=kw.pop("email", f"{name}@example.com"),
+                   password_hash="$2b$04$" + "x" * 53, **kw)
+
+
+@pytest.fixture
+def world(repos):
+    """A seller, a buyer, a root category with a child, and two products."""
+    seller = repos.users.set_seller(repos.users.create(new_user()).id, True)
+    buyer = repos.users.create(new_user(first_name="Zoë", last_name="Ångström"))
+    root = repos.categories.create(unique("Root "), None)
+    child = repos.categories.create(unique("Child "), root.id)
+    p1 = repos.products.create(seller.id, NewProduct(category_id=root.id, name=unique("Lamp "),
+                                                     price=Decimal("19.90"), inventory_quantity=5,
+                                                     description="Warm light"))
+    p2 = repos.products.create(seller.id, NewProduct(category_id=child.id, name=unique("Desk "),
+                                                     price=Decimal("120.00"), inventory_quantity=1))
+    return dict(seller=seller, buyer=buyer, root=root, child=child, p1=p1, p2=p2)
+
+
+# --- users -------------------------------------------------------------------------------
+
+def test_user_create_and_lookups(repos):
+    u = repos.users.create(new_user(first_name="Zoë", last_name=None))
+    assert u.id > 0 and u.is_seller is False and u.first_name == "Zoë" and u.last_name is None
+    assert repos.users.get_by_id(u.id) == u
+    assert repos.users.get_by_username(u.username) == u
+    assert repos.users.get_by_email(u.email) == u
+    assert repos.users.get_by_id(2_000_000_000) is None
+    assert repos.users.get_by_username("nobody-" + unique()) is None
+
+
+@pytest.mark.parametrize("field", ["username", "email"])
+def test_user_duplicates_are_refused(repos, field):
+    u = repos.users.create(new_user())
+    kwargs = {"username": unique(), "email": unique() + "@example.com"}
+    kwargs[field] = getattr(u, field).upper()  # uniqueness ignores case
+    with pytest.raises(DuplicateError) as err:
+        repos.users.create(new_user(**kwargs))
+    assert err.value.field == field
+
+
+def test_user_update_profile_and_seller(repos):
+    u = repos.users.create(new_user())
+    changed = repos.users.update_profile(u.id, {"first_name": "Ana", "last_name": "", "email": unique() + "@ex.org"})
+    assert (changed.first_name, changed.last_name) == ("Ana", "")
+    assert repos.users.update_profile(2_000_000_000, {"first_name": "x"}) is None
+    other = repos.users.create(new_user())
+    with pytest.raises(DuplicateError):
+        repos.users.update_profile(other.id, {"email": changed.email})
+    assert repos.users.set_seller(u.id, True).is_seller is True
+    assert repos.users.set_seller(2_000_000_000, True) is None
+
+
+# --- categories --------------------------------------------------------------------------
+
+def test_category_tree_queries(repos, world):
+    root, child = world["root"], world["child"]
+    assert repos.categories.get_by_id(child.id) == child
+    assert child.parent_id == root.id and root.parent_id is None
+    assert repos.categories.get_path(child.id) == [root, child]
+    assert repos.categories.get_path(2_000_000_000) == []
+    assert repos.categories.list_children(root.id) == [child]
+    assert root in repos.categories.list_roots() and child not in repos.categories.list_roots()
+    names = [c.name for c in repos.categories.list_all()]
+    assert names == sorted(names)
+    assert repos.categories.get_by_name(root.name.upper()) == root
+
+
+def test_category_update_delete_rules(repos, world):
+    root, child = world["root"], world["child"]
+    renamed = repos.categories.update(child.id, {"name": "Ünïcode ✓ " + unique()})
+    assert renamed.name.startswith("Ünïcode ✓")
+    assert repos.categories.update(2_000_000_000, {"name": "x"}) is None
+    with pytest.raises(InvalidStateError):
+        repos.categories.delete(root.id)  # has a child
+    with pytest.raises(ConflictError):
+        repos.categories.delete(child.id)  # has a product
+    empty = repos.categories.create(unique("Empty "), None)
+    assert repos.categories.delete(empty.id) is True
+    assert repos.categories.delete(empty.id) is False
+    with pytest.raises(NotFoundError):
+        repos.categories.create("orphan", 2_000_000_000)
+
+
+# --- products ----------------------------------------------------------------------------
+
+def test_product_create_get_and_details(repos, world):
+    p1 = world["p1"]
+    assert p1.price == Decimal("19.90") and p1.inventory_quantity == 5
+    assert p1.category_name == world["root"].name and p1.seller_username == world["seller"].username
+    assert repos.products.get_by_id(p1.id) == p1
+    assert repos.products.get_by_id(2_000_000_000) is None
+    with pytest.raises(NotFoundError):
+        repos.products.create(world["seller"].id, NewProduct(category_id=2_000_000_000, name="x",
+                                                             price=Decimal("1.00"), inventory_quantity=0))
+
+
+def test_product_listing_filters_and_pages(repos, world):
+    seller, root = world["seller"], world["root"]
+    extra = [repos.products.create(seller.id, NewProduct(category_id=root.id, name=f"Item {i} " + unique(),
+                                                         price=Decimal(f"{i}.50"), inventory_quantity=i))
+             for i in range(3)]
+    by_seller = repos.products.list_products(ProductFilters(seller_id=seller.id), 1, 2)
+    assert by_seller.total == 5 and by_seller.total_pages == 3 and len(by_seller.items) == 2
+    everything = [p.id for n in (1, 2, 3)
+                  for p in repos.products.list_products(ProductFilters(seller_id=seller.id), n, 2).items]
+    assert len(everything) == 5 and len(set(everything)) == 5
+    # newest first, ties broken by id
+    assert everything == sorted(everything, reverse=True)
+    in_cat = repos.products.list_products(ProductFilters(category_id=root.id), 1, 50)
+    assert {world["p1"].id, world["p2"].id} <= {p.id for p in in_cat.items}  # includes the child category
+    in_stock = repos.products.list_products(ProductFilters(seller_id=seller.id, in_stock_only=True), 1, 50)
+    assert extra[0].id not in {p.id for p in in_stock.items}
+    priced = repos.products.list_products(ProductFilters(seller_id=seller.id, min_price=Decimal("1.00"),
+                                                         max_price=Decimal("19.90")), 1, 50)
+    assert {p.id for p in priced.items} == {extra[1].id, extra[2].id, world["p1"].id}
+    beyond = repos.products.list_products(ProductFilters(seller_id=seller.id), 9, 2)
+    assert beyond.items == [] and beyond.total == 5
+
+
+def test_product_search_is_literal_and_case_insensitive(repos, world):
+    seller, root = world["seller"], world["root"]
+    tag = unique("zz")
+    odd = repos.products.create(seller.id, NewProduct(category_id=root.id, name=f"100% {tag}_x",
+                                                      price=Decimal("1.00"), inventory_quantity=1,
+                                                      description="O'Brien; DROP TABLE users;--"))
+    assert [p.id for p in repos.products.list_products(ProductFilters(search=tag.upper()), 1, 10).items] == [odd.id]
+    assert repos.products.list_products(ProductFilters(search=f"{tag}%"), 1, 10).total == 0
+    assert repos.products.list_products(ProductFilters(search=f"% {tag}_"), 1, 10).total == 1
+    assert repos.products.list_products(ProductFilters(search="O'Brien; DROP"), 1, 10).total >= 1
+
+
+def test_product_update_inventory_delete_stats(repos, world):
+    p1, seller = world["p1"], world["seller"]
+    updated = repos.products.update(p1.id, {"price": Decimal("21.00"), "description": None,
+                                            "category_id": world["child"].id})
+    assert updated.price == Decimal("21.00") and updated.description is None
+    assert updated.category_name == world["child"].name
+    assert repos.products.update(2_000_000_000, {"name": "x"}) is None
+    with pytest.raises(NotFoundError):
+        repos.products.update(p1.id, {"category_id": 2_000_000_000})
+    assert repos.products.set_inventory(p1.id, 0).inventory_quantity == 0
+    stats = repos.products.seller_stats(seller.id)
+    assert (stats.total_products, stats.in_stock_products, stats.out_of_stock_products) == (2, 1, 1)
+    assert stats.total_inventory_value == Decimal("120.00")
+    assert repos.products.delete(p1.id) is True
+    assert repos.products.get_by_id(p1.id) is None
+    assert repos.products.delete(p1.id) is False
+
+
+# --- cart --------------------------------------------------------------------------------
+
+def test_cart_lines(repos, world):
+    buyer, p1, p2 = world["buyer"], world["p1"], world["p2"]
+    assert repos.carts.list_items(buyer.id) == []
+    first = repos.carts.add_item(buyer.id, p1.id, 2)
+    again = repos.carts.add_item(buyer.id, p1.id, 1)
+    assert again.id == first.id and again.quantity == 3 and again.product.id == p1.id
+    repos.carts.add_item(buyer.id, p2.id, 1)
+    items = repos.carts.list_items(buyer.id)
+    assert [i.product_id for i in items] == [p2.id, p1.id]  # most recently added first
+    assert repos.carts.set_quantity(buyer.id, p1.id, 4).quantity == 4
+    assert repos.carts.set_quantity(buyer.id, 2_000_000_000, 4) is None
+    assert repos.carts.get_item(buyer.id, p1.id).quantity == 4
+    assert repos.carts.remove_item(buyer.id, p1.id) is True
+    assert repos.carts.remove_item(buyer.id, p1.id) is False
+    assert repos.carts.clear(buyer.id) == 1
+    assert repos.carts.list_items(buyer.id) == []
+
+
+# --- orders ------------------------------------------------------------------------------
+
+def test_checkout_is_atomic(repos, world):
+    buyer, p1, p2 = world["buyer"], world["p1"], world["p2"]
+    with pytest.raises(EmptyCartError):
+        repos.orders.checkout(buyer.id)
+    repos.carts.add_item(buyer.id, p1.id, 3)
+    repos.carts.add_item(buyer.id, p2.id, 2)  # only one desk in stock
+    with pytest.raises(InsufficientInventoryError) as err:
+        repos.orders.checkout(buyer.id)
+    assert "only 1 available" in err.value.issues[0]
+    assert repos.products.get_by_id(p1.id).inventory_quantity == 5  # nothing changed
+    assert len(repos.carts.list_items(buyer.id)) == 2
+    repos.carts.set_quantity(buyer.id, p2.id, 1)
+    order = repos.orders.checkout(buyer.id)
+    assert order.status == "completed" and order.total_amount == Decimal("179.70")
+    assert sorted((i.product_id, i.quantity, i.price_at_time) for i in order.items) == sorted(
+        [(p1.id, 3, Decimal("19.90")), (p2.id, 1, Decimal("120.00"))])
+    assert repos.products.get_by_id(p1.id).inventory_quantity == 2
+    assert repos.products.get_by_id(p2.id).inventory_quantity == 0
+    assert repos.carts.list_items(buyer.id) == []
+    assert repos.orders.get_by_id(order.id) == order
+
+
+def test_concurrent_checkouts_never_oversell(repos, world):
+    seller, root = world["seller"], world["root"]
+    last = repos.products.create(seller.id, NewProduct(category_id=root.id, name=unique("Last "),
+                                                       price=Decimal("5.00"), inventory_quantity=3))
+    buyers = [repos.users.create(new_user()) for _ in range(6)]
+    for b in buyers:
+        repos.carts.add_item(b.id, last.id, 1)
+    results, barrier = [], threading.Barrier(len(buyers))
+
+    def buy(user_id):
+        barrier.wait()
+        try:
+            results.append(repos.orders.checkout(user_id))
+        except InsufficientInventoryError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=buy, args=(b.id,)) for b in buyers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    orders = [r for r in results if not isinstance(r, Exception)]
+    assert len(results) == 6 and len(orders) == 3
+    assert repos.products.get_by_id(last.id).inventory_quantity == 0
+
+
+def test_order_queries_status_cancel_summary(repos, world):
+    buyer, p1 = world["buyer"], world["p1"]
+    orders = []
+    for _ in range(3):
+        repos.carts.add_item(buyer.id, p1.id, 1)
+        orders.append(repos.orders.checkout(buyer.id))
+    page = repos.orders.list_by_user(buyer.id, 1, 2)
+    assert page.total == 3 and [o.id for o in page.items] == [orders[2].id, orders[1].id]
+    assert [o.id for o in repos.orders.list_by_user(buyer.id, 2, 2).items] == [orders[0].id]
+    assert repos.orders.get_by_id(2_000_000_000) is None
+    with pytest.raises(InvalidStateError):
+        repos.orders.cancel(orders[0].id)  # completed orders cannot be cancelled
+    assert repos.orders.set_status(orders[0].id, "pending").status == "pending"
+    assert repos.orders.set_status(2_000_000_000, "pending") is None
+    stock = repos.products.get_by_id(p1.id).inventory_quantity
+    cancelled = repos.orders.cancel(orders[0].id)
+    assert cancelled.status == "cancelled"
+    assert repos.products.get_by_id(p1.id).inventory_quantity == stock + 1
+    with pytest.raises(NotFoundError):
+        repos.orders.cancel(2_000_000_000)
+    s = repos.orders.summary_by_user(buyer.id)
+    assert (s.total_orders, s.completed_orders, s.cancelled_orders, s.pending_orders) == (3, 2, 1, 0)
+    assert s.total_spent == Decimal("59.70")
+    with pytest.raises(ConflictError):
+        repos.products.delete(p1.id)  # ordered products stay for the order history
