@@ -26,12 +26,23 @@ class Repositories:
                    orders=m.OrderRepository(db))
 
 
+    @classmethod
+    def dynamodb(cls, dynamo) -> "Repositories":
+        from .repositories import dynamodb as d
+
+        ids = d.IdAllocator(dynamo)
+        return cls(users=d.UserRepository(dynamo, ids), categories=d.CategoryRepository(dynamo, ids),
+                   products=d.ProductRepository(dynamo, ids), carts=d.ShoppingCartRepository(dynamo, ids),
+                   orders=d.OrderRepository(dynamo, ids))
+
+
 @dataclass
 class ShopState:
     settings: Settings
     db: Database
     repos: Repositories
     services: object
+    dynamo: object = None
 
 
 def create_app(settings: Settings | None = None, **overrides) -> Flask:
@@ -47,7 +58,10 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.json.sort_keys = False
     db = Database(settings)
     repos = Repositories.mysql(db)
-    app.extensions["shop"] = ShopState(settings, db, repos, Services.build(repos, settings))
+    from .repositories.dynamodb import Dynamo
+
+    app.extensions["shop"] = ShopState(settings, db, repos, Services.build(repos, settings),
+                                       dynamo=Dynamo(settings))
     init_observability(app, settings)
     api.register(app)
     web.register(app)

@@ -49,6 +49,13 @@ class Settings:
     mysql_connect_timeout: int = 5
     dynamodb_endpoint: str | None = "http://127.0.0.1:8000"
     dynamodb_table_prefix: str = "shop"
+    dynamodb_max_attempts: int = 4
+    dynamodb_connect_timeout: int = 2
+    dynamodb_read_timeout: int = 5
+    dynamodb_batch_attempts: int = 6
+    dynamodb_conflict_attempts: int = 4
+    dynamodb_backoff_base_ms: int = 25
+    dynamodb_backoff_cap_ms: int = 500
     aws_region: str = "us-east-1"
     secret_key: str = "dev-only-secret-change-me-in-production"
     jwt_expires_hours: int = 24
@@ -76,6 +83,9 @@ class Settings:
             # Unset in production: boto3 then uses the real regional endpoint.
             dynamodb_endpoint=os.environ.get("DYNAMODB_ENDPOINT", cls.dynamodb_endpoint) or None,
             dynamodb_table_prefix=_str("DYNAMODB_TABLE_PREFIX", cls.dynamodb_table_prefix),
+            dynamodb_max_attempts=_int("DYNAMODB_MAX_ATTEMPTS", cls.dynamodb_max_attempts, 1),
+            dynamodb_connect_timeout=_int("DYNAMODB_CONNECT_TIMEOUT", cls.dynamodb_connect_timeout, 1),
+            dynamodb_read_timeout=_int("DYNAMODB_READ_TIMEOUT", cls.dynamodb_read_timeout, 1),
             aws_region=_str("AWS_REGION", _str("AWS_DEFAULT_REGION", cls.aws_region)),
             secret_key=_str("SECRET_KEY", cls.secret_key),
             jwt_expires_hours=_int("JWT_EXPIRES_HOURS", cls.jwt_expires_hours, 1),

@@ -67,9 +67,31 @@ def client(app):
     return app.test_client()
 
 
-@pytest.fixture
-def repos(app):
-    return app.extensions["shop"].repos
+@pytest.fixture(scope="session")
+def dynamo(settings):
+    """DynamoDB Local with this session's own tables (a random prefix), deleted at the end."""
+    from dataclasses import replace
+    from urllib.parse import urlparse
+
+    from shop.repositories.dynamodb import Dynamo
+    from shop.repositories.dynamodb.tables import create_tables, delete_tables
+
+    endpoint = urlparse(settings.dynamodb_endpoint or "http://127.0.0.1:8000")
+    if not wait_for_port(endpoint.hostname, endpoint.port or 80):
+        pytest.exit(f"DynamoDB Local is not reachable at {settings.dynamodb_endpoint}; run `make services`", 2)
+    d = Dynamo(replace(settings, dynamodb_table_prefix=f"t{uuid.uuid4().hex[:8]}"))
+    create_tables(d)
+    yield d
+    delete_tables(d)
+
+
+@pytest.fixture(params=["mysql", "dynamodb"])
+def repos(request, app):
+    """Each repository family in turn: the contract suite runs once per store."""
+    if request.param == "mysql":
+        return app.extensions["shop"].repos
+    from shop import Repositories
+    return Repositories.dynamodb(request.getfixturevalue("dynamo"))
 
 
 def unique(prefix: str = "u") -> str:

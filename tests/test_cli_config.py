@@ -76,3 +76,38 @@ def test_defaults_match_the_documentation(monkeypatch):
     assert s.dynamodb_endpoint == "http://127.0.0.1:8000" and s.port == 5000
     monkeypatch.setenv("DYNAMODB_ENDPOINT", "")
     assert Settings.from_env().dynamodb_endpoint is None
+
+
+def test_dynamodb_table_commands(settings):
+    from dataclasses import replace
+
+    from .conftest import unique
+    app = create_app(replace(settings, dynamodb_table_prefix=unique("cli")))
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["ddb-create-tables"])
+    assert first.exit_code == 0 and first.output.count(": created") == 4
+    second = runner.invoke(args=["ddb-create-tables"])
+    assert second.exit_code == 0 and second.output.count("already exists") == 4
+    refused = runner.invoke(args=["ddb-delete-tables"])
+    assert refused.exit_code == 1 and "add --yes" in refused.output
+    seeded = runner.invoke(args=["ddb-seed-counters", "--gap", "10"])
+    assert seeded.exit_code == 0 and "order: counter at" in seeded.output
+    from shop.repositories.dynamodb import IdAllocator
+    ids = IdAllocator(app.extensions["shop"].dynamo)
+    with app.extensions["shop"].db.cursor() as cur:
+        cur.execute("SELECT MAX(id) AS m FROM users")
+        mysql_max = cur.fetchone()["m"] or 0
+    assert ids.current("user") == mysql_max + 10
+    assert ids.allocate("user")[0] > mysql_max  # DynamoDB-only ids never collide with MySQL's
+    assert runner.invoke(args=["ddb-seed-counters", "--gap", "0"]).exit_code == 0
+    assert ids.current("user") == mysql_max + 11  # never lowered
+    deleted = runner.invoke(args=["ddb-delete-tables", "--yes"])
+    assert deleted.exit_code == 0 and deleted.output.count(": deleted") == 4
+
+
+def test_dynamodb_commands_report_an_unreachable_endpoint(settings):
+    from dataclasses import replace
+    app = create_app(replace(settings, dynamodb_endpoint="http://127.0.0.1:1", dynamodb_max_attempts=1,
+                             dynamodb_connect_timeout=1))
+    result = app.test_cli_runner().invoke(args=["ddb-create-tables"])
+    assert result.exit_code == 1 and "unreachable" in result.output

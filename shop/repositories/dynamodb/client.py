@@ -1,0 +1,229 @@
+"""The boto3 client, item codec and the patterns every DynamoDB repository shares:
+pagination, batches with unprocessed-item retries, transactions with bounded
+backoff on conflicts, and the 400 KB item-size guard."""
+from __future__ import annotations
+
+import random
+import threading
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import DynamoDBError, ItemTooLargeError, TransactionConflictError, error_code
+
+MAX_ITEM_BYTES = 400 * 1024
+_ser, _de = TypeSerializer(), TypeDeserializer()
+# Codes botocore's standard mode already retried, or that no retry fixes: the call failed.
+_UNAVAILABLE = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+                "InternalServerError", "ServiceUnavailable", "ResourceNotFoundException"}
+
+
+def make_client(settings):
+    """A DynamoDB client. With no endpoint configured, boto3's defaults apply: the
+    region's real endpoint and the default credential provider chain."""
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts},
+        connect_timeout=settings.dynamodb_connect_timeout,
+        read_timeout=settings.dynamodb_read_timeout,
+        max_pool_connections=max(10, settings.mysql_pool_size),
+    )
+    kwargs = {"region_name": settings.aws_region, "config": config}
+    if settings.dynamodb_endpoint:
+        kwargs["endpoint_url"] = settings.dynamodb_endpoint
+        # DynamoDB Local accepts any credentials; real AWS never sees these.
+        session = boto3.session.Session()
+        if session.get_credentials() is None:
+            kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
+    return boto3.client("dynamodb", **kwargs)
+
+
+def iso(dt: datetime) -> str:
+    """Sortable UTC timestamp text (naive datetimes are UTC, as MySQL's are here)."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f")
+
+
+def utcnow() -> datetime:
+    """Second precision, as MySQL's TIMESTAMP columns store it."""
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def encode(item: dict) -> dict:
+    return {k: _ser.serialize(v) for k, v in item.items() if v is not None}
+
+
+def decode(item: dict | None) -> dict | None:
+    return None if item is None else {k: _de.deserialize(v) for k, v in item.items()}
+
+
+def value(v) -> dict:
+    return _ser.serialize(v)
+
+
+def item_size(item: dict) -> int:
+    """DynamoDB's size accounting: attribute name bytes plus value bytes."""
+    return sum(len(k.encode()) + _value_size(v) for k, v in item.items())
+
+
+def _value_size(v) -> int:
+    (kind, raw), = v.items()
+    if kind == "S":
+        return len(raw.encode())
+    if kind == "N":
+        digits = len(raw.lstrip("-").replace(".", "").lstrip("0")) or 1
+        return (digits + 1) // 2 + 1
+    if kind == "B":
+        return len(raw)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + 1 + _value_size(x) for k, x in raw.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_size(x) for x in raw)
+    if kind in ("SS", "NS", "BS"):
+        return sum(len(str(x).encode()) for x in raw)
+    return len(str(raw))
+
+
+def check_size(item: dict, what: str) -> None:
+    size = item_size(item)
+    if size > MAX_ITEM_BYTES:
+        raise ItemTooLargeError(f"{what} would be {size} bytes; DynamoDB items are limited to "
+                                f"{MAX_ITEM_BYTES} bytes", size=size)
+
+
+class Dynamo:
+    """One client plus the table names for a prefix; shared by the repositories."""
+
+    def __init__(self, settings, client=None):
+        self.settings = settings
+        self.prefix = settings.dynamodb_table_prefix
+        self._client = client
+        self._lock = threading.Lock()
+        self.sleep = time.sleep  # backoff waits; swapped in tests that count them
+
+    @property
+    def client(self):
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = make_client(self.settings)
+        return self._client
+
+    def table(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    # --- calls with errors translated -------------------------------------------------
+
+    def call(self, operation: str, **kwargs):
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in _UNAVAILABLE:
+                raise DynamoDBError(f"DynamoDB {operation} failed: {code}", code=code, cause=exc) from exc
+            raise
+        except BotoCoreError as exc:
+            raise DynamoDBError(f"DynamoDB is unreachable: {type(exc).__name__}",
+                                code=type(exc).__name__, cause=exc) from exc
+
+    def get(self, table: str, key: dict, consistent: bool = True) -> dict | None:
+        r = self.call("get_item", TableName=table, Key=encode(key), ConsistentRead=consistent)
+        return decode(r.get("Item"))
+
+    def query_all(self, **kwargs) -> list[dict]:
+        """Every page of a query, following LastEvaluatedKey."""
+        items, start = [], None
+        while True:
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            r = self.call("query", **kwargs)
+            items.extend(decode(i) for i in r.get("Items", []))
+            start = r.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    def batch_get(self, table: str, keys: list[dict], consistent: bool = True) -> list[dict]:
+        """BatchGetItem in chunks of 100, retrying UnprocessedKeys with jittered backoff."""
+        unique = list({tuple(sorted((k, str(v)) for k, v in key.items())): key for key in keys}.values())
+        found: list[dict] = []
+        for start in range(0, len(unique), 100):
+            request = {table: {"Keys": [encode(k) for k in unique[start:start + 100]],
+                               "ConsistentRead": consistent}}
+            for attempt in range(self.settings.dynamodb_batch_attempts):
+                r = self.call("batch_get_item", RequestItems=request)
+                found.extend(decode(i) for i in r.get("Responses", {}).get(table, []))
+                request = r.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._backoff(attempt)
+            else:
+                raise DynamoDBError("DynamoDB left keys unprocessed after retries",
+                                    code="UnprocessedKeys")
+        return found
+
+    def batch_delete(self, table: str, keys: list[dict]) -> None:
+        """BatchWriteItem deletes in chunks of 25, retrying UnprocessedItems."""
+        for start in range(0, len(keys), 25):
+            request = {table: [{"DeleteRequest": {"Key": encode(k)}} for k in keys[start:start + 25]]}
+            for attempt in range(self.settings.dynamodb_batch_attempts):
+                r = self.call("batch_write_item", RequestItems=request)
+                request = r.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                self._backoff(attempt)
+            else:
+                raise DynamoDBError("DynamoDB left writes unprocessed after retries", code="UnprocessedItems")
+
+    def transact(self, items: list[dict], token: str | None = None):
+        """TransactWriteItems; conflicts are retried with bounded jittered backoff,
+        failed conditions are returned to the caller (never retried)."""
+        if len(items) > 100:
+            raise ValueError("a transaction holds at most 100 actions")
+        kwargs = {"TransactItems": items}
+        if token:
+            kwargs["ClientRequestToken"] = token
+        attempts = self.settings.dynamodb_conflict_attempts
+        for attempt in range(attempts):
+            try:
+                return self.call("transact_write_items", **kwargs)
+            except ClientError as exc:
+                if error_code(exc) != "TransactionCanceledException":
+                    raise
+                codes = cancellation_codes(exc)
+                if "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes:
+                    if attempt + 1 < attempts:
+                        self._backoff(attempt)
+                        continue
+                    raise TransactionConflictError("The change collided with concurrent changes; try again",
+                                                   cause=exc) from exc
+                raise
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int) -> None:
+        base = self.settings.dynamodb_backoff_base_ms / 1000
+        cap = self.settings.dynamodb_backoff_cap_ms / 1000
+        self.sleep(random.uniform(0, min(cap, base * (2 ** attempt))))
+
+
+def cancellation_codes(exc: ClientError) -> list[str]:
+    reasons = exc.response.get("CancellationReasons") or []
+    return [r.get("Code", "None") for r in reasons]
+
+
+def condition_failed(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and error_code(exc) == "ConditionalCheckFailedException"
+
+
+def money(x) -> Decimal:
+    return Decimal(x).quantize(Decimal("0.01"))

@@ -1,0 +1,45 @@
+"""Atomic ID counters for writes made without MySQL (DynamoDB-only phase).
+
+Seed them above MySQL's current maximum (`flask --app shop ddb-seed-counters`) so IDs
+DynamoDB allocates never collide with IDs MySQL generated.
+"""
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from .client import condition_failed, encode, value
+
+ENTITIES = ("user", "category", "product", "cart", "order", "order_item")
+
+
+class IdAllocator:
+    def __init__(self, dynamo):
+        self.dynamo = dynamo
+
+    def allocate(self, entity: str, count: int = 1) -> list[int]:
+        r = self.dynamo.call(
+            "update_item", TableName=self.dynamo.table("counters"), Key=encode({"PK": f"COUNTER#{entity}"}),
+            UpdateExpression="ADD #v :n", ExpressionAttributeNames={"#v": "value"},
+            ExpressionAttributeValues={":n": value(count)}, ReturnValues="UPDATED_NEW")
+        last = int(r["Attributes"]["value"]["N"])
+        return list(range(last - count + 1, last + 1))
+
+    def current(self, entity: str) -> int:
+        item = self.dynamo.get(self.dynamo.table("counters"), {"PK": f"COUNTER#{entity}"})
+        return int(item["value"]) if item else 0
+
+    def seed(self, entity: str, floor: int) -> int:
+        """Raise the counter to at least `floor`; never lowers it. Returns the value now."""
+        try:
+            self.dynamo.call(
+                "update_item", TableName=self.dynamo.table("counters"), Key=encode({"PK": f"COUNTER#{entity}"}),
+                UpdateExpression="SET #v = :f", ConditionExpression="attribute_not_exists(#v) OR #v < :f",
+                ExpressionAttributeNames={"#v": "value"}, ExpressionAttributeValues={":f": value(floor)})
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise
+        return self.current(entity)
+
+    def ensure_id(self, entity: str, given) -> int:
+        """The ID MySQL produced (same value, as int), or a fresh one from the counter."""
+        return int(given) if given is not None else self.allocate(entity)[0]

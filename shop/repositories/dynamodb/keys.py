@@ -1,0 +1,44 @@
+"""Key templates: the only place that spells the keys (docs/data-model.md lists them)."""
+from __future__ import annotations
+
+from .tables import PRODUCT_SHARDS
+
+META = "#META"
+GUARD = "#GUARD"
+
+
+def user(user_id: int) -> dict:
+    return {"PK": f"USER#{user_id}", "SK": META}
+
+
+def username_guard(username: str) -> dict:
+    return {"PK": f"USERNAME#{username.lower()}", "SK": GUARD}
+
+
+def email_guard(email: str) -> dict:
+    return {"PK": f"EMAIL#{email.lower()}", "SK": GUARD}
+
+
+def cart_line(user_id: int, product_id: int) -> dict:
+    return {"PK": f"USER#{user_id}", "SK": f"CART#{int(product_id):010d}"}
+
+
+def category(category_id: int) -> dict:
+    return {"PK": "CATEGORIES", "SK": f"CATEGORY#{int(category_id):010d}"}
+
+
+def product(product_id: int) -> dict:
+    return {"PK": f"PRODUCT#{product_id}", "SK": META}
+
+
+def product_shard(product_id: int) -> str:
+    return f"PRODUCTS#{int(product_id) % PRODUCT_SHARDS}"
+
+
+def order(order_id: int) -> dict:
+    return {"PK": f"ORDER#{order_id}", "SK": META}
+
+
+def newest(created_iso: str, entity_id: int) -> str:
+    """A sort key ordering by time then id, as MySQL's ORDER BY created_at, id."""
+    return f"{created_iso}#{int(entity_id):010d}"

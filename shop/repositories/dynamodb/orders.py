@@ -1,0 +1,171 @@
+"""Orders in DynamoDB: one item per order holding its items; GSI1 lists a user's orders.
+Checkout is one TransactWriteItems with an idempotency token."""
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+from botocore.exceptions import ClientError
+
+from ...domain import Order, OrderItem, OrderSummary, Page
+from ...errors import (ConflictError, DuplicateError, EmptyCartError, InsufficientInventoryError,
+                       InvalidStateError, NotFoundError, ValidationError)
+from . import keys
+from .catalog_items import products_by_id
+from .client import cancellation_codes, check_size, condition_failed, encode, iso, money, parse_iso, utcnow
+
+MAX_LINES = 49  # 1 order put + 2 actions per line within TransactWriteItems' 100
+
+
+def checkout_token(table: str, order_id: int) -> str:
+    return "co-" + hashlib.sha256(f"{table}:{order_id}".encode()).hexdigest()[:32]
+
+
+def _to_order(item: dict, products: dict) -> Order:
+    return Order(
+        id=int(item["id"]), user_id=int(item["user_id"]), total_amount=money(item["total_amount"]),
+        status=item["status"], created_at=parse_iso(item["created_at"]), updated_at=parse_iso(item["updated_at"]),
+        items=[OrderItem(id=int(i["id"]), order_id=int(item["id"]), product_id=int(i["product_id"]),
+                         quantity=int(i["quantity"]), price_at_time=money(i["price_at_time"]),
+                         product=products.get(int(i["product_id"])))
+               for i in sorted(item.get("items", []), key=lambda i: int(i["id"]))])
+
+
+class OrderRepository:
+    def __init__(self, dynamo, ids):
+        self.dynamo = dynamo
+        self.ids = ids
+        self.table = dynamo.table("orders")
+        self.catalog = dynamo.table("catalog")
+        self.users = dynamo.table("users")
+
+    def checkout(self, user_id: int, *, mirror_of: Order | None = None) -> Order:
+        lines = self.dynamo.query_all(TableName=self.users, ConsistentRead=True,
+                                      KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)",
+                                      ExpressionAttributeValues=encode({":pk": f"USER#{user_id}", ":sk": "CART#"}))
+        products = {int(p["id"]): p for p in self.dynamo.batch_get(
+            self.catalog, [keys.product(int(line["product_id"])) for line in lines])}
+        lines = sorted((ln for ln in lines if int(ln["product_id"]) in products), key=lambda ln: int(ln["product_id"]))
+        if not lines:
+            raise EmptyCartError("Cart is empty")
+        if len(lines) > MAX_LINES:
+            raise ValidationError(f"A checkout holds at most {MAX_LINES} different products")
+        self._raise_if_short(lines, products)
+        mirrored = {i.product_id: i for i in mirror_of.items} if mirror_of else {}
+        order_id = self.ids.ensure_id("order", mirror_of.id if mirror_of else None)
+        item_ids = ([mirrored[int(ln["product_id"])].id for ln in lines] if mirror_of
+                    else self.ids.allocate("order_item", len(lines)))
+        created = iso(mirror_of.created_at if mirror_of else utcnow())
+        items = [{"id": item_id, "product_id": int(ln["product_id"]), "quantity": int(ln["quantity"]),
+                  "price_at_time": (mirrored[int(ln["product_id"])].price_at_time if mirror_of
+                                    else money(products[int(ln["product_id"])]["price"]))}
+                 for item_id, ln in zip(item_ids, lines)]
+        total = mirror_of.total_amount if mirror_of else money(
+            sum((i["price_at_time"] * i["quantity"] for i in items), Decimal(0)))
+        order = {**keys.order(order_id), "entity": "ORDER", "id": order_id, "user_id": user_id,
+                 "total_amount": money(total), "status": mirror_of.status if mirror_of else "completed",
+                 "created_at": created, "updated_at": iso(mirror_of.updated_at) if mirror_of else created,
+                 "items": items, "GSI1PK": f"USER#{user_id}", "GSI1SK": keys.newest(created, order_id)}
+        check_size(encode(order), "order")
+        actions = [{"Put": {"TableName": self.table, "Item": encode(order),
+                            "ConditionExpression": "attribute_not_exists(PK)"}}]
+        for ln in lines:
+            q = int(ln["quantity"])
+            actions.append({"Update": {
+                "TableName": self.catalog, "Key": encode(keys.product(int(ln["product_id"]))),
+                "UpdateExpression": "SET inventory_quantity = inventory_quantity - :q ADD times_ordered :one",
+                "ConditionExpression": "attribute_exists(PK) AND inventory_quantity >= :q",
+                "ExpressionAttributeValues": encode({":q": q, ":one": 1})}})
+            actions.append({"Delete": {
+                "TableName": self.users, "Key": encode({"PK": ln["PK"], "SK": ln["SK"]}),
+                "ConditionExpression": "quantity = :q", "ExpressionAttributeValues": encode({":q": q})}})
+        try:
+            # The token makes a retried request (same order id) apply at most once. Tokens are
+            # account-wide, so the table name (which carries the prefix) is part of it.
+            self.dynamo.transact(actions, token=checkout_token(self.table, order_id))
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                raise DuplicateError(f"Order {order_id} already exists", field="id") from exc
+            if any(c == "ConditionalCheckFailed" for c in codes[1::2]):
+                fresh = {int(p["id"]): p for p in self.dynamo.batch_get(
+                    self.catalog, [keys.product(int(ln["product_id"])) for ln in lines])}
+                self._raise_if_short(lines, fresh)
+                raise ConflictError("Stock changed during checkout; please try again") from exc
+            if any(c == "ConditionalCheckFailed" for c in codes[2::2]):
+                raise ConflictError("The cart changed during checkout; please review it") from exc
+            raise
+        return self.get_by_id(order_id)
+
+    @staticmethod
+    def _raise_if_short(lines, products) -> None:
+        issues = []
+        for ln in lines:
+            p = products.get(int(ln["product_id"]))
+            if p is not None and int(ln["quantity"]) > int(p["inventory_quantity"]):
+                issues.append(f"{p['name']}: requested {int(ln['quantity'])}, "
+                              f"but only {int(p['inventory_quantity'])} available")
+        if issues:
+            raise InsufficientInventoryError("Inventory issues: " + ", ".join(issues), issues=issues)
+
+    def get_by_id(self, order_id: int) -> Order | None:
+        item = self.dynamo.get(self.table, keys.order(order_id))
+        if item is None:
+            return None
+        return _to_order(item, products_by_id(self.dynamo, [int(i["product_id"]) for i in item.get("items", [])]))
+
+    def list_by_user(self, user_id: int, page: int = 1, limit: int = 20) -> Page:
+        items = self.dynamo.query_all(TableName=self.table, IndexName="GSI1", ScanIndexForward=False,
+                                      KeyConditionExpression="GSI1PK = :pk",
+                                      ExpressionAttributeValues=encode({":pk": f"USER#{user_id}"}))
+        chosen = items[(page - 1) * limit: page * limit]
+        products = products_by_id(self.dynamo, {int(i["product_id"]) for o in chosen for i in o.get("items", [])})
+        return Page(items=[_to_order(o, products) for o in chosen], total=len(items), page=page, limit=limit)
+
+    def set_status(self, order_id: int, status: str, *, mirror_of: Order | None = None) -> Order | None:
+        try:
+            self.dynamo.call("update_item", TableName=self.table, Key=encode(keys.order(order_id)),
+                             UpdateExpression="SET #s = :s, updated_at = :u", ConditionExpression="attribute_exists(PK)",
+                             ExpressionAttributeNames={"#s": "status"},
+                             ExpressionAttributeValues=encode({":s": status, ":u": iso(
+                                 mirror_of.updated_at if mirror_of else utcnow())}))
+        except ClientError as exc:
+            if condition_failed(exc):
+                return None
+            raise
+        return self.get_by_id(order_id)
+
+    def cancel(self, order_id: int, *, mirror_of: Order | None = None) -> Order:
+        item = self.dynamo.get(self.table, keys.order(order_id))
+        if item is None:
+            raise NotFoundError("Order not found")
+        if item["status"] != "pending":
+            raise InvalidStateError("Only pending orders can be cancelled")
+        actions = [{"Update": {
+            "TableName": self.table, "Key": encode(keys.order(order_id)),
+            "UpdateExpression": "SET #s = :c, updated_at = :u", "ConditionExpression": "#s = :p",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": encode({":c": "cancelled", ":p": "pending",
+                                                 ":u": iso(mirror_of.updated_at if mirror_of else utcnow())})}}]
+        for i in item.get("items", []):
+            actions.append({"Update": {
+                "TableName": self.catalog, "Key": encode(keys.product(int(i["product_id"]))),
+                "UpdateExpression": "ADD inventory_quantity :q", "ConditionExpression": "attribute_exists(PK)",
+                "ExpressionAttributeValues": encode({":q": int(i["quantity"])})}})
+        try:
+            self.dynamo.transact(actions)
+        except ClientError as exc:
+            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                raise InvalidStateError("Only pending orders can be cancelled") from exc
+            raise
+        return self.get_by_id(order_id)
+
+    def summary_by_user(self, user_id: int) -> OrderSummary:
+        items = self.dynamo.query_all(TableName=self.table, IndexName="GSI1", KeyConditionExpression="GSI1PK = :pk",
+                                      ProjectionExpression="#s, total_amount", ExpressionAttributeNames={"#s": "status"},
+                                      ExpressionAttributeValues=encode({":pk": f"USER#{user_id}"}))
+        count = lambda s: sum(1 for i in items if i["status"] == s)  # noqa: E731
+        return OrderSummary(total_orders=len(items),
+                            total_spent=money(sum((Decimal(i["total_amount"]) for i in items), Decimal(0))),
+                            completed_orders=count("completed"), pending_orders=count("pending"),
+                            cancelled_orders=count("cancelled"))

@@ -1,0 +1,126 @@
+"""Users in DynamoDB: one item per user plus guard items that keep usernames and emails unique."""
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from ...domain import NewUser, User
+from ...errors import DuplicateError
+from . import keys
+from .client import cancellation_codes, check_size, condition_failed, decode, encode, iso, parse_iso, utcnow
+
+
+def to_user(item: dict) -> User:
+    return User(id=int(item["id"]), username=item["username"], email=item["email"],
+                password_hash=item["password_hash"], first_name=item.get("first_name"),
+                last_name=item.get("last_name"), is_seller=bool(item.get("is_seller", False)),
+                created_at=parse_iso(item["created_at"]), updated_at=parse_iso(item["updated_at"]))
+
+
+class UserRepository:
+    def __init__(self, dynamo, ids):
+        self.dynamo = dynamo
+        self.ids = ids
+        self.table = dynamo.table("users")
+
+    def get_by_id(self, user_id: int) -> User | None:
+        item = self.dynamo.get(self.table, keys.user(user_id))
+        return to_user(item) if item else None
+
+    def get_by_username(self, username: str) -> User | None:
+        return self._via_guard(keys.username_guard(username))
+
+    def get_by_email(self, email: str) -> User | None:
+        return self._via_guard(keys.email_guard(email))
+
+    def create(self, new: NewUser, *, mirror_of: User | None = None) -> User:
+        """One transaction: the user and both guards, each only if absent."""
+        user_id = self.ids.ensure_id("user", mirror_of.id if mirror_of else None)
+        created = mirror_of.created_at if mirror_of else utcnow()
+        item = {**keys.user(user_id), "entity": "USER", "id": user_id, "username": new.username,
+                "email": new.email, "password_hash": new.password_hash, "first_name": new.first_name,
+                "last_name": new.last_name, "is_seller": bool(mirror_of.is_seller) if mirror_of else False,
+                "created_at": iso(created), "updated_at": iso(mirror_of.updated_at if mirror_of else created)}
+        check_size(encode(item), "user")
+        guard = lambda key, kind: {"Put": {  # noqa: E731
+            "TableName": self.table, "Item": encode({**key, "entity": kind, "user_id": user_id}),
+            "ConditionExpression": "attribute_not_exists(PK)"}}
+        try:
+            self.dynamo.transact([
+                {"Put": {"TableName": self.table, "Item": encode(item),
+                         "ConditionExpression": "attribute_not_exists(PK)"}},
+                guard(keys.username_guard(new.username), "USERNAME"),
+                guard(keys.email_guard(new.email), "EMAIL"),
+            ])
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if len(codes) == 3 and codes[1] == "ConditionalCheckFailed":
+                raise DuplicateError("Username already exists", field="username") from exc
+            if len(codes) == 3 and codes[2] == "ConditionalCheckFailed":
+                raise DuplicateError("Email already exists", field="email") from exc
+            if len(codes) == 3 and codes[0] == "ConditionalCheckFailed":
+                raise DuplicateError(f"User {user_id} already exists", field="id") from exc
+            raise
+        return to_user(item)
+
+    def update_profile(self, user_id: int, changes: dict, *, mirror_of: User | None = None) -> User | None:
+        unknown = set(changes) - {"email", "first_name", "last_name"}
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        current = self.get_by_id(user_id)
+        if current is None:
+            return None
+        updated_at = mirror_of.updated_at if mirror_of else utcnow()
+        sets, removes = ["#u = :u"], []
+        names = {"#u": "updated_at", "#e": "email"}
+        values = {":u": iso(updated_at), ":old": current.email}
+        for k, v in changes.items():
+            names[f"#{k}"] = k
+            if v is None:
+                removes.append(f"#{k}")
+            else:
+                sets.append(f"#{k} = :{k}")
+                values[f":{k}"] = v
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        update = {"Update": {"TableName": self.table, "Key": encode(keys.user(user_id)),
+                             "UpdateExpression": expression,
+                             # The email read above must still be current, or the guards would drift.
+                             "ConditionExpression": "attribute_exists(PK) AND #e = :old",
+                             "ExpressionAttributeNames": names,
+                             "ExpressionAttributeValues": encode(values)}}
+        actions = [update]
+        new_email = changes.get("email")
+        if new_email and new_email.lower() != current.email.lower():
+            actions += [
+                {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(PK)",
+                         "Item": encode({**keys.email_guard(new_email), "entity": "EMAIL", "user_id": user_id})}},
+                {"Delete": {"TableName": self.table, "Key": encode(keys.email_guard(current.email))}},
+            ]
+        try:
+            self.dynamo.transact(actions)
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                raise DuplicateError("Email already exists", field="email") from exc
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return self.update_profile(user_id, changes, mirror_of=mirror_of)  # raced; reread
+            raise
+        return self.get_by_id(user_id)
+
+    def set_seller(self, user_id: int, is_seller: bool = True, *, mirror_of: User | None = None) -> User | None:
+        updated_at = mirror_of.updated_at if mirror_of else utcnow()
+        try:
+            r = self.dynamo.call(
+                "update_item", TableName=self.table, Key=encode(keys.user(user_id)),
+                UpdateExpression="SET is_seller = :s, updated_at = :u",
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeValues=encode({":s": bool(is_seller), ":u": iso(updated_at)}),
+                ReturnValues="ALL_NEW")
+        except ClientError as exc:
+            if condition_failed(exc):
+                return None
+            raise
+        return to_user(decode(r["Attributes"]))
+
+    def _via_guard(self, key: dict) -> User | None:
+        guard = self.dynamo.get(self.table, key)
+        return self.get_by_id(int(guard["user_id"])) if guard else None
