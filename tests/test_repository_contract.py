@@ -263,3 +263,20 @@ def test_order_queries_status_cancel_summary(repos, world):
     assert s.total_spent == Decimal("59.70")
     with pytest.raises(ConflictError):
         repos.products.delete(p1.id)  # ordered products stay for the order history
+
+
+def test_edge_values_round_trip(repos, world):
+    seller, root, buyer = world["seller"], world["root"], world["buyer"]
+    edge = repos.products.create(seller.id, NewProduct(category_id=root.id, name="Ω " + unique(), description="",
+                                                       price=Decimal("999999.99"), inventory_quantity=999999,
+                                                       image_url=None))
+    got = repos.products.get_by_id(edge.id)
+    assert got.description == "" and got.price == Decimal("999999.99") and got.inventory_quantity == 999999
+    cheap = repos.products.create(seller.id, NewProduct(category_id=root.id, name=unique(), price=Decimal("0.01"),
+                                                        inventory_quantity=0))
+    assert repos.products.get_by_id(cheap.id).price == Decimal("0.01")
+    assert repos.products.set_inventory(edge.id, 0).inventory_quantity == 0
+    line = repos.carts.add_item(buyer.id, world["p1"].id, 100)
+    assert line.quantity == 100 and repos.carts.set_quantity(buyer.id, world["p1"].id, 1).quantity == 1
+    user = repos.users.update_profile(buyer.id, {"first_name": "", "last_name": None})
+    assert user.first_name == "" and user.last_name is None
