@@ -35,8 +35,18 @@ db: install services
 run: db
 	$(BIN)/gunicorn --bind 0.0.0.0:$(PORT) --workers $(WORKERS) --threads 4 --access-logfile - 'shop:create_app()'
 
+# After the whole suite (server default flags), the API and HTML suites run again under
+# each of the other four migration phases.
+PRESETS := READ_MYSQL,WRITE_MYSQL,WRITE_DDB READ_MYSQL,READ_DDB,WRITE_MYSQL,WRITE_DDB \
+           READ_DDB,WRITE_MYSQL,WRITE_DDB READ_DDB,WRITE_DDB
+PRESET_TESTS := tests/test_api_accounts.py tests/test_api_catalog.py tests/test_api_shopping.py tests/test_web.py
+
 test: install services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@for flags in $(PRESETS); do \
+	  echo "== API and HTML suites with SHOP_FLAGS=$$flags"; \
+	  SHOP_FLAGS=$$flags $(BIN)/python -m pytest -q $(PRESET_TESTS) || exit 1; \
+	done
 
 clean-venv:
 	rm -rf $(VENV)

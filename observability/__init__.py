@@ -19,7 +19,7 @@ from pythonjsonlogger.json import JsonFormatter
 # Jaeger v2 receives OTLP/HTTP on 4318.
 DEFAULT_OTLP_ENDPOINT = "http://localhost:4318"
 _lock = threading.Lock()
-_state = {"tracing": False, "logging": False, "pymysql": False}
+_state = {"tracing": False, "logging": False, "pymysql": False, "botocore": False}
 
 
 class TraceContextFilter(logging.Filter):
@@ -103,9 +103,10 @@ def _version() -> str:
 
 
 def init_app(app, settings=None) -> None:
-    """Logging, tracing, and the Flask and pymysql instrumentations."""
+    """Logging, tracing, and the Flask, pymysql and botocore instrumentations."""
     configure_logging()
     tracer_provider()
+    from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
     from opentelemetry.instrumentation.pymysql import PyMySQLInstrumentor
 
@@ -114,3 +115,6 @@ def init_app(app, settings=None) -> None:
         if not _state["pymysql"]:
             PyMySQLInstrumentor().instrument()
             _state["pymysql"] = True
+        if not _state["botocore"]:
+            BotocoreInstrumentor().instrument()
+            _state["botocore"] = True

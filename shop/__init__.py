@@ -5,8 +5,12 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from . import aspects
 from .config import Settings
 from .db import Database
+
+# Weave the routing aspects into the MySQL repositories when they are imported.
+aspects.install()
 
 
 @dataclass
@@ -43,6 +47,7 @@ class ShopState:
     repos: Repositories
     services: object
     dynamo: object = None
+    runtime: object = None
 
 
 def create_app(settings: Settings | None = None, **overrides) -> Flask:
@@ -58,10 +63,14 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.json.sort_keys = False
     db = Database(settings)
     repos = Repositories.mysql(db)
+    from .aspects.repair_log import RepairLog
     from .repositories.dynamodb import Dynamo
 
+    dynamo = Dynamo(settings)
+    runtime = aspects.Runtime(settings, RepairLog(db), aspects.Flags.parse(settings.shop_flags))
+    aspects.attach(repos, Repositories.dynamodb(dynamo), runtime)
     app.extensions["shop"] = ShopState(settings, db, repos, Services.build(repos, settings),
-                                       dynamo=Dynamo(settings))
+                                       dynamo=dynamo, runtime=runtime)
     init_observability(app, settings)
     api.register(app)
     web.register(app)

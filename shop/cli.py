@@ -14,12 +14,15 @@ def _state():
 
 
 def register(app) -> None:
+    register_migration(app)
+
     @app.cli.command("init-db")
     def init_db():
         """Create the MySQL tables (idempotent)."""
         state = _state()
         try:
             state.db.create_schema()
+            state.runtime.repair_log.ensure_table()
         except StoreUnavailableError as exc:
             s = state.settings
             click.echo(f"error: cannot reach MySQL at {s.mysql_host}:{s.mysql_port} as {s.mysql_user}"
@@ -74,18 +77,86 @@ def register(app) -> None:
     @click.option("--gap", default=1000, show_default=True, help="Headroom above MySQL's largest id.")
     def ddb_seed_counters(gap):
         """Raise DynamoDB's ID counters above MySQL's largest ids (never lowers them)."""
-        from .repositories.dynamodb import IdAllocator
+        from .aspects.sync import seed_counters_from_mysql
 
         state = _state()
-        ids = IdAllocator(state.dynamo)
-        sources = {"user": "users", "category": "categories", "product": "products", "cart": "shopping_carts",
-                   "order": "orders", "order_item": "order_items"}
-        with state.db.cursor() as cur:
-            for entity, table in sources.items():
-                cur.execute(f"SELECT COALESCE(MAX(id), 0) AS m FROM {table}")
-                floor = cur.fetchone()["m"] + gap
-                click.echo(f"{entity}: counter at {_ddb(lambda: ids.seed(entity, floor))}"
-                           f" (MySQL max {floor - gap})")
+        for entity, (top, counter) in _ddb(lambda: seed_counters_from_mysql(state.db, state.dynamo, gap)).items():
+            click.echo(f"{entity}: counter at {counter} (MySQL max {top})")
+
+
+def _sync():
+    from . import Repositories
+    from .aspects.sync import Sync
+
+    state = _state()
+    return Sync(state.db, Repositories.mysql(state.db), Repositories.dynamodb(state.dynamo), state.dynamo)
+
+
+def register_migration(app) -> None:
+    @app.cli.command("repair")
+    def repair_cmd():
+        """Copy every entity with a pending repair entry from MySQL into DynamoDB."""
+        import logging
+
+        from .aspects.sync import ENTITIES
+
+        log = logging.getLogger("shop.aspects")
+        state = _state()
+        entries = state.runtime.repair_log.pending()
+        targets: dict[tuple[str, str], int] = {}
+        for e in entries:
+            key = (e["entity"], e["entity_id"])
+            targets[key] = max(targets.get(key, 0), e["id"])
+        ordered = sorted(targets, key=lambda t: (ENTITIES.index(t[0]), t[1]))
+        if not ordered:
+            click.echo("nothing to repair: no pending entries")
+            return
+        sync, failed = _sync(), []
+        with click.progressbar(ordered, label=f"repairing {len(ordered)} entities") as bar:
+            for entity, entity_id in bar:
+                try:
+                    sync.repair(entity, entity_id)
+                except Exception as exc:
+                    failed.append((entity, entity_id, exc))
+                    log.error("repair failed", extra={"event": "repair", "action": "failed", "entity": entity,
+                                                      "entity_id": entity_id, "error_type": type(exc).__name__})
+                    continue
+                state.runtime.repair_log.mark_repaired(entity, entity_id, targets[(entity, entity_id)])
+                log.info("repaired", extra={"event": "repair", "action": "repaired", "entity": entity,
+                                            "entity_id": entity_id})
+        click.echo(f"repaired {len(ordered) - len(failed)} of {len(ordered)} entities"
+                   f" ({len(entries)} entries); {len(failed)} failed")
+        for entity, entity_id, exc in failed[:20]:
+            click.echo(f"  failed: {entity} {entity_id}: {type(exc).__name__}: {exc}", err=True)
+        if failed:
+            sys.exit(1)
+
+    @app.cli.command("verify")
+    @click.option("--show", default=20, show_default=True, help="How many divergent entities to list.")
+    def verify_cmd(show):
+        """Compare MySQL and DynamoDB entity by entity; exit 1 when they diverge."""
+        from collections import Counter
+
+        from .aspects.compare import attribute_names
+
+        sync = _sync()
+        targets = _ddb(sync.targets)
+        compared, divergent = Counter(), []
+        with click.progressbar(targets, label=f"verifying {len(targets)} entities") as bar:
+            for entity, entity_id in bar:
+                compared[entity] += 1
+                differences = _ddb(lambda: sync.compare(entity, entity_id))
+                if differences:
+                    divergent.append((entity, entity_id, attribute_names(differences),
+                                      sorted({d.kind for d in differences})))
+        bad = Counter(e for e, _, _, _ in divergent)
+        for entity in ("user", "category", "product", "cart", "order"):
+            click.echo(f"{entity:9} compared {compared[entity]:6}  divergent {bad[entity]:6}")
+        for entity, entity_id, names, kinds in divergent[:show]:
+            click.echo(f"  {entity} {entity_id}: {', '.join(names)} ({', '.join(kinds)})")
+        click.echo(f"divergent: {len(divergent)} of {len(targets)}")
+        if divergent:
+            sys.exit(1)
 
 
 def _ddb(action):

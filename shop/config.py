@@ -66,6 +66,14 @@ class Settings:
     payment_delay_ms: int = 0
     max_content_length: int = 1024 * 1024
     port: int = 5000
+    shop_flags: str = "READ_MYSQL,WRITE_MYSQL"
+    shop_flags_pinned: bool = False
+    dual_read_mode: str = "raise"
+    dual_read_timeout_ms: int = 2000
+    dual_read_workers: int = 8
+    dual_write_policy: str = "repair"
+    breaker_threshold: int = 5
+    breaker_cooldown_s: int = 30
     testing: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -96,12 +104,30 @@ class Settings:
             payment_delay_ms=_int("PAYMENT_DELAY_MS", cls.payment_delay_ms),
             max_content_length=_int("MAX_CONTENT_LENGTH", cls.max_content_length, 1024),
             port=_int("PORT", cls.port, 1),
+            shop_flags=os.environ.get("SHOP_FLAGS", cls.shop_flags),
+            shop_flags_pinned=_bool("SHOP_FLAGS_PINNED", cls.shop_flags_pinned),
+            dual_read_mode=_str("SHOP_DUAL_READ_MODE", cls.dual_read_mode),
+            dual_read_timeout_ms=_int("SHOP_DUAL_READ_TIMEOUT_MS", cls.dual_read_timeout_ms, 1),
+            dual_read_workers=_int("SHOP_DUAL_READ_WORKERS", cls.dual_read_workers, 1),
+            dual_write_policy=_str("SHOP_DUAL_WRITE_POLICY", cls.dual_write_policy),
+            breaker_threshold=_int("SHOP_BREAKER_THRESHOLD", cls.breaker_threshold, 1),
+            breaker_cooldown_s=_int("SHOP_BREAKER_COOLDOWN_S", cls.breaker_cooldown_s, 1),
         )
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
         if unknown:
             raise ConfigError(f"unknown settings: {sorted(unknown)}")
         values.update(overrides)
+        from .aspects.flags import FlagError, Flags
+
+        try:
+            Flags.parse(values["shop_flags"])
+        except FlagError as exc:
+            raise ConfigError(f"SHOP_FLAGS={values['shop_flags']!r}: {exc}") from None
+        if values["dual_read_mode"] not in ("raise", "report"):
+            raise ConfigError(f"SHOP_DUAL_READ_MODE must be raise or report, got {values['dual_read_mode']!r}")
+        if values["dual_write_policy"] not in ("repair", "raise"):
+            raise ConfigError(f"SHOP_DUAL_WRITE_POLICY must be repair or raise, got {values['dual_write_policy']!r}")
         if len(values["secret_key"]) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters (it signs tokens and cookies)")
         return cls(**values)

@@ -9,6 +9,7 @@ import socket
 import time
 import uuid
 from decimal import Decimal
+from urllib.parse import urlparse
 
 os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
 
@@ -43,18 +44,40 @@ def make_settings(**overrides) -> Settings:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    s = make_settings()
+    # Each session has its own DynamoDB tables (a random prefix), deleted at the end.
+    s = make_settings(dynamodb_table_prefix=f"t{uuid.uuid4().hex[:8]}")
     if not wait_for_port(s.mysql_host, s.mysql_port):
         pytest.exit(f"MySQL is not reachable at {s.mysql_host}:{s.mysql_port}; run `make services`", 2)
+    endpoint = urlparse(s.dynamodb_endpoint or "http://127.0.0.1:8000")
+    if not wait_for_port(endpoint.hostname, endpoint.port or 80):
+        pytest.exit(f"DynamoDB Local is not reachable at {s.dynamodb_endpoint}; run `make services`", 2)
     return s
 
 
 @pytest.fixture(scope="session")
 def app(settings):
+    """The application under the flags of SHOP_FLAGS, over empty stores.
+
+    Both stores start empty, so under dual reads whole-table listings agree as long as
+    every write went through the routing layer.
+    """
+    from shop.repositories.dynamodb.tables import create_tables, delete_tables
+
     application = create_app(settings)
-    application.extensions["shop"].db.create_schema()
+    state = application.extensions["shop"]
+    state.db.create_schema()
+    state.runtime.repair_log.ensure_table()
+    with state.db.cursor(write=True) as cur:
+        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
+        for table in ("order_items", "orders", "shopping_carts", "products", "categories", "users",
+                      "migration_repairs"):
+            cur.execute(f"TRUNCATE TABLE {table}")
+        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
+    create_tables(state.dynamo)
     yield application
-    application.extensions["shop"].db.close()
+    delete_tables(state.dynamo)
+    state.runtime.close()
+    state.db.close()
 
 
 @pytest.fixture(scope="session")
@@ -62,36 +85,23 @@ def db(app) -> Database:
     return app.extensions["shop"].db
 
 
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
 @pytest.fixture(scope="session")
-def dynamo(settings):
-    """DynamoDB Local with this session's own tables (a random prefix), deleted at the end."""
-    from dataclasses import replace
-    from urllib.parse import urlparse
-
-    from shop.repositories.dynamodb import Dynamo
-    from shop.repositories.dynamodb.tables import create_tables, delete_tables
-
-    endpoint = urlparse(settings.dynamodb_endpoint or "http://127.0.0.1:8000")
-    if not wait_for_port(endpoint.hostname, endpoint.port or 80):
-        pytest.exit(f"DynamoDB Local is not reachable at {settings.dynamodb_endpoint}; run `make services`", 2)
-    d = Dynamo(replace(settings, dynamodb_table_prefix=f"t{uuid.uuid4().hex[:8]}"))
-    create_tables(d)
-    yield d
-    delete_tables(d)
+def dynamo(app):
+    return app.extensions["shop"].dynamo
 
 
 @pytest.fixture(params=["mysql", "dynamodb"])
-def repos(request, app):
-    """Each repository family in turn: the contract suite runs once per store."""
-    if request.param == "mysql":
-        return app.extensions["shop"].repos
+def repos(request, db, dynamo):
+    """Each repository family in turn, unrouted: the contract suite runs once per store."""
     from shop import Repositories
-    return Repositories.dynamodb(request.getfixturevalue("dynamo"))
+    if request.param == "mysql":
+        return Repositories.mysql(db)  # not bound to the routing layer: plain MySQL
+    return Repositories.dynamodb(dynamo)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
 
 
 def unique(prefix: str = "u") -> str:

@@ -138,18 +138,23 @@ def test_upgrade_seller_via_auth(api):
     assert r.status_code == 200 and r.get_json()["data"]["is_seller"] is True
 
 
-def test_deleted_user_token_gives_404_profile(api, db):
+def test_deleted_user_token_gives_404_profile(api, db, dynamo):
+    from shop.repositories.dynamodb import keys
+    from shop.repositories.dynamodb.client import encode
     user, token = api.register()
+    # Account deletion is not an API operation: remove the user from both stores directly.
     with db.cursor(write=True) as cur:
         cur.execute("DELETE FROM users WHERE id = %s", (user["id"],))
+    dynamo.client.delete_item(TableName=dynamo.table("users"), Key=encode(keys.user(user["id"])))
     r = api.call("GET", "/api/auth/profile", token)
     assert r.status_code == 404 and r.get_json()["error"]["message"] == "User not found"
 
 
 def test_rate_limit_on_login(settings):
+    from dataclasses import replace
+
     from shop import create_app
-    from .conftest import make_settings
-    limited = create_app(make_settings(rate_limit_enabled=True, rate_limit_auth="2 per minute"))
+    limited = create_app(replace(settings, rate_limit_enabled=True, rate_limit_auth="2 per minute"))
     client = limited.test_client()
     codes = [client.post("/api/auth/login", json={"username": "nobody_x", "password": "x"}).status_code
              for _ in range(3)]

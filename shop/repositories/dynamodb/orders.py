@@ -17,6 +17,27 @@ from .client import cancellation_codes, check_size, condition_failed, encode, is
 MAX_LINES = 49  # 1 order put + 2 actions per line within TransactWriteItems' 100
 
 
+def order_item(order: Order) -> dict:
+    """The DynamoDB item for an order with its items (checked against the size limit)."""
+    created = iso(order.created_at)
+    item = {**keys.order(order.id), "entity": "ORDER", "id": int(order.id), "user_id": int(order.user_id),
+            "total_amount": money(order.total_amount), "status": order.status, "created_at": created,
+            "updated_at": iso(order.updated_at),
+            "items": [{"id": int(i.id), "product_id": int(i.product_id), "quantity": int(i.quantity),
+                       "price_at_time": money(i.price_at_time)} for i in order.items],
+            "GSI1PK": f"USER#{int(order.user_id)}", "GSI1SK": keys.newest(created, order.id)}
+    check_size(encode(item), "order")
+    return item
+
+
+def _product_updated(mirror: Order | None, product_id: int):
+    """The product's updated_at as MySQL's transaction left it, when mirroring."""
+    for i in (mirror.items if mirror else []):
+        if i.product_id == product_id and i.product is not None:
+            return i.product.updated_at
+    return None
+
+
 def checkout_token(table: str, order_id: int) -> str:
     return "co-" + hashlib.sha256(f"{table}:{order_id}".encode()).hexdigest()[:32]
 
@@ -55,27 +76,28 @@ class OrderRepository:
         order_id = self.ids.ensure_id("order", mirror_of.id if mirror_of else None)
         item_ids = ([mirrored[int(ln["product_id"])].id for ln in lines] if mirror_of
                     else self.ids.allocate("order_item", len(lines)))
-        created = iso(mirror_of.created_at if mirror_of else utcnow())
-        items = [{"id": item_id, "product_id": int(ln["product_id"]), "quantity": int(ln["quantity"]),
-                  "price_at_time": (mirrored[int(ln["product_id"])].price_at_time if mirror_of
-                                    else money(products[int(ln["product_id"])]["price"]))}
+        created = mirror_of.created_at if mirror_of else utcnow()
+        items = [OrderItem(id=item_id, order_id=order_id, product_id=int(ln["product_id"]),
+                           quantity=int(ln["quantity"]),
+                           price_at_time=(mirrored[int(ln["product_id"])].price_at_time if mirror_of
+                                          else money(products[int(ln["product_id"])]["price"])))
                  for item_id, ln in zip(item_ids, lines)]
-        total = mirror_of.total_amount if mirror_of else money(
-            sum((i["price_at_time"] * i["quantity"] for i in items), Decimal(0)))
-        order = {**keys.order(order_id), "entity": "ORDER", "id": order_id, "user_id": user_id,
-                 "total_amount": money(total), "status": mirror_of.status if mirror_of else "completed",
-                 "created_at": created, "updated_at": iso(mirror_of.updated_at) if mirror_of else created,
-                 "items": items, "GSI1PK": f"USER#{user_id}", "GSI1SK": keys.newest(created, order_id)}
-        check_size(encode(order), "order")
+        total = mirror_of.total_amount if mirror_of else sum((i.price_at_time * i.quantity for i in items), Decimal(0))
+        order = order_item(Order(id=order_id, user_id=user_id, total_amount=money(total),
+                                 status=mirror_of.status if mirror_of else "completed", created_at=created,
+                                 updated_at=mirror_of.updated_at if mirror_of else created, items=items))
         actions = [{"Put": {"TableName": self.table, "Item": encode(order),
                             "ConditionExpression": "attribute_not_exists(PK)"}}]
         for ln in lines:
             q = int(ln["quantity"])
+            # MySQL's ON UPDATE CURRENT_TIMESTAMP moves updated_at with the stock; so does this.
+            touched = iso(_product_updated(mirror_of, int(ln["product_id"])) or created)
             actions.append({"Update": {
                 "TableName": self.catalog, "Key": encode(keys.product(int(ln["product_id"]))),
-                "UpdateExpression": "SET inventory_quantity = inventory_quantity - :q ADD times_ordered :one",
+                "UpdateExpression": "SET inventory_quantity = inventory_quantity - :q, updated_at = :u"
+                                    " ADD times_ordered :one",
                 "ConditionExpression": "attribute_exists(PK) AND inventory_quantity >= :q",
-                "ExpressionAttributeValues": encode({":q": q, ":one": 1})}})
+                "ExpressionAttributeValues": encode({":q": q, ":one": 1, ":u": touched})}})
             actions.append({"Delete": {
                 "TableName": self.users, "Key": encode({"PK": ln["PK"], "SK": ln["SK"]}),
                 "ConditionExpression": "quantity = :q", "ExpressionAttributeValues": encode({":q": q})}})
@@ -147,11 +169,14 @@ class OrderRepository:
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": encode({":c": "cancelled", ":p": "pending",
                                                  ":u": iso(mirror_of.updated_at if mirror_of else utcnow())})}}]
+        now = utcnow()
         for i in item.get("items", []):
+            touched = iso(_product_updated(mirror_of, int(i["product_id"])) or now)
             actions.append({"Update": {
                 "TableName": self.catalog, "Key": encode(keys.product(int(i["product_id"]))),
-                "UpdateExpression": "ADD inventory_quantity :q", "ConditionExpression": "attribute_exists(PK)",
-                "ExpressionAttributeValues": encode({":q": int(i["quantity"])})}})
+                "UpdateExpression": "SET updated_at = :u ADD inventory_quantity :q",
+                "ConditionExpression": "attribute_exists(PK)",
+                "ExpressionAttributeValues": encode({":q": int(i["quantity"]), ":u": touched})}})
         try:
             self.dynamo.transact(actions)
         except ClientError as exc:

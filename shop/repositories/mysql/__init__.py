@@ -1,6 +1,6 @@
 """The original data layer: pymysql, parameterised SQL, domain values out.
 
-This package knows nothing of the migration; shop.aspects wraps its methods.
+This package knows nothing of the migration; the routing layer wraps its methods from outside.
 """
 from .carts import ShoppingCartRepository
 from .categories import CategoryRepository

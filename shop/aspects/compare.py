@@ -1,0 +1,151 @@
+"""Compare two results attribute by attribute, on domain values, never on string dumps.
+
+`normalise` maps what legitimately differs between the stores onto one form:
+Decimal/int/float by numeric value, datetimes to UTC seconds, bool as 0/1, and None,
+missing and empty ("" or []) as None. Lists keep their order unless the route says the
+operation promises none (then they are matched by `id`). Everything else that differs
+is a Difference.
+"""
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple
+
+SECRET_NAMES = frozenset({"password_hash", "password", "token", "cardNumber", "cvv", "secret"})
+MISSING = object()
+
+
+class Difference(NamedTuple):
+    path: str      # "items[2].quantity", "" for the whole value
+    kind: str      # changed | missing | extra | type | missing_item | extra_item
+    mysql: Any
+    dynamodb: Any
+
+    def masked(self) -> "Difference":
+        """Secrets replaced by *** (also inside whole records)."""
+        if self.path.split(".")[-1].split("[")[0] in SECRET_NAMES:
+            return self._replace(mysql=_mask(self.mysql), dynamodb=_mask(self.dynamodb))
+        return self._replace(mysql=_mask_inside(self.mysql), dynamodb=_mask_inside(self.dynamodb))
+
+    def describe(self) -> str:
+        d = self.masked()
+        return f"{d.path or '(value)'}: {d.kind}: MySQL={_show(d.mysql)} DynamoDB={_show(d.dynamodb)}"
+
+
+def _mask(v):
+    return v if v is None or v is MISSING else "***"
+
+
+def _mask_inside(v):
+    if isinstance(v, dict):
+        return {k: (_mask(x) if k in SECRET_NAMES else _mask_inside(x)) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_mask_inside(x) for x in v]
+    return v
+
+
+def _show(v) -> str:
+    if v is None:
+        return "absent"
+    if isinstance(v, dict):
+        return f"{{record with {len(v)} attributes, id={v.get('id', '?')}}}"
+    if isinstance(v, list):
+        return f"[{len(v)} elements]"
+    if isinstance(v, datetime):
+        return v.isoformat()
+    return repr(format(v, "f") if isinstance(v, Decimal) else v)
+
+
+def normalise(value, unordered: frozenset = frozenset(), path: str = ""):
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float, Decimal)):
+        try:
+            d = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        except InvalidOperation:
+            return value
+        return d.normalize() if d.is_finite() else d
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.replace(microsecond=0)
+    if isinstance(value, str):
+        return value or None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        for name in ("total_pages",):  # derived properties that results promise
+            if hasattr(type(value), name):
+                fields[name] = getattr(value, name)
+        value = fields
+    if isinstance(value, dict):
+        out = {k: normalise(v, unordered, _join(path, k)) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not None} or None
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [normalise(v, unordered, f"{path}[]") for v in value]
+        if _strip(path) in unordered or isinstance(value, (set, frozenset)):
+            if items and all(isinstance(i, dict) and "id" in i for i in items):
+                return Keyed((i["id"], i) for i in items)  # matched by id, whatever the order
+            items.sort(key=repr)
+        return items or None
+    return value
+
+
+class Keyed(dict):
+    """The elements of a list that promises no order, by their id."""
+
+
+def diff(mysql, dynamodb, unordered: frozenset = frozenset()) -> list[Difference]:
+    """Every attribute whose normalised values differ; empty when equivalent."""
+    out: list[Difference] = []
+    _walk(normalise(mysql, unordered), normalise(dynamodb, unordered), "", out)
+    return out
+
+
+def _walk(a, b, path, out):
+    if a == b:
+        return
+    if a is None or b is None:
+        if path == "" or path.endswith("]"):
+            out.append(Difference(path, "missing_item" if b is None else "extra_item", a, b))
+        else:
+            out.append(Difference(path, "missing" if b is None else "extra", a, b))
+        return
+    if isinstance(a, Keyed) and isinstance(b, Keyed):
+        for key in sorted(set(a) | set(b)):
+            shown = format(key, "f") if isinstance(key, Decimal) else key
+            _walk(a.get(key), b.get(key), f"{path}[id={shown}]", out)
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            _walk(a.get(key), b.get(key), _join(path, key), out)
+        return
+    if isinstance(a, list) and isinstance(b, list):
+        for i in range(max(len(a), len(b))):
+            _walk(a[i] if i < len(a) else None, b[i] if i < len(b) else None, f"{path}[{i}]", out)
+        return
+    if type(a) is not type(b):
+        out.append(Difference(path, "type", a, b))
+        return
+    out.append(Difference(path, "changed", a, b))
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _strip(path: str) -> str:
+    return path.replace("[]", "")
+
+
+def attribute_names(differences) -> list[str]:
+    """Paths without list positions: what a span or a log may carry."""
+    seen = []
+    for d in differences:
+        name = ".".join(p.split("[")[0] + ("[]" if "[" in p else "") for p in d.path.split(".")) or "(value)"
+        if name not in seen:
+            seen.append(name)
+    return seen

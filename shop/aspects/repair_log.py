@@ -1,0 +1,70 @@
+"""The durable record of secondary writes that did not reach DynamoDB, kept in MySQL."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+log = logging.getLogger("shop.aspects")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS migration_repairs (
+    id BIGINT PRIMARY KEY AUTO_INCREMENT,
+    entity VARCHAR(20) NOT NULL,
+    entity_id VARCHAR(64) NOT NULL,
+    operation VARCHAR(100) NOT NULL,
+    error VARCHAR(1000) NOT NULL,
+    created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    repaired_at TIMESTAMP(6) NULL,
+    INDEX idx_pending (repaired_at, entity, entity_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+"""
+
+
+class RepairLog:
+    def __init__(self, db):
+        self.db = db
+
+    def ensure_table(self) -> None:
+        with self.db.cursor(write=True) as cur:
+            cur.execute(SCHEMA)
+
+    def record(self, targets, operation: str, error: BaseException | str) -> int:
+        """One row per (entity, id). Returns how many were written."""
+        reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        rows = [(entity, entity_id, operation, reason[:1000]) for entity, entity_id in dict.fromkeys(targets)]
+        if not rows:
+            return 0
+        try:
+            with self.db.cursor(write=True) as cur:
+                cur.executemany("INSERT INTO migration_repairs (entity, entity_id, operation, error)"
+                                " VALUES (%s, %s, %s, %s)", rows)
+        except Exception:
+            # The entities stay findable by `verify`; the log line names them for an operator.
+            log.exception("repair entry could not be recorded",
+                          extra={"event": "repair", "targets": [f"{e}:{i}" for e, i, _, _ in rows],
+                                 "operation": operation})
+            raise
+        for entity, entity_id, _, _ in rows:
+            log.warning("secondary write recorded for repair",
+                        extra={"event": "repair", "action": "recorded", "entity": entity,
+                               "entity_id": entity_id, "operation": operation,
+                               "error_type": reason.split(":")[0]})
+        return len(rows)
+
+    def pending(self) -> list[dict]:
+        with self.db.cursor() as cur:
+            cur.execute("SELECT id, entity, entity_id, operation, error, created_at FROM migration_repairs"
+                        " WHERE repaired_at IS NULL ORDER BY id")
+            return list(cur.fetchall())
+
+    def pending_count(self) -> int:
+        with self.db.cursor() as cur:
+            cur.execute("SELECT COUNT(*) AS n FROM migration_repairs WHERE repaired_at IS NULL")
+            return cur.fetchone()["n"]
+
+    def mark_repaired(self, entity: str, entity_id: str, up_to_id: int) -> None:
+        """Close the entries for one target recorded up to `up_to_id` (newer ones stay open)."""
+        with self.db.cursor(write=True) as cur:
+            cur.execute("UPDATE migration_repairs SET repaired_at = %s WHERE entity = %s AND entity_id = %s"
+                        " AND id <= %s AND repaired_at IS NULL",
+                        (datetime.utcnow(), entity, entity_id, up_to_id))

@@ -1,0 +1,208 @@
+"""Route one repository call by the flags in force: to MySQL, to DynamoDB, or to both."""
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from ..errors import ShopError, StoreUnavailableError
+from . import flags as flags_mod
+from .breaker import CircuitBreaker
+from .compare import Difference, attribute_names, diff
+from .errors import DualReadMismatch, SecondaryWriteFailed
+from .stats import Stats
+from .table import MIRROR, READ
+
+log = logging.getLogger("shop.aspects")
+tracer = trace.get_tracer("shop.aspects")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    value: object = None
+    error: BaseException | None = None
+
+
+class Runtime:
+    """Everything routing needs for one application: its counterparts, policies and health."""
+
+    def __init__(self, settings, repair_log, default_flags):
+        self.settings = settings
+        self.repair_log = repair_log
+        self.default_flags = default_flags
+        self.pinned = settings.shop_flags_pinned
+        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s)
+        self.stats = Stats()
+        self._pool = ThreadPoolExecutor(max_workers=settings.dual_read_workers, thread_name_prefix="dual-read")
+
+    def flags(self) -> flags_mod.Flags:
+        return self.default_flags if self.pinned else flags_mod.current(self.default_flags)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- the two paths ------------------------------------------------------------------
+
+    def route(self, route, original, ddb_repo, arguments, args, kwargs):
+        flags = self.flags()
+        with tracer.start_as_current_span(route.name, kind=SpanKind.INTERNAL) as span:
+            if span.is_recording():
+                span.set_attributes({"shop.flags": str(flags), "shop.scenario": flags.scenario,
+                                     "shop.operation": route.name, "shop.operation.kind": route.kind,
+                                     **_key_attributes(route, arguments)})
+            if route.kind == READ:
+                return self._read(route, flags, original, ddb_repo, arguments, args, kwargs, span)
+            return self._write(route, flags, original, ddb_repo, arguments, args, kwargs, span)
+
+    def _read(self, route, flags, original, ddb_repo, arguments, args, kwargs, span):
+        ddb_call = lambda: getattr(ddb_repo, route.target)(*args, **kwargs)  # noqa: E731
+        if not flags.dual_read:
+            if flags.read_mysql:
+                return self._store("mysql", route, lambda: original(*args, **kwargs)).unwrap()
+            return self._store("dynamodb", route, ddb_call).unwrap()
+        if flags.authority == "mysql" and not self.breaker.allow():
+            self._compared(route, "skipped", [], arguments, span)
+            return self._store("mysql", route, lambda: original(*args, **kwargs)).unwrap()
+        future = self._pool.submit(contextvars.copy_context().run, self._store, "dynamodb", route, ddb_call)
+        mysql = self._store("mysql", route, lambda: original(*args, **kwargs))
+        try:
+            ddb = future.result(timeout=self.settings.dual_read_timeout_ms / 1000)
+        except FutureTimeout:
+            future.cancel()
+            ddb = _Result(Outcome(error=TimeoutError("DynamoDB read exceeded the dual-read timeout")))
+        authority, candidate = (mysql, ddb) if flags.authority == "mysql" else (ddb, mysql)
+        self._feed_breaker(ddb.outcome.error)
+        differences, outcome = self._compare(route, mysql.outcome, ddb.outcome, candidate.outcome)
+        self._compared(route, outcome, differences, arguments, span)
+        if differences and self.settings.dual_read_mode == "raise":
+            raise DualReadMismatch(route.name, _key(route, arguments), differences)
+        return authority.unwrap()
+
+    def _compare(self, route, mysql: Outcome, ddb: Outcome, candidate: Outcome):
+        if isinstance(candidate.error, TimeoutError):
+            return [], "timeout"
+        if isinstance(candidate.error, StoreUnavailableError) or (
+                candidate is mysql and isinstance(mysql.error, StoreUnavailableError)):
+            return [], "candidate_error"
+        if mysql.error or ddb.error:
+            same = type(mysql.error) is type(ddb.error) and str(mysql.error) == str(ddb.error)
+            if same:
+                return [], "match"
+            return [Difference("", "error", _describe(mysql), _describe(ddb))], "mismatch"
+        differences = diff(mysql.value, ddb.value, route.unordered)
+        return differences, ("mismatch" if differences else "match")
+
+    def _compared(self, route, outcome, differences, arguments, span):
+        names = attribute_names(differences)
+        self.stats.comparison(route.name, outcome, names)
+        with tracer.start_as_current_span(f"compare {route.name}") as cspan:
+            if cspan.is_recording():
+                cspan.set_attributes({"shop.compare.outcome": outcome, "shop.operation": route.name,
+                                      "shop.compare.mismatched_attributes": names})
+                if outcome == "mismatch":
+                    cspan.set_status(Status(StatusCode.ERROR, "dual read mismatch"))
+        log_at = log.warning if outcome in ("mismatch", "candidate_error", "timeout") else log.info
+        log_at("dual read compared", extra={"event": "compare", "operation": route.name, "outcome": outcome,
+                                            "attributes": names, "key": _key_text(route, arguments)})
+        if span.is_recording():
+            span.set_attribute("shop.compare.outcome", outcome)
+
+    def _write(self, route, flags, original, ddb_repo, arguments, args, kwargs, span):
+        if not flags.write_mysql:
+            return self._store("dynamodb", route, lambda: getattr(ddb_repo, route.target)(*args, **kwargs)).unwrap()
+        result = self._store("mysql", route, lambda: original(*args, **kwargs)).unwrap()
+        if flags.write_ddb:
+            self._secondary_write(route, ddb_repo, arguments, args, kwargs, result, span)
+        return result
+
+    def _secondary_write(self, route, ddb_repo, arguments, args, kwargs, result, span):
+        targets = route.repairs(arguments, result) if route.repairs else []
+        if not self.breaker.allow():
+            self._record_repair(route, targets, "circuit open: DynamoDB was failing", span)
+            return
+        extra = {"mirror_of": result} if route.ids == MIRROR else {}
+        outcome = self._store("dynamodb", route, lambda: getattr(ddb_repo, route.target)(*args, **kwargs, **extra))
+        self._feed_breaker(outcome.outcome.error)
+        if outcome.outcome.error is None:
+            return
+        error = outcome.outcome.error
+        self._record_repair(route, targets, error, span)
+        if self.settings.dual_write_policy == "raise":
+            raise SecondaryWriteFailed(f"{route.name} was saved in MySQL but not in DynamoDB; "
+                                       "it is recorded for repair") from error
+
+    def _record_repair(self, route, targets, error, span):
+        count = self.repair_log.record(targets, route.name, error)
+        self.stats.repair(route.name, count)
+        if span.is_recording():
+            span.set_attribute("shop.repair.recorded", count)
+            span.add_event("secondary write recorded for repair", {"shop.repair.targets": [
+                f"{e}:{i}" for e, i in targets]})
+
+    def _feed_breaker(self, error):
+        if error is None:
+            self.breaker.success()
+        elif isinstance(error, (StoreUnavailableError, TimeoutError)):
+            self.breaker.failure()
+        else:
+            self.breaker.release()
+
+    def _store(self, store: str, route, call) -> "_Result":
+        start = time.perf_counter()
+        with tracer.start_as_current_span(f"{store} {route.name}") as span:
+            if span.is_recording():
+                span.set_attributes({"shop.store": store, "shop.operation": route.name})
+            try:
+                value = call()
+            except Exception as exc:
+                ms = (time.perf_counter() - start) * 1000
+                self.stats.call(store, route.kind, route.name, ms, exc)
+                if span.is_recording():
+                    span.record_exception(exc)
+                    span.set_attribute("error.type", type(exc).__name__)
+                    if not isinstance(exc, ShopError) or isinstance(exc, StoreUnavailableError):
+                        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                log.info(f"{route.kind} failed", extra={"event": route.kind, "store": store,
+                                                        "operation": route.name, "error_type": type(exc).__name__,
+                                                        "duration_ms": round(ms, 3)})
+                return _Result(Outcome(error=exc))
+        ms = (time.perf_counter() - start) * 1000
+        self.stats.call(store, route.kind, route.name, ms, None)
+        if log.isEnabledFor(logging.INFO):
+            log.info(route.kind, extra={"event": route.kind, "store": store, "operation": route.name,
+                                        "duration_ms": round(ms, 3)})
+        return _Result(Outcome(value=value))
+
+
+class _Result:
+    __slots__ = ("outcome",)
+
+    def __init__(self, outcome: Outcome):
+        self.outcome = outcome
+
+    def unwrap(self):
+        if self.outcome.error is not None:
+            raise self.outcome.error
+        return self.outcome.value
+
+
+def _describe(outcome: Outcome):
+    return f"raised {type(outcome.error).__name__}" if outcome.error else "returned a value"
+
+
+def _key(route, arguments) -> dict:
+    return {k: arguments.get(k) for k in route.key if k in arguments}
+
+
+def _key_text(route, arguments) -> str:
+    return ",".join(f"{k}={arguments.get(k)!s}"[:80] for k in route.key if k in arguments)
+
+
+def _key_attributes(route, arguments) -> dict:
+    return {f"shop.key.{k}": str(arguments[k])[:200] for k in route.key if k in arguments}

@@ -1,0 +1,69 @@
+"""Migration health since start: calls, errors, latency percentiles, comparison outcomes.
+
+OpenTelemetry instruments carry the same figures to a collector; this in-process copy is
+what the flag page and its JSON read, without a collector.
+"""
+from __future__ import annotations
+
+import threading
+from collections import defaultdict, deque
+
+from opentelemetry import metrics
+
+_meter = metrics.get_meter("shop.aspects")
+DURATION = _meter.create_histogram("shop.store.duration", unit="ms",
+                                   description="Duration of one repository call on one store")
+ERRORS = _meter.create_counter("shop.store.errors", description="Repository calls that raised, per store")
+COMPARISONS = _meter.create_counter("shop.compare.outcomes", description="Dual-read comparison outcomes")
+REPAIRS = _meter.create_counter("shop.repairs.recorded", description="Secondary writes recorded for repair")
+
+
+class Stats:
+    WINDOW = 2048  # latencies kept per (store, kind) for the percentiles
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._calls = defaultdict(int)
+        self._errors = defaultdict(int)
+        self._latency = defaultdict(lambda: deque(maxlen=self.WINDOW))
+        self._outcomes = defaultdict(int)
+        self.last_mismatch: dict | None = None
+
+    def call(self, store: str, kind: str, operation: str, ms: float, error: BaseException | None) -> None:
+        attrs = {"store": store, "kind": kind, "operation": operation}
+        DURATION.record(ms, attrs)
+        if error is not None:
+            ERRORS.add(1, {**attrs, "error.type": type(error).__name__})
+        with self._lock:
+            self._calls[(store, kind)] += 1
+            self._latency[(store, kind)].append(ms)
+            if error is not None:
+                self._errors[(store, kind)] += 1
+
+    def comparison(self, operation: str, outcome: str, attributes=()) -> None:
+        COMPARISONS.add(1, {"operation": operation, "outcome": outcome})
+        with self._lock:
+            self._outcomes[outcome] += 1
+            if outcome == "mismatch":
+                self.last_mismatch = {"operation": operation, "attributes": list(attributes)}
+
+    def repair(self, operation: str, count: int) -> None:
+        REPAIRS.add(count, {"operation": operation})
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            stores = {}
+            for (store, kind), n in sorted(self._calls.items()):
+                lat = sorted(self._latency[(store, kind)])
+                stores.setdefault(store, {})[kind] = {
+                    "calls": n, "errors": self._errors[(store, kind)],
+                    "p50_ms": round(_pct(lat, 50), 3), "p99_ms": round(_pct(lat, 99), 3)}
+            return {"stores": stores, "comparisons": dict(self._outcomes),
+                    "last_mismatch": self.last_mismatch}
+
+
+def _pct(values, p) -> float:
+    if not values:
+        return 0.0
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]

@@ -1,0 +1,108 @@
+"""One row per repository method: read or write, its DynamoDB counterpart, how ids flow,
+which lists promise no order, the key to log, and what a failed secondary write repairs.
+
+Adding a repository method to the migration is adding a row here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+READ, WRITE = "read", "write"
+MIRROR, SAME_ARGS = "mirror", "same-args"   # ids flow: MySQL's result -> mirror_of=, or none to pass
+MODULE = "shop.repositories.mysql"
+
+
+@dataclass(frozen=True)
+class Route:
+    repository: str
+    method: str
+    kind: str
+    ids: str = SAME_ARGS
+    counterpart: str | None = None            # DynamoDB method name; the same name when None
+    key: tuple[str, ...] = ()                 # parameters that identify what was read or written
+    unordered: frozenset = field(default_factory=frozenset)  # list paths compared as sets
+    repairs: Callable | None = None           # (arguments, result) -> [(entity, id)]
+
+    @property
+    def name(self) -> str:
+        return f"{self.repository}.{self.method}"
+
+    @property
+    def target(self) -> str:
+        return self.counterpart or self.method
+
+
+def _result_id(entity):
+    return lambda args, result: [(entity, str(result.id))] if result is not None else []
+
+
+def _arg(entity, name):
+    return lambda args, result: [(entity, str(args[name]))]
+
+
+def _cart(args, result):
+    return [("cart", str(args["user_id"]))]
+
+
+def _order_and_stock(args, result):
+    if result is None:
+        return [("order", str(args["order_id"]))] if "order_id" in args else []
+    return ([("order", str(result.id))] + [("product", str(i.product_id)) for i in result.items]
+            + ([("cart", str(result.user_id))] if "order_id" not in args else []))
+
+
+def _checkout(args, result):
+    return _order_and_stock(args, result) + [("cart", str(args["user_id"]))]
+
+
+def _product_and_carts(args, result):
+    return [("product", str(args["product_id"]))]
+
+
+ROUTES = (
+    Route("UserRepository", "get_by_id", READ, key=("user_id",)),
+    Route("UserRepository", "get_by_username", READ, key=("username",)),
+    Route("UserRepository", "get_by_email", READ, key=("email",)),
+    Route("UserRepository", "create", WRITE, MIRROR, repairs=_result_id("user")),
+    Route("UserRepository", "update_profile", WRITE, MIRROR, key=("user_id",), repairs=_arg("user", "user_id")),
+    Route("UserRepository", "set_seller", WRITE, MIRROR, key=("user_id",), repairs=_arg("user", "user_id")),
+
+    Route("CategoryRepository", "list_all", READ),
+    Route("CategoryRepository", "get_by_id", READ, key=("category_id",)),
+    Route("CategoryRepository", "get_by_name", READ, key=("name",)),
+    Route("CategoryRepository", "list_roots", READ),
+    Route("CategoryRepository", "list_children", READ, key=("parent_id",)),
+    Route("CategoryRepository", "get_path", READ, key=("category_id",)),
+    Route("CategoryRepository", "create", WRITE, MIRROR, repairs=_result_id("category")),
+    Route("CategoryRepository", "update", WRITE, MIRROR, key=("category_id",),
+          repairs=_arg("category", "category_id")),
+    Route("CategoryRepository", "delete", WRITE, key=("category_id",), repairs=_arg("category", "category_id")),
+
+    Route("ProductRepository", "get_by_id", READ, key=("product_id",)),
+    Route("ProductRepository", "list_products", READ, key=("filters", "page", "limit")),
+    Route("ProductRepository", "create", WRITE, MIRROR, key=("seller_id",), repairs=_result_id("product")),
+    Route("ProductRepository", "update", WRITE, MIRROR, key=("product_id",), repairs=_arg("product", "product_id")),
+    Route("ProductRepository", "set_inventory", WRITE, MIRROR, key=("product_id",),
+          repairs=_arg("product", "product_id")),
+    Route("ProductRepository", "delete", WRITE, key=("product_id",), repairs=_product_and_carts),
+    Route("ProductRepository", "seller_stats", READ, key=("seller_id",)),
+
+    Route("ShoppingCartRepository", "list_items", READ, key=("user_id",)),
+    Route("ShoppingCartRepository", "get_item", READ, key=("user_id", "product_id")),
+    Route("ShoppingCartRepository", "add_item", WRITE, MIRROR, key=("user_id", "product_id"), repairs=_cart),
+    Route("ShoppingCartRepository", "set_quantity", WRITE, MIRROR, key=("user_id", "product_id"), repairs=_cart),
+    Route("ShoppingCartRepository", "remove_item", WRITE, key=("user_id", "product_id"), repairs=_cart),
+    Route("ShoppingCartRepository", "clear", WRITE, key=("user_id",), repairs=_cart),
+
+    Route("OrderRepository", "checkout", WRITE, MIRROR, key=("user_id",), unordered=frozenset({"items"}),
+          repairs=_checkout),
+    Route("OrderRepository", "get_by_id", READ, key=("order_id",), unordered=frozenset({"items"})),
+    Route("OrderRepository", "list_by_user", READ, key=("user_id", "page", "limit"),
+          unordered=frozenset({"items.items"})),
+    Route("OrderRepository", "set_status", WRITE, MIRROR, key=("order_id",), unordered=frozenset({"items"}),
+          repairs=_order_and_stock),
+    Route("OrderRepository", "cancel", WRITE, MIRROR, key=("order_id",), unordered=frozenset({"items"}),
+          repairs=_order_and_stock),
+    Route("OrderRepository", "summary_by_user", READ, key=("user_id",)),
+)
