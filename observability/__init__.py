@@ -18,7 +18,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 # Jaeger v2 receives OTLP/HTTP on 4318.
 DEFAULT_OTLP_ENDPOINT = "http://localhost:4318"
-_lock = threading.Lock()
+_lock = threading.RLock()
 _state = {"tracing": False, "logging": False, "pymysql": False, "botocore": False}
 
 
@@ -74,6 +74,37 @@ def tracer_provider() -> TracerProvider:
         return trace.get_tracer_provider()
 
 
+_metric_reader = None
+
+
+def metric_reader():
+    """The in-process reader of this process's OpenTelemetry metrics (the flag page reads it)."""
+    meter_provider()
+    return _metric_reader
+
+
+def meter_provider():
+    """The SDK meter provider: an in-process reader, plus OTLP export when
+    OTEL_METRICS_EXPORTER=otlp (Jaeger takes traces only, so export is off by default)."""
+    global _metric_reader
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+
+    with _lock:
+        current = metrics.get_meter_provider()
+        if isinstance(current, MeterProvider):
+            return current
+        _metric_reader = InMemoryMetricReader()
+        readers = [_metric_reader]
+        if os.environ.get("OTEL_METRICS_EXPORTER", "none").lower() == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        provider = MeterProvider(metric_readers=readers, resource=tracer_provider().resource)
+        metrics.set_meter_provider(provider)
+        return provider
+
+
 def add_span_processor(processor: SpanProcessor) -> None:
     tracer_provider().add_span_processor(processor)
 
@@ -106,6 +137,7 @@ def init_app(app, settings=None) -> None:
     """Logging, tracing, and the Flask, pymysql and botocore instrumentations."""
     configure_logging()
     tracer_provider()
+    meter_provider()
     from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
     from opentelemetry.instrumentation.pymysql import PyMySQLInstrumentor

