@@ -13,7 +13,7 @@ export MYSQL_USER ?= shop
 export MYSQL_PASSWORD ?= shop
 export MYSQL_DATABASE ?= online_shopping_store
 
-.PHONY: run test services install db clean-venv
+.PHONY: run test services install db bench clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ test: install services
 	  echo "== API and HTML suites with SHOP_FLAGS=$$flags"; \
 	  SHOP_FLAGS=$$flags $(BIN)/python -m pytest -q $(PRESET_TESTS) || exit 1; \
 	done
+
+bench: install services
+	$(BIN)/python bench/layer_overhead.py
 
 clean-venv:
 	rm -rf $(VENV)

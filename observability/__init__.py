@@ -43,11 +43,25 @@ def json_handler(stream=None) -> logging.Handler:
 
 
 def configure_logging(level: str | None = None) -> None:
-    """JSON lines on stderr for the root logger, once per process."""
+    """JSON lines on stderr for the root logger, once per process.
+
+    Records are queued and formatted and written by a background thread, so a log line
+    costs the request thread only the record's creation. Trace ids are read before
+    queueing, while the span is still current.
+    """
+    import atexit
+    import queue
+    from logging.handlers import QueueHandler, QueueListener
+
     with _lock:
         if _state["logging"]:
             return
-        handler = json_handler()
+        records: queue.Queue = queue.Queue(maxsize=100_000)
+        handler = QueueHandler(records)
+        handler.addFilter(TraceContextFilter())
+        listener = QueueListener(records, json_handler(), respect_handler_level=False)
+        listener.start()
+        atexit.register(listener.stop)
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))

@@ -74,6 +74,7 @@ class Settings:
     dual_write_policy: str = "repair"
     breaker_threshold: int = 5
     breaker_cooldown_s: int = 30
+    call_log_level: str = "INFO"
     testing: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -112,6 +113,7 @@ class Settings:
             dual_write_policy=_str("SHOP_DUAL_WRITE_POLICY", cls.dual_write_policy),
             breaker_threshold=_int("SHOP_BREAKER_THRESHOLD", cls.breaker_threshold, 1),
             breaker_cooldown_s=_int("SHOP_BREAKER_COOLDOWN_S", cls.breaker_cooldown_s, 1),
+            call_log_level=_str("SHOP_CALL_LOG_LEVEL", cls.call_log_level).upper(),
         )
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
@@ -128,6 +130,8 @@ class Settings:
             raise ConfigError(f"SHOP_DUAL_READ_MODE must be raise or report, got {values['dual_read_mode']!r}")
         if values["dual_write_policy"] not in ("repair", "raise"):
             raise ConfigError(f"SHOP_DUAL_WRITE_POLICY must be repair or raise, got {values['dual_write_policy']!r}")
+        if values["call_log_level"] not in ("DEBUG", "INFO", "WARNING"):
+            raise ConfigError(f"SHOP_CALL_LOG_LEVEL must be DEBUG, INFO or WARNING, got {values['call_log_level']!r}")
         if len(values["secret_key"]) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters (it signs tokens and cookies)")
         return cls(**values)

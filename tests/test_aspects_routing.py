@@ -227,3 +227,23 @@ def test_custom_mix_reads_authority_and_writes_per_flags(stores):
         u = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
         assert mysql.users.get_by_id(u.id) is None or mysql.users.get_by_id(u.id).username != u.username
         assert ddb.users.get_by_username(u.username).id == u.id
+
+
+def test_a_method_calling_another_is_routed_once(stores, memory_spans=None):
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    import observability
+    routed, mysql, ddb = stores
+    exporter = InMemorySpanExporter()
+    observability.add_span_processor(SimpleSpanProcessor(exporter))
+    with use_flags(PRESETS[1].flags):
+        seller = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+        cat = routed.categories.create(unique("C "), None)
+        p = routed.products.create(seller.id, NewProduct(category_id=cat.id, name="n", price=Decimal(1),
+                                                         inventory_quantity=1))
+        exporter.clear()
+        routed.products.set_inventory(p.id, 9)  # MySQL's set_inventory calls self.update
+    names = [s.name for s in exporter.get_finished_spans() if s.name.startswith(("Product", "mysql P", "dynamodb P"))]
+    assert sorted(names) == ["ProductRepository.set_inventory", "dynamodb ProductRepository.set_inventory",
+                             "mysql ProductRepository.set_inventory"]
+    assert ddb.products.get_by_id(p.id).inventory_quantity == 9

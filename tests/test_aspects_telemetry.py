@@ -129,8 +129,8 @@ def test_one_json_log_line_per_read_and_comparison_with_trace_ids(product, memor
         logger.setLevel(old)
     lines = [json.loads(x) for x in stream.getvalue().splitlines()]
     top = by_name(memory.get_finished_spans(), "ProductRepository.get_by_id")
-    assert sorted((x["event"], x.get("store", "-")) for x in lines) == [
-        ("compare", "-"), ("read", "dynamodb"), ("read", "mysql")]
+    assert sorted((x["event"], x.get("stores", "-")) for x in lines) == [
+        ("compare", "-"), ("read", "mysql+dynamodb")]
     assert all(x["trace_id"] == format(top.context.trace_id, "032x") for x in lines)
     compare = next(x for x in lines if x["event"] == "compare")
     assert compare["outcome"] == "match" and compare["key"] == f"product_id={p.id}"

@@ -37,6 +37,7 @@ class Runtime:
         self.repair_log = repair_log
         self.default_flags = default_flags
         self.pinned = settings.shop_flags_pinned
+        self.call_log_level = logging.getLevelName(settings.call_log_level)
         self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s)
         self.stats = Stats()
         self._pool = ThreadPoolExecutor(max_workers=settings.dual_read_workers, thread_name_prefix="dual-read")
@@ -51,14 +52,28 @@ class Runtime:
 
     def route(self, route, original, ddb_repo, arguments, args, kwargs):
         flags = self.flags()
+        start = time.perf_counter()
+        error = None
         with tracer.start_as_current_span(route.name, kind=SpanKind.INTERNAL) as span:
             if span.is_recording():
                 span.set_attributes({"shop.flags": str(flags), "shop.scenario": flags.scenario,
                                      "shop.operation": route.name, "shop.operation.kind": route.kind,
                                      **_key_attributes(route, arguments)})
-            if route.kind == READ:
-                return self._read(route, flags, original, ddb_repo, arguments, args, kwargs, span)
-            return self._write(route, flags, original, ddb_repo, arguments, args, kwargs, span)
+            try:
+                if route.kind == READ:
+                    return self._read(route, flags, original, ddb_repo, arguments, args, kwargs, span)
+                return self._write(route, flags, original, ddb_repo, arguments, args, kwargs, span)
+            except Exception as exc:
+                error = exc
+                raise
+            finally:
+                # One line per routed read or write (comparisons and repairs log their own).
+                if log.isEnabledFor(self.call_log_level):
+                    log.log(self.call_log_level, route.kind, extra={
+                        "event": route.kind, "operation": route.name, "flags": str(flags),
+                        "stores": _stores(route, flags), "key": _key_text(route, arguments),
+                        "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                        "error_type": type(error).__name__ if error else None})
 
     def _read(self, route, flags, original, ddb_repo, arguments, args, kwargs, span):
         ddb_call = lambda: getattr(ddb_repo, route.target)(*args, **kwargs)  # noqa: E731
@@ -171,15 +186,8 @@ class Runtime:
                     span.set_attribute("error.type", type(exc).__name__)
                     if not isinstance(exc, ShopError) or isinstance(exc, StoreUnavailableError):
                         span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                log.info(f"{route.kind} failed", extra={"event": route.kind, "store": store,
-                                                        "operation": route.name, "error_type": type(exc).__name__,
-                                                        "duration_ms": round(ms, 3)})
                 return _Result(Outcome(error=exc))
-        ms = (time.perf_counter() - start) * 1000
-        self.stats.call(store, route.kind, route.name, ms, None)
-        if log.isEnabledFor(logging.INFO):
-            log.info(route.kind, extra={"event": route.kind, "store": store, "operation": route.name,
-                                        "duration_ms": round(ms, 3)})
+        self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, None)
         return _Result(Outcome(value=value))
 
 
@@ -197,6 +205,12 @@ class _Result:
 
 def _describe(outcome: Outcome):
     return f"raised {type(outcome.error).__name__}" if outcome.error else "returned a value"
+
+
+def _stores(route, flags) -> str:
+    if route.kind == READ:
+        return "mysql+dynamodb" if flags.dual_read else ("mysql" if flags.read_mysql else "dynamodb")
+    return "mysql+dynamodb" if flags.dual_write else ("mysql" if flags.write_mysql else "dynamodb")
 
 
 def _key(route, arguments) -> dict:

@@ -7,6 +7,7 @@ elsewhere sees the routed methods too. `uninstall()` puts the originals back.
 """
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 import threading
@@ -23,6 +24,9 @@ _originals: dict[tuple[type, str], object] = {}
 # MySQL repository instance -> (runtime, its DynamoDB counterpart). Unbound instances are
 # the original layer, untouched: their calls go straight to MySQL.
 _bindings: "weakref.WeakKeyDictionary[object, tuple]" = weakref.WeakKeyDictionary()
+# Set while a routed call runs: a repository method calling another (set_inventory calls
+# update) is part of the outer operation, not a second one to route.
+_routing: contextvars.ContextVar[bool] = contextvars.ContextVar("shop_routing", default=False)
 
 
 def install() -> None:
@@ -78,12 +82,39 @@ def _weave(module) -> None:
             wrapt.wrap_function_wrapper(cls, route.method, _wrapper(route, inspect.signature(original)))
 
 
+class Arguments:
+    """The call's arguments by parameter name, bound only when something asks for them."""
+
+    __slots__ = ("_signature", "_call", "_bound")
+
+    def __init__(self, signature, instance, args, kwargs):
+        self._signature, self._call, self._bound = signature, (instance, args, kwargs), None
+
+    def _get(self) -> dict:
+        if self._bound is None:
+            instance, args, kwargs = self._call
+            self._bound = self._signature.bind(instance, *args, **kwargs).arguments
+        return self._bound
+
+    def __getitem__(self, name):
+        return self._get()[name]
+
+    def __contains__(self, name):
+        return name in self._get()
+
+    def get(self, name, default=None):
+        return self._get().get(name, default)
+
+
 def _wrapper(route, signature):
     def routed(wrapped, instance, args, kwargs):
         binding = _bindings.get(instance) if instance is not None else None
-        if binding is None:
+        if binding is None or _routing.get():
             return wrapped(*args, **kwargs)
         runtime, ddb_repo = binding
-        arguments = signature.bind(instance, *args, **kwargs).arguments
-        return runtime.route(route, wrapped, ddb_repo, arguments, args, kwargs)
+        token = _routing.set(True)
+        try:
+            return runtime.route(route, wrapped, ddb_repo, Arguments(signature, instance, args, kwargs), args, kwargs)
+        finally:
+            _routing.reset(token)
     return routed
