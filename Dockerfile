@@ -6,4 +6,4 @@ COPY shop ./shop
 COPY observability ./observability
 RUN pip install --no-cache-dir .
 EXPOSE 5000
-CMD ["sh", "-c", "flask --app shop init-db && flask --app shop seed --if-empty && exec gunicorn --bind 0.0.0.0:${PORT:-5000} --workers ${WORKERS:-2} --threads 4 --access-logfile - 'shop:create_app()'"]
+CMD ["sh", "-c", "flask --app shop init-db && flask --app shop ddb-create-tables && flask --app shop seed --if-empty && exec gunicorn --bind 0.0.0.0:${PORT:-5000} --workers ${WORKERS:-2} --threads 4 --access-logfile - 'shop:create_app()'"]

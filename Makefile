@@ -30,6 +30,7 @@ services:
 
 db: install services
 	$(BIN)/flask --app shop init-db
+	$(BIN)/flask --app shop ddb-create-tables
 	$(BIN)/flask --app shop seed --if-empty
 
 run: db

@@ -131,6 +131,26 @@ def register_migration(app) -> None:
         if failed:
             sys.exit(1)
 
+    @app.cli.command("backfill")
+    def backfill_cmd():
+        """Copy every user, category, product, cart and order from MySQL into DynamoDB
+        (idempotent: it writes MySQL's current state; run it before turning on WRITE_DDB
+        reads, and again after, until verify is clean)."""
+        sync = _sync()
+        targets = _ddb(sync.targets)
+        failed = []
+        with click.progressbar(targets, label=f"backfilling {len(targets)} entities") as bar:
+            for entity, entity_id in bar:
+                try:
+                    sync.repair(entity, entity_id)
+                except Exception as exc:
+                    failed.append((entity, entity_id, exc))
+        click.echo(f"backfilled {len(targets) - len(failed)} of {len(targets)} entities; {len(failed)} failed")
+        for entity, entity_id, exc in failed[:20]:
+            click.echo(f"  failed: {entity} {entity_id}: {type(exc).__name__}: {exc}", err=True)
+        if failed:
+            sys.exit(1)
+
     @app.cli.command("verify")
     @click.option("--show", default=20, show_default=True, help="How many divergent entities to list.")
     def verify_cmd(show):

@@ -121,3 +121,25 @@ def test_mysql_unreachable_gives_clean_errors_and_writes_nothing_to_dynamodb(set
     assert r.status_code == 503 and "Traceback" not in r.get_data(as_text=True)
     for a in (down, dual_read):
         a.extensions["shop"].runtime.close()
+
+
+def test_backfill_copies_what_mysql_had_before_the_migration(outage):
+    app, _ = outage
+    from shop.aspects import MYSQL_ONLY, use_flags
+    api = Api(app.test_client())
+    with use_flags(MYSQL_ONLY):  # data from before the migration: MySQL only
+        seller, stoken = api.register(seller=True)
+        cat = api.category(stoken)
+        child = api.category(stoken, parent_id=cat["id"])
+        prod = api.product(stoken, child["id"])
+        buyer, btoken = api.register()
+        api.call("POST", "/api/cart/items", btoken, {"productId": prod["id"], "quantity": 2})
+        api.call("POST", "/api/orders/checkout", btoken, {"paymentMethod": "paypal"})
+        api.call("POST", "/api/cart/items", btoken, {"productId": prod["id"], "quantity": 1})
+    runner = app.test_cli_runner()
+    before = runner.invoke(args=["verify"])
+    assert before.exit_code == 1 and "divergent: 7 of 7" in before.output, before.output
+    done = runner.invoke(args=["backfill"])
+    assert done.exit_code == 0 and "backfilled 7 of 7 entities; 0 failed" in done.output, done.output
+    after = runner.invoke(args=["verify"])
+    assert after.exit_code == 0 and "divergent: 0 of 7" in after.output, after.output
