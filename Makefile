@@ -13,7 +13,7 @@ export MYSQL_USER ?= shop
 export MYSQL_PASSWORD ?= shop
 export MYSQL_DATABASE ?= online_shopping_store
 
-.PHONY: run test services install db bench clean-venv
+.PHONY: run test services browser install db bench clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ install: $(STAMP)
 
 services:
 	bash scripts/services.sh
+
+browser:
+	bash scripts/browser.sh
 
 db: install services
 	$(BIN)/flask --app shop init-db
@@ -42,7 +45,7 @@ PRESETS := READ_MYSQL,WRITE_MYSQL,WRITE_DDB READ_MYSQL,READ_DDB,WRITE_MYSQL,WRIT
            READ_DDB,WRITE_MYSQL,WRITE_DDB READ_DDB,WRITE_DDB
 PRESET_TESTS := tests/test_api_accounts.py tests/test_api_catalog.py tests/test_api_shopping.py tests/test_web.py
 
-test: install services
+test: install services browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	@for flags in $(PRESETS); do \
 	  echo "== API and HTML suites with SHOP_FLAGS=$$flags"; \

@@ -52,7 +52,7 @@ class ShopState:
 
 def create_app(settings: Settings | None = None, **overrides) -> Flask:
     """Build the application; no connection is opened until a request needs one."""
-    from . import api, cli, web
+    from . import api, cli, flags_ui, web
     from .services import Services
     from observability import init_app as init_observability
 
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     init_observability(app, settings)
     api.register(app)
     web.register(app)
+    flags_ui.register(app)
     cli.register(app)
     _register_errors(app)
     _rate_limits(app, settings)

@@ -75,6 +75,9 @@ class Settings:
     breaker_threshold: int = 5
     breaker_cooldown_s: int = 30
     call_log_level: str = "INFO"
+    flags_cookie_max_age: int = 8 * 3600
+    flags_page_password: str | None = None
+    jaeger_ui_url: str = "http://localhost:16686"
     testing: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -114,6 +117,9 @@ class Settings:
             breaker_threshold=_int("SHOP_BREAKER_THRESHOLD", cls.breaker_threshold, 1),
             breaker_cooldown_s=_int("SHOP_BREAKER_COOLDOWN_S", cls.breaker_cooldown_s, 1),
             call_log_level=_str("SHOP_CALL_LOG_LEVEL", cls.call_log_level).upper(),
+            flags_cookie_max_age=_int("SHOP_FLAGS_COOKIE_MAX_AGE", cls.flags_cookie_max_age, 60),
+            flags_page_password=_str("SHOP_FLAGS_PAGE_PASSWORD", None),
+            jaeger_ui_url=_str("JAEGER_UI_URL", cls.jaeger_ui_url),
         )
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

@@ -33,8 +33,8 @@ def test_contract_is_valid_against_the_workshop_schema():
 
 
 @pytest.mark.parametrize("name", list(SPEC))
-def test_created_tables_match_the_contract(dynamo, name):
-    described = dynamo.client.describe_table(TableName=dynamo.table(name))["Table"]
+def test_created_tables_match_the_contract(store_dynamo, name):
+    described = store_dynamo.client.describe_table(TableName=store_dynamo.table(name))["Table"]
     table = contract_table(name)
     keys = {k["KeyType"]: k["AttributeName"] for k in described["KeySchema"]}
     assert keys.get("HASH") == table["pk"] and keys.get("RANGE") == table.get("sk")
@@ -46,8 +46,8 @@ def test_created_tables_match_the_contract(dynamo, name):
     assert created == promised
 
 
-def test_items_written_by_the_code_use_only_contract_attributes(dynamo):
-    ddb = Repositories.dynamodb(dynamo)
+def test_items_written_by_the_code_use_only_contract_attributes(store_dynamo):
+    ddb = Repositories.dynamodb(store_dynamo)
     seller = ddb.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h",
                                       first_name="A", last_name="B"))
     cat = ddb.categories.create(unique("C "), None)
@@ -58,14 +58,14 @@ def test_items_written_by_the_code_use_only_contract_attributes(dynamo):
     ddb.orders.checkout(seller.id)
     ddb.carts.add_item(seller.id, product.id, 1)  # a cart line that stays
     from shop.repositories.dynamodb import IdAllocator
-    IdAllocator(dynamo).allocate("order")
+    IdAllocator(store_dynamo).allocate("order")
     allowed = {}
     for t in CONTRACT["tables"]:
         for e in t.get("entities") or [{"entity_type": None, "attributes": t["attributes"]}]:
             allowed[(t["table"].removeprefix("shop-"), e["entity_type"])] = {a["name"] for a in e["attributes"]}
     seen = set()
     for name in SPEC:
-        for item in dynamo.client.scan(TableName=dynamo.table(name))["Items"]:
+        for item in store_dynamo.client.scan(TableName=store_dynamo.table(name))["Items"]:
             entity = item.get("entity", {}).get("S")
             key = (name, entity if (name, entity) in allowed else None)
             if key not in allowed and name != "counters":

@@ -27,8 +27,8 @@ from .conftest import unique
 
 
 @pytest.fixture
-def ddb(dynamo):
-    return Repositories.dynamodb(dynamo)
+def ddb(store_dynamo):
+    return Repositories.dynamodb(store_dynamo)
 
 
 class Calls:
@@ -46,11 +46,11 @@ class Calls:
 
 
 @pytest.fixture
-def calls(dynamo):
+def calls(store_dynamo):
     opened = []
 
     def watch(operation):
-        c = Calls(dynamo.client, operation)
+        c = Calls(store_dynamo.client, operation)
         opened.append(c)
         return c
     yield watch
@@ -67,14 +67,14 @@ def world(ddb, stock=5):
     return seller, cat, product, buyer
 
 
-def test_checkout_retry_with_the_same_token_applies_once(ddb, dynamo, calls):
+def test_checkout_retry_with_the_same_token_applies_once(ddb, store_dynamo, calls):
     _, _, product, buyer = world(ddb)
     ddb.carts.add_item(buyer.id, product.id, 2)
     sent = calls("TransactWriteItems")
     order = ddb.orders.checkout(buyer.id)
     request = sent.params[-1]
-    assert request["ClientRequestToken"] == checkout_token(dynamo.table("orders"), order.id)
-    dynamo.client.transact_write_items(**request)  # a client retry of the same request
+    assert request["ClientRequestToken"] == checkout_token(store_dynamo.table("orders"), order.id)
+    store_dynamo.client.transact_write_items(**request)  # a client retry of the same request
     assert ddb.products.get_by_id(product.id).inventory_quantity == 3
     assert ddb.orders.list_by_user(buyer.id).total == 1
 
@@ -109,24 +109,24 @@ def test_email_guard_moves_with_the_email(ddb):
         ddb.users.update_profile(other.id, {"email": new_email.upper()})
 
 
-def test_queries_follow_last_evaluated_key(ddb, dynamo, calls):
+def test_queries_follow_last_evaluated_key(ddb, store_dynamo, calls):
     seller, cat, _, _ = world(ddb)
     for i in range(4):
         ddb.products.create(seller.id, NewProduct(category_id=cat.id, name=f"n{i}", price=Decimal(1),
                                                   inventory_quantity=1))
     queries = calls("Query")
-    items = dynamo.query_all(TableName=dynamo.table("catalog"), IndexName="GSI1", Limit=2,
+    items = store_dynamo.query_all(TableName=store_dynamo.table("catalog"), IndexName="GSI1", Limit=2,
                              KeyConditionExpression="GSI1PK = :pk",
                              ExpressionAttributeValues=encode({":pk": f"SELLER#{seller.id}"}))
     assert len(items) == 5 and len(queries.params) == 3
     assert "ExclusiveStartKey" in queries.params[1]
 
 
-def test_batch_get_retries_unprocessed_keys(ddb, dynamo, calls):
+def test_batch_get_retries_unprocessed_keys(ddb, store_dynamo, calls):
     seller, cat, _, _ = world(ddb)
     made = [ddb.products.create(seller.id, NewProduct(category_id=cat.id, name=f"b{i}", price=Decimal(1),
                                                       inventory_quantity=1)) for i in range(5)]
-    table = dynamo.table("catalog")
+    table = store_dynamo.table("catalog")
     state = {"rewritten": 0}
 
     def leave_some_unprocessed(parsed, **kwargs):
@@ -138,20 +138,20 @@ def test_batch_get_retries_unprocessed_keys(ddb, dynamo, calls):
             parsed["UnprocessedKeys"] = {table: {"Keys": [{"PK": i["PK"], "SK": i["SK"]} for i in drop],
                                                  "ConsistentRead": True}}
 
-    dynamo.client.meta.events.register("after-call.dynamodb.BatchGetItem", leave_some_unprocessed)
+    store_dynamo.client.meta.events.register("after-call.dynamodb.BatchGetItem", leave_some_unprocessed)
     waits = []
-    dynamo.sleep = waits.append
+    store_dynamo.sleep = waits.append
     try:
         gets = calls("BatchGetItem")
-        found = dynamo.batch_get(table, [keys.product(p.id) for p in made])
+        found = store_dynamo.batch_get(table, [keys.product(p.id) for p in made])
     finally:
-        dynamo.client.meta.events.unregister("after-call.dynamodb.BatchGetItem", leave_some_unprocessed)
-        dynamo.sleep = __import__("time").sleep
+        store_dynamo.client.meta.events.unregister("after-call.dynamodb.BatchGetItem", leave_some_unprocessed)
+        store_dynamo.sleep = __import__("time").sleep
     assert sorted(int(i["id"]) for i in found) == sorted(p.id for p in made)
     assert len(gets.params) == 3 and len(waits) == 2 and all(0 <= w <= 0.5 for w in waits)
 
 
-def test_transaction_conflicts_are_retried_then_surface(ddb, dynamo):
+def test_transaction_conflicts_are_retried_then_surface(ddb, store_dynamo):
     _, _, product, buyer = world(ddb)
     state = {"left": 2}
 
@@ -162,8 +162,8 @@ def test_transaction_conflicts_are_retried_then_surface(ddb, dynamo):
                      "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}]}
             raise ClientError(error, "TransactWriteItems")
 
-    dynamo.client.meta.events.register("before-call.dynamodb.TransactWriteItems", conflict)
-    dynamo.sleep = lambda s: None
+    store_dynamo.client.meta.events.register("before-call.dynamodb.TransactWriteItems", conflict)
+    store_dynamo.sleep = lambda s: None
     try:
         ddb.carts.add_item(buyer.id, product.id, 1)  # two conflicts, then the real call
         assert ddb.carts.get_item(buyer.id, product.id).quantity == 1
@@ -171,8 +171,8 @@ def test_transaction_conflicts_are_retried_then_surface(ddb, dynamo):
         with pytest.raises(TransactionConflictError):
             ddb.carts.add_item(buyer.id, product.id, 1)
     finally:
-        dynamo.client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", conflict)
-        dynamo.sleep = __import__("time").sleep
+        store_dynamo.client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", conflict)
+        store_dynamo.sleep = __import__("time").sleep
     assert ddb.carts.get_item(buyer.id, product.id).quantity == 1
 
 

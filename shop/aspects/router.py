@@ -40,6 +40,7 @@ class Runtime:
         self.call_log_level = logging.getLevelName(settings.call_log_level)
         self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s)
         self.stats = Stats()
+        self.last_trace: dict[str, dict] = {}  # flags -> the last request routed by them
         self._pool = ThreadPoolExecutor(max_workers=settings.dual_read_workers, thread_name_prefix="dual-read")
 
     def flags(self) -> flags_mod.Flags:

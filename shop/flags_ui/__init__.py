@@ -1,0 +1,59 @@
+"""The flag page: switch the migration phase per browser, with a signed cookie."""
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, g, request
+from opentelemetry import trace
+
+from ..aspects import flags as flags_mod
+from .cookie import NAME, FlagCookie
+from .views import bp, require_operator
+
+log = logging.getLogger("shop.flags")
+
+
+def register(app) -> None:
+    settings = app.extensions["shop"].settings
+    app.extensions["flag_cookie"] = FlagCookie(settings.secret_key, settings.flags_cookie_max_age)
+    app.register_blueprint(bp)
+    app.before_request_funcs.setdefault(None, []).insert(0, require_operator)
+    app.config.setdefault("EXTRA_MENU", []).append(("Feature flags", "flags.page"))
+    app.before_request(_flags_from_cookie)
+    app.after_request(_remember_trace)
+    app.teardown_request(_reset)
+
+
+def _flags_from_cookie():
+    """Every request routes by its cookie's flags, or by the server default."""
+    runtime = current_app.extensions["shop"].runtime
+    raw = request.cookies.get(NAME)
+    g.flags_source = "server default"
+    if raw is None:
+        return
+    flags, problem = current_app.extensions["flag_cookie"].loads(raw)
+    if problem:
+        log.warning("flag cookie ignored", extra={"event": "flags", "reason": problem, "path": request.path,
+                                                  "remote_addr": request.remote_addr})
+        g.flags_cookie_problem = problem
+        return
+    if runtime.pinned:
+        g.flags_source = "pinned by the server (cookie ignored)"
+        return
+    g.flags_token = flags_mod.set_current(flags)
+    g.flags_source = "cookie"
+
+
+def _remember_trace(response):
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid and not request.path.startswith("/static/"):
+        runtime = current_app.extensions["shop"].runtime
+        runtime.last_trace[str(runtime.flags())] = {"trace_id": format(ctx.trace_id, "032x"),
+                                                    "path": request.path, "method": request.method}
+    return response
+
+
+def _reset(exc):
+    token = g.pop("flags_token", None)
+    if token is not None:
+        flags_mod.reset(token)

@@ -1,0 +1,104 @@
+"""A person at a real browser: Debian's Chromium, driven by Playwright, against gunicorn."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from shop import Repositories
+from shop.aspects import PRESETS, use_flags
+
+from .conftest import PASSWORD, TEST_DB, Api, unique, wait_for_port
+from .ddb_local import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(settings):
+    port = free_port()
+    env = {**os.environ, "MYSQL_DATABASE": TEST_DB, "DYNAMODB_TABLE_PREFIX": settings.dynamodb_table_prefix,
+           "SECRET_KEY": settings.secret_key, "RATE_LIMIT_ENABLED": "false", "BCRYPT_ROUNDS": "4",
+           "OTEL_TRACES_EXPORTER": "none", "SHOP_FLAGS": "READ_MYSQL,WRITE_MYSQL", "LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}",
+                             "--workers", "1", "--threads", "4", "shop:create_app()"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for_port("127.0.0.1", port, 30), "gunicorn did not start"
+        base = f"http://127.0.0.1:{port}"
+        assert urllib.request.urlopen(base + "/api/health", timeout=10).status == 200
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).exists(), "Chromium is missing: run `make browser`"
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+def buy(page, base, product_id) -> int:
+    page.goto(f"{base}/products/{product_id}")
+    page.get_by_role("button", name="Add to cart").click()
+    page.wait_for_url(f"{base}/cart")
+    page.select_option("#payment_method", "paypal")
+    page.get_by_role("button", name="Place order").click()
+    page.wait_for_url(re.compile(r".*/orders/\d+$"))
+    assert "Thank you! Order #" in page.content()
+    return int(page.url.rsplit("/", 1)[1])
+
+
+def test_switch_phases_from_the_page_and_shop(server, browser, client, db, dynamo):
+    with use_flags(PRESETS[1].flags):  # a seller's product that both stores hold
+        seller, token = Api(client).register(seller=True)
+        cat = Api(client).category(token)
+        product = Api(client).product(token, cat["id"], inventory_quantity=20)
+    mysql, ddb = Repositories.mysql(db), Repositories.dynamodb(dynamo)
+    page = browser.new_page()
+    page.goto(server + "/")
+    page.get_by_role("link", name="Feature flags").click()
+    page.wait_for_url(server + "/flags")
+    page.locator("#preset-dual-write").click()
+    assert page.locator("#scenario").inner_text() == "Dual write, read MySQL"
+    assert page.locator("#source").inner_text() == "cookie"
+
+    name = unique()
+    page.get_by_role("link", name="Register").click()
+    page.fill("#username", name)
+    page.fill("#email", f"{name}@example.com")
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Register").click()
+    assert f"Welcome, {name}" in page.content()
+    first = buy(page, server, product["id"])
+
+    user_mysql, user_ddb = mysql.users.get_by_username(name), ddb.users.get_by_username(name)
+    assert user_mysql is not None and user_ddb is not None and user_mysql.id == user_ddb.id
+    assert mysql.orders.get_by_id(first) is not None and ddb.orders.get_by_id(first).id == first
+    assert ddb.products.get_by_id(product["id"]).inventory_quantity == 19
+
+    page.goto(server + "/flags")
+    page.locator("#preset-mysql-only").click()
+    assert page.locator("#scenario").inner_text() == "MySQL only"
+    page.screenshot(path=str(Path(os.environ.get("TMPDIR", "/tmp")) / "shop-flags-page.png"), full_page=True)
+    second = buy(page, server, product["id"])
+    assert mysql.orders.get_by_id(second) is not None
+    assert ddb.orders.get_by_id(second) is None  # MySQL only: DynamoDB never saw it
+    assert ddb.products.get_by_id(product["id"]).inventory_quantity == 19
+    assert mysql.products.get_by_id(product["id"]).inventory_quantity == 18
+    page.close()

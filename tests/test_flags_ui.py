@@ -1,0 +1,220 @@
+"""The flag page: forms, refusals, the signed cookie, the lock, the kill switch, health."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from shop import Repositories, create_app
+from shop.aspects import PRESETS
+from shop.flags_ui.cookie import NAME
+
+from .conftest import Api, unique
+
+ROOT = Path(__file__).resolve().parent.parent
+# style.css as it was before the flag page existed (commit f104851); the page adds no CSS.
+STYLE_SHA256 = "c59893ba9a86e2c38c180e005cc6d90d8ccf7d1de2dc3ce08ee1081609fa4ff8"
+
+
+def csrf(client, path="/flags"):
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def cookie_of(response):
+    return next((h for h in response.headers.getlist("Set-Cookie") if h.startswith(NAME + "=")), None)
+
+
+def health(client):
+    return client.get("/flags/health.json").get_json()
+
+
+@pytest.fixture
+def page(client):
+    return client, csrf(client)
+
+
+def test_page_is_a_complete_unstyled_document_in_the_menu(client):
+    html = client.get("/flags").get_data(as_text=True)
+    assert html.startswith("<!doctype html>") and '<html lang="en">' in html and '<meta charset="utf-8">' in html
+    assert 'name="viewport"' in html and "<title>Feature flags · shop</title>" in html
+    assert "<style" not in html and " style=" not in html
+    assert re.findall(r'<link rel="stylesheet" href="([^"]+)"', html) == ["/static/style.css"]
+    assert '<a href="/flags">Feature flags</a>' in client.get("/").get_data(as_text=True)
+    for label in re.findall(r'<label for="([^"]+)"', html):
+        assert f'id="{label}"' in html  # every label points at a field
+
+
+def test_stylesheet_is_unchanged():
+    assert hashlib.sha256((ROOT / "shop/static/style.css").read_bytes()).hexdigest() == STYLE_SHA256
+    assert [p.name for p in (ROOT / "shop/static").iterdir()] == ["style.css"]
+
+
+def test_default_flags_and_source(client):
+    h = health(client)
+    assert h["flags"] == {"READ_MYSQL": True, "READ_DDB": False, "WRITE_MYSQL": True, "WRITE_DDB": False} or h[
+        "source"] == "server default"
+    assert h["source"] == "server default" and h["circuit_breaker"] == "closed"
+
+
+def test_one_flag_then_all_four_then_presets_then_reset(page):
+    client, token = page
+    r = client.post("/flags/flag", data={"csrf_token": token, "WRITE_DDB": "on"})
+    set_cookie = cookie_of(r)
+    assert r.status_code == 200 and set_cookie and "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
+    assert "Max-Age=28800" in set_cookie and "Secure" not in set_cookie
+    assert health(client)["source"] == "cookie" and health(client)["scenario"] == "Dual write, read MySQL"
+    r = client.post("/flags", data={"csrf_token": token, "READ_MYSQL": "on", "READ_DDB": "on",
+                                    "WRITE_MYSQL": "on", "WRITE_DDB": "on"})
+    assert r.status_code == 200 and health(client)["scenario"] == "Dual write, dual read"
+    for p in PRESETS:
+        r = client.post(f"/flags/preset/{p.key}", data={"csrf_token": token})
+        assert r.status_code == 200 and health(client)["scenario"] == p.name
+        assert f"Flags set: {p.flags}" in r.get_data(as_text=True)
+    r = client.post("/flags/reset", data={"csrf_token": token})
+    assert r.status_code == 200 and "Max-Age=0" in cookie_of(r) or "expires=Thu, 01 Jan 1970" in cookie_of(r)
+    assert health(client)["source"] == "server default"
+
+
+def test_secure_cookie_over_https(client):
+    token = csrf(client)
+    r = client.post("/flags/preset/dual-write", data={"csrf_token": token}, base_url="https://localhost")
+    assert "Secure" in cookie_of(r)
+
+
+@pytest.mark.parametrize("form,path", [
+    ({}, "/flags"),
+    ({"READ_MYSQL": "off"}, "/flags/flag"),
+    ({"WRITE_MYSQL": "off"}, "/flags/flag"),
+    ({"READ_MYSQL": "maybe"}, "/flags/flag"),
+    ({"READ_MYSQL": "on", "READ_DDB": "on"}, "/flags/flag"),
+])
+def test_impossible_changes_are_refused_and_change_nothing(page, form, path):
+    client, token = page
+    r = client.post(path, data={"csrf_token": token, **form})
+    assert r.status_code == 400 and cookie_of(r) is None
+    assert "Nothing changed" in r.get_data(as_text=True)
+    assert health(client)["source"] == "server default"
+    assert client.post("/flags/preset/nope", data={"csrf_token": token}).status_code == 404
+
+
+def test_risky_mix_needs_confirmation(page):
+    client, token = page
+    risky = {"csrf_token": token, "READ_MYSQL": "on", "WRITE_DDB": "on"}
+    r = client.post("/flags", data=risky)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 409 and cookie_of(r) is None and "MySQL, which is not written" in html
+    assert "Yes, I understand the risk" in html
+    r = client.post("/flags", data={**risky, "confirm_risk": "yes"})
+    assert r.status_code == 200 and health(client)["scenario"] == "custom" and health(client)["risks"]
+
+
+def test_csrf_is_required(client):
+    r = client.post("/flags/preset/ddb-only", data={})
+    assert r.status_code == 400 and cookie_of(r) is None
+
+
+def _cookie(secret, names, signer=TimestampSigner):
+    return URLSafeTimedSerializer(secret, salt="shop-flags", signer=signer).dumps(names)
+
+
+class OldSigner(TimestampSigner):
+    def get_timestamp(self):
+        return int(time.time()) - 10 * 24 * 3600
+
+
+@pytest.mark.parametrize("value,reason", [
+    ("garbage", "bad signature"), ("a" * 5000, "oversized"), ("", "bad signature"),
+    (None, "expired"), ("forged", "bad signature"), ("impossible", "impossible flags"), ("shape", "malformed"),
+])
+def test_bad_cookies_fall_back_to_the_default_with_a_warning(app, client, caplog, value, reason):
+    secret = app.extensions["shop"].settings.secret_key
+    value = {None: _cookie(secret, ["READ_DDB", "WRITE_DDB"], OldSigner),
+             "forged": _cookie("not-the-secret-key-but-long-enough-1234", ["READ_DDB", "WRITE_DDB"]),
+             "impossible": _cookie(secret, ["READ_MYSQL"]), "shape": _cookie(secret, {"x": 1})}.get(value, value)
+    client.set_cookie(NAME, value)
+    with caplog.at_level(logging.WARNING, "shop.flags"):
+        h = health(client)
+        assert client.get("/api/products?limit=1").status_code == 200
+    assert h["source"] == "server default"
+    assert any(getattr(r, "reason", None) == reason for r in caplog.records)
+
+
+@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters=';,"\\'),
+                     max_size=600))
+def test_any_cookie_value_is_never_a_5xx(client, value):
+    client.set_cookie(NAME, value)
+    for path in ("/flags/health.json", "/api/categories", "/"):
+        r = client.get(path)
+        assert r.status_code < 500, (path, value)
+    assert health(client)["source"] == "server default"
+
+
+def test_the_cookie_routes_every_request(client, db, dynamo):
+    token = csrf(client)
+    client.post("/flags/preset/ddb-only", data={"csrf_token": token})
+    api = Api(client)
+    user, _ = api.register()
+    assert Repositories.dynamodb(dynamo).users.get_by_username(user["username"]) is not None
+    with db.cursor() as cur:
+        cur.execute("SELECT COUNT(*) AS n FROM users WHERE username = %s", (user["username"],))
+        assert cur.fetchone()["n"] == 0  # DynamoDB only: MySQL never saw it
+
+
+def test_health_and_trace_link(client):
+    token = csrf(client)
+    client.post("/flags/preset/dual-read", data={"csrf_token": token})
+    Api(client).register()
+    h = health(client)
+    assert set(h["stores"]) == {"mysql", "dynamodb"} and h["stores"]["dynamodb"]["write"]["calls"] >= 1
+    assert h["comparisons"]["match"] >= 1 and isinstance(h["repairs_pending"], int)
+    assert re.fullmatch(r"[0-9a-f]{32}", h["last_trace"]["trace_id"])
+    html = client.get("/flags").get_data(as_text=True)
+    assert f'href="http://localhost:16686/trace/' in html
+
+
+def test_changes_are_logged_and_traced(client, caplog):
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    import observability
+    exporter = InMemorySpanExporter()
+    observability.add_span_processor(SimpleSpanProcessor(exporter))
+    token = csrf(client)
+    with caplog.at_level(logging.INFO, "shop.flags"):
+        client.post("/flags/preset/dual-write", data={"csrf_token": token})
+    record = next(r for r in caplog.records if r.getMessage() == "flags changed")
+    assert (record.who, record.to) == ("anonymous", "READ_MYSQL,WRITE_MYSQL,WRITE_DDB")
+    span = next(s for s in exporter.get_finished_spans() if s.name == "flags.change")
+    assert span.attributes["shop.flags.to"] == "READ_MYSQL,WRITE_MYSQL,WRITE_DDB"
+
+
+def test_the_page_can_be_locked(settings):
+    locked = create_app(replace(settings, flags_page_password="operator-secret"))
+    c = locked.test_client()
+    r = c.get("/flags")
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
+    assert c.get("/flags", auth=("ops", "wrong")).status_code == 401
+    assert c.post("/flags/preset/ddb-only", data={}).status_code == 401
+    assert c.get("/flags", auth=("ops", "operator-secret")).status_code == 200
+    assert c.get("/").status_code == 200  # only the flag page is locked
+    locked.extensions["shop"].runtime.close()
+
+
+def test_the_kill_switch_pins_the_flags(settings):
+    pinned = create_app(replace(settings, shop_flags_pinned=True))
+    c = pinned.test_client()
+    secret = pinned.extensions["shop"].settings.secret_key
+    c.set_cookie(NAME, _cookie(secret, ["READ_DDB", "WRITE_DDB"]))
+    h = c.get("/flags/health.json").get_json()
+    assert h["pinned"] is True and h["scenario"] == "MySQL only" and h["source"].startswith("pinned")
+    token = csrf(c)
+    r = c.post("/flags/preset/ddb-only", data={"csrf_token": token})
+    assert r.status_code == 409 and cookie_of(r) is None
+    pinned.extensions["shop"].runtime.close()
