@@ -102,3 +102,14 @@ def test_switch_phases_from_the_page_and_shop(server, browser, client, db, dynam
     assert ddb.products.get_by_id(product["id"]).inventory_quantity == 19
     assert mysql.products.get_by_id(product["id"]).inventory_quantity == 18
     page.close()
+
+
+def test_the_guides_curl_flow_sets_flags(server):
+    """The command-line recipe of docs/enable-flags.md, run as written."""
+    guide = (ROOT / "docs" / "enable-flags.md").read_text()
+    block = guide.split("### From the command line")[1].split("```sh")[1].split("```")[0]
+    script = "set -euo pipefail\n" + block.replace("base=http://localhost:5000", f"base={server}")
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert '"scenario":"Dual write, read MySQL"' in out.stdout and '"source":"cookie"' in out.stdout
+    assert '"success":true' in out.stdout
