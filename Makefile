@@ -20,7 +20,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -54,6 +54,9 @@ test: install services browser
 
 bench: install services
 	$(BIN)/python bench/layer_overhead.py
+	$(BIN)/python bench/peers.py
+	$(BIN)/python bench/http_load.py
+	$(BIN)/python bench/telemetry_memory.py
 
 clean-venv:
 	rm -rf $(VENV)
