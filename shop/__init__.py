@@ -1,6 +1,7 @@
 """shop: the online shopping store, mid-migration from MySQL to DynamoDB."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from flask import Flask
@@ -10,7 +11,9 @@ from .config import Settings
 from .db import Database
 
 # Weave the routing aspects into the MySQL repositories when they are imported.
-aspects.install()
+# SHOP_ASPECTS=off leaves the original layer alone (a baseline for benchmarks).
+if os.environ.get("SHOP_ASPECTS", "on").lower() != "off":
+    aspects.install()
 
 
 @dataclass
