@@ -13,7 +13,7 @@ export MYSQL_USER ?= shop
 export MYSQL_PASSWORD ?= shop
 export MYSQL_DATABASE ?= online_shopping_store
 
-.PHONY: run test services browser install db bench clean-venv
+.PHONY: run test services browser install db bench reliability clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ db: install services
 	$(BIN)/flask --app shop init-db
 	$(BIN)/flask --app shop ddb-create-tables
 	$(BIN)/flask --app shop seed --if-empty
+	@# DynamoDB Local keeps nothing across restarts: while both stores are written, copy
+	@# MySQL's data over (idempotent). Never in phase 5, where DynamoDB holds writes MySQL lacks.
+	@case ",$$SHOP_FLAGS," in *,WRITE_MYSQL,*) case ",$$SHOP_FLAGS," in *,WRITE_DDB,*) \
+	  $(BIN)/flask --app shop backfill ;; esac ;; esac
 
 run: db
 	$(BIN)/gunicorn --bind 0.0.0.0:$(PORT) --workers $(WORKERS) --threads 4 --access-logfile - 'shop:create_app()'
@@ -57,6 +61,9 @@ bench: install services
 	$(BIN)/python bench/peers.py
 	$(BIN)/python bench/http_load.py
 	$(BIN)/python bench/telemetry_memory.py
+
+reliability: install services
+	$(BIN)/python -m reliability.run
 
 clean-venv:
 	rm -rf $(VENV)

@@ -14,20 +14,32 @@ os.environ.setdefault("SHOP_CALL_LOG_LEVEL", "DEBUG")  # benchmarks measure rout
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 
+BENCH_DB = os.environ.get("MYSQL_DATABASE", "online_shopping_store") + "_bench"
+PREFIX = f"bench{os.getpid()}"
+
+
 def make_app(**overrides):
+    """An app over the benchmark database (emptied) and DynamoDB tables of this run only."""
+    import atexit
+
     from shop import create_app
     from shop.config import Settings
-    from shop.repositories.dynamodb.tables import create_tables
+    from shop.repositories.dynamodb.tables import create_tables, delete_tables
 
-    db_name = os.environ.get("MYSQL_TEST_DATABASE", os.environ.get("MYSQL_DATABASE", "online_shopping_store") + "_test")
-    settings = Settings.from_env(mysql_database=db_name, rate_limit_enabled=False, bcrypt_rounds=4,
-                                 dynamodb_table_prefix=overrides.pop("prefix", "bench"),
+    settings = Settings.from_env(mysql_database=BENCH_DB, rate_limit_enabled=False, bcrypt_rounds=4,
+                                 dynamodb_table_prefix=PREFIX,
                                  secret_key="bench-secret-key-long-enough-0123456789", **overrides)
     app = create_app(settings)
     state = app.extensions["shop"]
     state.db.create_schema()
     state.runtime.repair_log.ensure_table()
+    with state.db.cursor(write=True) as cur:
+        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
+        for t in ("order_items", "orders", "shopping_carts", "products", "categories", "users", "migration_repairs"):
+            cur.execute(f"TRUNCATE TABLE {t}")
+        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
     create_tables(state.dynamo)
+    atexit.register(delete_tables, state.dynamo)
     return app
 
 

@@ -16,7 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import make_app, seed_products
+from common import PREFIX, make_app, seed_products
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,7 @@ def main() -> None:
     try:
         for name, extra in scenarios:
             port = free_port()
-            env = {**os.environ, "MYSQL_DATABASE": settings.mysql_database, "DYNAMODB_TABLE_PREFIX": "bench",
+            env = {**os.environ, "MYSQL_DATABASE": settings.mysql_database, "DYNAMODB_TABLE_PREFIX": PREFIX,
                    "SECRET_KEY": settings.secret_key, "RATE_LIMIT_ENABLED": "false", "OTEL_TRACES_EXPORTER": "none",
                    "LOG_LEVEL": "WARNING", "SHOP_CALL_LOG_LEVEL": "DEBUG", **extra}
             proc = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}",

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
 
 from opentelemetry import trace  # noqa: E402
@@ -52,18 +53,13 @@ def main() -> None:
     provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=100_000))
     trace.set_tracer_provider(provider)
 
-    from shop import create_app
     from shop.aspects import MYSQL_ONLY, use_flags
-    from shop.config import Settings
     from shop.domain import NewProduct, NewUser
     from shop.repositories.mysql import ProductRepository
 
-    db_name = os.environ.get("MYSQL_TEST_DATABASE", os.environ.get("MYSQL_DATABASE", "online_shopping_store") + "_test")
-    settings = Settings.from_env(mysql_database=db_name, rate_limit_enabled=False,
-                                 secret_key="bench-secret-key-long-enough-0123456789")
-    app = create_app(settings)
+    from common import make_app
+    app = make_app()
     state = app.extensions["shop"]
-    state.db.create_schema()
     repos = state.repos
     suffix = str(time.time_ns())
     seller = repos.users.create(NewUser(username=f"bench{suffix}"[:50], email=f"b{suffix}@x.com", password_hash="h"))

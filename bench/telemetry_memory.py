@@ -21,6 +21,9 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=200)
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--memory-calls", type=int, default=20000)
+    parser.add_argument("--warmup", type=int, default=5000,
+                        help="calls before the first reading: past the 2,048-sample latency windows")
+    parser.add_argument("--memory-only", action="store_true")
     args = parser.parse_args()
 
     import psutil
@@ -60,7 +63,7 @@ def main() -> None:
 
     samples = {"collector absent": [], "spans discarded (baseline)": []}
     with use_flags(PRESETS[0].flags):
-        for b in range(args.blocks):
+        for b in range(0 if args.memory_only else args.blocks):
             for dead in (b % 2 == 0, b % 2 == 1):
                 processor.force_flush(5000)
                 switch.to_dead = dead
@@ -70,7 +73,7 @@ def main() -> None:
                     repo.get_by_id(product.id)
                     samples[name].append((time.perf_counter_ns() - start) / 1000)
         processor.force_flush(10000)
-    base = statistics.median(samples["spans discarded (baseline)"])
+    base = statistics.median(samples["spans discarded (baseline)"] or [1])
     print(f"\n## telemetry with no collector listening: {args.blocks} alternating blocks of {args.block} routed reads")
     print(f"{'variant':30} {'p50 µs':>9} {'p99 µs':>9} {'ratio':>7}")
     for name, vals in samples.items():
@@ -81,8 +84,10 @@ def main() -> None:
     process = psutil.Process(os.getpid())
     routed = app.extensions["shop"].repos
     with use_flags(PRESETS[2].flags):
-        for _ in range(500):
+        for i in range(args.warmup):
             routed.products.get_by_id(product.id)
+            if i % 10 == 0:
+                routed.products.set_inventory(product.id, 1000)
         warm = process.memory_info().rss
         marks = []
         for i in range(args.memory_calls):
@@ -92,7 +97,7 @@ def main() -> None:
             if i % (args.memory_calls // 5) == 0:
                 marks.append(process.memory_info().rss)
         end = process.memory_info().rss
-    print(f"\n## memory over {args.memory_calls} dual reads (+ a dual write every 10) after 500 warm-up calls")
+    print(f"\n## memory over {args.memory_calls} dual reads (+ a dual write every 10) after {args.warmup} warm-up calls")
     print(f"RSS after warm-up {warm / 2**20:.1f} MiB, along the run "
           f"{', '.join(f'{m / 2**20:.1f}' for m in marks)} MiB, at the end {end / 2**20:.1f} MiB:"
           f" growth {100 * (end - warm) / warm:.2f}%")

@@ -94,7 +94,10 @@ def _sync():
 
 def register_migration(app) -> None:
     @app.cli.command("repair")
-    def repair_cmd():
+    @click.option("--divergent", is_flag=True,
+                  help="Also repair every entity verify finds divergent (writes lost without an entry, "
+                       "e.g. a worker killed between the MySQL commit and the DynamoDB write).")
+    def repair_cmd(divergent):
         """Copy every entity with a pending repair entry from MySQL into DynamoDB."""
         import logging
 
@@ -107,11 +110,17 @@ def register_migration(app) -> None:
         for e in entries:
             key = (e["entity"], e["entity_id"])
             targets[key] = max(targets.get(key, 0), e["id"])
-        ordered = sorted(targets, key=lambda t: (ENTITIES.index(t[0]), t[1]))
-        if not ordered:
-            click.echo("nothing to repair: no pending entries")
-            return
         sync, failed = _sync(), []
+        if divergent:
+            found = _ddb(sync.targets)
+            with click.progressbar(found, label=f"looking for divergence in {len(found)} entities") as bar:
+                for entity, entity_id in bar:
+                    if (entity, str(entity_id)) not in targets and _ddb(lambda: sync.compare(entity, entity_id)):
+                        targets[(entity, str(entity_id))] = 0
+        ordered = sorted(targets, key=lambda t: (ENTITIES.index(t[0]), int(t[1])))
+        if not ordered:
+            click.echo("nothing to repair: no pending entries" + (" and no divergence" if divergent else ""))
+            return
         with click.progressbar(ordered, label=f"repairing {len(ordered)} entities") as bar:
             for entity, entity_id in bar:
                 try:
@@ -121,7 +130,8 @@ def register_migration(app) -> None:
                     log.error("repair failed", extra={"event": "repair", "action": "failed", "entity": entity,
                                                       "entity_id": entity_id, "error_type": type(exc).__name__})
                     continue
-                state.runtime.repair_log.mark_repaired(entity, entity_id, targets[(entity, entity_id)])
+                if targets[(entity, entity_id)]:
+                    state.runtime.repair_log.mark_repaired(entity, entity_id, targets[(entity, entity_id)])
                 log.info("repaired", extra={"event": "repair", "action": "repaired", "entity": entity,
                                             "entity_id": entity_id})
         click.echo(f"repaired {len(ordered) - len(failed)} of {len(ordered)} entities"

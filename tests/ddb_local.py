@@ -34,6 +34,7 @@ class DynamoDBLocal:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "DynamoDBLocal":
+        Path(self.data_dir).mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             ["java", "-Xmx256m", f"-Djava.library.path={self.dir / 'DynamoDBLocal_lib'}", "-jar",
              str(self.dir / "DynamoDBLocal.jar"), "-sharedDb", "-dbPath", str(self.data_dir), "-port", str(self.port)],

@@ -1,0 +1,369 @@
+"""Faults made for real, against MariaDB and private DynamoDB Local processes, with figures.
+
+    make reliability     (or: .venv/bin/python -m reliability.run [--quick])
+
+Each scenario gets a clean MySQL database (<test db>_faults) and its own DynamoDB Local.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
+os.environ.setdefault("LOG_LEVEL", "ERROR")
+os.environ.setdefault("SHOP_CALL_LOG_LEVEL", "DEBUG")
+
+from reliability.proxy import Proxy  # noqa: E402
+from tests.ddb_local import DynamoDBLocal  # noqa: E402
+
+TEST_DB = os.environ.get("MYSQL_TEST_DATABASE", os.environ.get("MYSQL_DATABASE", "online_shopping_store") + "_test")
+FIGURES: list[tuple[str, str, str, str]] = []  # scenario, figure, measured, target
+
+
+def figure(scenario, name, value, target):
+    FIGURES.append((scenario, name, str(value), target))
+    print(f"  {name}: {value} (target {target})", flush=True)
+
+
+def settings(**overrides):
+    from shop.config import Settings
+    base = Settings.from_env(mysql_database=TEST_DB + "_faults", rate_limit_enabled=False, bcrypt_rounds=4,
+                             secret_key="reliability-secret-key-long-enough-0123", dynamodb_table_prefix="rel",
+                             dynamodb_max_attempts=2, dynamodb_connect_timeout=1, dynamodb_read_timeout=2,
+                             breaker_threshold=3, breaker_cooldown_s=2)
+    return replace(base, **overrides)
+
+
+def fresh_app(s):
+    from shop import create_app
+    from shop.repositories.dynamodb.tables import create_tables
+    app = create_app(s)
+    state = app.extensions["shop"]
+    state.db.create_schema()
+    state.runtime.repair_log.ensure_table()
+    with state.db.cursor(write=True) as cur:
+        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
+        for t in ("order_items", "orders", "shopping_carts", "products", "categories", "users", "migration_repairs"):
+            cur.execute(f"TRUNCATE TABLE {t}")
+        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
+    create_tables(state.dynamo)
+    return app
+
+
+def cli(app, *args):
+    return app.test_cli_runner().invoke(args=list(args))
+
+
+def divergent(app) -> set:
+    from shop import Repositories
+    from shop.aspects.sync import Sync
+    st = app.extensions["shop"]
+    sync = Sync(st.db, Repositories.mysql(st.db), Repositories.dynamodb(st.dynamo), st.dynamo)
+    return {(e, str(i)) for e, i in sync.targets() if sync.compare(e, i)}
+
+
+def seller_and_product(api, stock):
+    user, token = api.register(seller=True)
+    cat = api.category(token)
+    return token, api.product(token, cat["id"], inventory_quantity=stock)
+
+
+def scenario_dynamodb_outage(tmp, seconds):
+    print("\n1. DynamoDB down for a window during a dual-write load", flush=True)
+    from tests.conftest import Api
+    ddb = DynamoDBLocal(Path(tmp) / "s1").start()
+    proxy = Proxy(ddb.port)
+    app = fresh_app(settings(dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}",
+                             shop_flags="READ_MYSQL,WRITE_MYSQL,WRITE_DDB"))
+    _, product = seller_and_product(Api(app.test_client()), 10_000)
+    statuses, stop = [], threading.Event()
+
+    def shopper():
+        api = Api(app.test_client())
+        while not stop.is_set():
+            try:
+                user, token = api.register()
+                statuses.append(api.call("POST", "/api/cart/items", token,
+                                         {"productId": product["id"], "quantity": 1}).status_code)
+                statuses.append(api.call("POST", "/api/orders/checkout", token, {"paymentMethod": "paypal"}).status_code)
+                statuses.append(201)
+            except AssertionError:
+                statuses.append(500)
+
+    threads = [threading.Thread(target=shopper) for _ in range(4)]
+    [t.start() for t in threads]
+    time.sleep(seconds * 0.25)
+    proxy.cut = True
+    proxy.drop_all()
+    time.sleep(seconds * 0.5)
+    proxy.cut = False
+    time.sleep(seconds * 0.25)
+    stop.set()
+    [t.join(60) for t in threads]
+    failed = sum(1 for s in statuses if s >= 300)
+    diverged = divergent(app)
+    recorded = {(e["entity"], e["entity_id"]) for e in app.extensions["shop"].runtime.repair_log.pending()}
+    covered = len(diverged & recorded)
+    from collections import Counter
+    missing = diverged - recorded
+    if missing:
+        print("  divergent without an entry:", dict(Counter(e for e, _ in missing)), sorted(missing)[:5], flush=True)
+    figure("1", "requests made / failed", f"{len(statuses)} / {failed}", "failed 0")
+    figure("1", "divergent entities recorded for repair", f"{covered} of {len(diverged)}"
+           f" ({100 * covered / max(1, len(diverged)):.0f}%)", "100%")
+    result = cli(app, "repair")
+    after = cli(app, "verify")
+    figure("1", "divergence after repair + verify", after.output.strip().splitlines()[-1], "divergent: 0")
+    app.extensions["shop"].runtime.close()
+    proxy.close()
+    ddb.stop()
+
+
+def scenario_mysql_down(tmp, requests):
+    print("\n2. MySQL down during dual writes", flush=True)
+    from shop import Repositories
+    from tests.conftest import Api
+    ddb = DynamoDBLocal(Path(tmp) / "s2").start()
+    base = settings()
+    proxy = Proxy(base.mysql_port, base.mysql_host)
+    app = fresh_app(settings(dynamodb_endpoint=ddb.endpoint, mysql_port=proxy.port, mysql_connect_timeout=1,
+                             shop_flags="READ_MYSQL,WRITE_MYSQL,WRITE_DDB"))
+    api = Api(app.test_client())
+    api.register()  # the pool is warm
+    proxy.cut = True
+    proxy.drop_all()
+    codes = []
+    for i in range(requests):
+        r = api.call("POST", "/api/auth/register", json={"username": f"down{i}", "email": f"down{i}@x.com",
+                                                          "password": "Secret123!"})
+        codes.append((r.status_code, r.get_json()["error"]["type"] if r.status_code >= 400 else None))
+    ddb_users = sum(1 for i in range(requests)
+                    if Repositories.dynamodb(app.extensions["shop"].dynamo).users.get_by_username(f"down{i}"))
+    figure("2", "DynamoDB writes made while MySQL was down", ddb_users, "0")
+    clean = sum(1 for c, t in codes if c == 503 and t == "DatabaseError")
+    figure("2", "responses that were clean 503 DatabaseError", f"{clean} of {requests}", "all")
+    proxy.cut = False
+    app.extensions["shop"].runtime.close()
+    proxy.close()
+    ddb.stop()
+
+
+KILLED_WORKER = r'''
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+from shop import create_app
+from reliability.run import settings
+from shop.domain import NewUser
+from shop.aspects import use_flags
+app = create_app(settings(dynamodb_endpoint=sys.argv[2], dynamodb_read_timeout=600, dynamodb_max_attempts=1,
+                          shop_flags="READ_MYSQL,WRITE_MYSQL,WRITE_DDB"))
+repos = app.extensions["shop"].repos
+def write(i):
+    repos.users.create(NewUser(username=f"killed{i}", email=f"killed{i}@x.com", password_hash="h"))
+threads = [threading.Thread(target=write, args=(i,)) for i in range(int(sys.argv[3]))]
+[t.start() for t in threads]
+[t.join() for t in threads]
+'''
+
+
+def scenario_killed_worker(tmp, count):
+    print("\n3. A worker killed between the MySQL commit and the DynamoDB write", flush=True)
+    ddb = DynamoDBLocal(Path(tmp) / "s3").start()
+    proxy = Proxy(ddb.port)
+    app = fresh_app(settings(dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}"))
+    proxy.stall = True  # DynamoDB receives the write but never answers
+    child = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, str(ROOT), f"http://127.0.0.1:{proxy.port}",
+                              str(count)], cwd=ROOT)
+    deadline = time.monotonic() + 60
+    committed = 0
+    while time.monotonic() < deadline and committed < count:
+        with app.extensions["shop"].db.cursor() as cur:
+            cur.execute("SELECT COUNT(*) AS n FROM users WHERE username LIKE 'killed%%'")
+            committed = cur.fetchone()["n"]
+        time.sleep(0.1)
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    proxy.stall = False
+    proxy.drop_all()
+    found = cli(app, "verify").output.strip().splitlines()[-1]
+    figure("3", "writes committed in MySQL when the worker was killed", committed, str(count))
+    figure("3", "verify finds", found, f"divergent: {count}")
+    repaired = cli(app, "repair", "--divergent").output.strip().splitlines()[-1]
+    figure("3", "repair --divergent", repaired, f"repaired {count} of {count}")
+    figure("3", "verify after repair", cli(app, "verify").output.strip().splitlines()[-1], "divergent: 0")
+    app.extensions["shop"].runtime.close()
+    proxy.close()
+    ddb.stop()
+
+
+def scenario_last_items(tmp, buyers, stock):
+    print("\n4. Concurrent checkouts of the last items, dual reads on", flush=True)
+    from shop import Repositories
+    from tests.conftest import Api
+    ddb = DynamoDBLocal(Path(tmp) / "s4").start()
+    app = fresh_app(settings(dynamodb_endpoint=ddb.endpoint, shop_flags="READ_MYSQL,READ_DDB,WRITE_MYSQL,WRITE_DDB"))
+    api = Api(app.test_client())
+    _, product = seller_and_product(api, stock)
+    tokens = []
+    for _ in range(buyers):
+        _, token = api.register()
+        api.call("POST", "/api/cart/items", token, {"productId": product["id"], "quantity": 1})
+        tokens.append(token)
+    barrier, results = threading.Barrier(buyers), []
+
+    def buy(token):
+        client = Api(app.test_client())
+        barrier.wait()
+        r = client.call("POST", "/api/orders/checkout", token, {"paymentMethod": "paypal"})
+        results.append((r.status_code, (r.get_json().get("data") or {}).get("order", {}).get("id")))
+
+    threads = [threading.Thread(target=buy, args=(t,)) for t in tokens]
+    [t.start() for t in threads]
+    [t.join(120) for t in threads]
+    orders = [oid for code, oid in results if code == 201]
+    st = app.extensions["shop"]
+    mysql_left = Repositories.mysql(st.db).products.get_by_id(product["id"]).inventory_quantity
+    ddb_repos = Repositories.dynamodb(st.dynamo)
+    ddb_left = ddb_repos.products.get_by_id(product["id"]).inventory_quantity
+    figure("4", "orders placed / stock", f"{len(orders)} / {stock}", f"{stock}")
+    figure("4", "oversells (MySQL, DynamoDB)", f"{max(0, -mysql_left)}, {max(0, -ddb_left)}", "0, 0")
+    figure("4", "orders present in both stores", f"{sum(1 for o in orders if ddb_repos.orders.get_by_id(o))} of {len(orders)}", "all")
+    api.call("GET", f"/api/products/{product['id']}")
+    figure("4", "dual-read mismatches", st.runtime.stats.snapshot()["comparisons"].get("mismatch", 0), "0")
+    st.runtime.close()
+    ddb.stop()
+
+
+def scenario_slow_dynamodb(tmp):
+    print("\n5. Slow DynamoDB in dual reads", flush=True)
+    from tests.conftest import Api
+    ddb = DynamoDBLocal(Path(tmp) / "s5").start()
+    proxy = Proxy(ddb.port)
+    app = fresh_app(settings(dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}", dual_read_timeout_ms=300,
+                             dynamodb_read_timeout=10, shop_flags="READ_MYSQL,READ_DDB,WRITE_MYSQL,WRITE_DDB"))
+    api = Api(app.test_client())
+    _, product = seller_and_product(api, 5)
+    proxy.delay = 2.0
+    start = time.perf_counter()
+    r = api.call("GET", f"/api/products/{product['id']}")
+    elapsed = time.perf_counter() - start
+    figure("5", "dual read with DynamoDB 2 s late, timeout 300 ms: status, seconds",
+           f"{r.status_code}, {elapsed:.2f} s", "200 within about 0.3 s + MySQL")
+    figure("5", "comparison outcome recorded", app.extensions["shop"].runtime.stats.snapshot()["comparisons"],
+           "timeout (policy: serve MySQL's answer, count it)")
+    proxy.delay = 0
+    app.extensions["shop"].runtime.close()
+    proxy.close()
+    ddb.stop()
+
+
+def scenario_properties(examples):
+    print("\n6. Property-based: comparator, cookies, configuration", flush=True)
+    from datetime import datetime, timezone
+    from hypothesis import HealthCheck, given, settings as hs, strategies as st
+    from shop.aspects.compare import diff
+    from shop.domain import Product
+
+    T = datetime(2026, 1, 1)
+    counts = {"equivalent": 0, "false": 0, "mutated": 0, "missed": 0}
+    product = st.builds(
+        lambda pid, price, qty, name, desc, micro: Product(pid, 1, 2, name, desc, price, qty, None,
+                                                           T.replace(microsecond=micro), T, "c", "s", "e"),
+        st.integers(1, 10**9), st.decimals(0, 999999, places=2, allow_nan=False), st.integers(0, 10**6),
+        st.text(min_size=1, max_size=20), st.one_of(st.none(), st.text(max_size=20)), st.integers(0, 999999))
+
+    @hs(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(p=product)
+    def equivalent(p):
+        twin = replace(p, price=float(p.price) if p.price < 10**6 else p.price, inventory_quantity=Decimal(p.inventory_quantity),
+                       description=p.description or ("" if p.description is None else p.description),
+                       created_at=p.created_at.replace(microsecond=0, tzinfo=timezone.utc),
+                       updated_at=p.updated_at.replace(tzinfo=timezone.utc))
+        counts["equivalent"] += 1
+        counts["false"] += bool(diff(p, twin))
+
+    mutations = [lambda p: replace(p, price=p.price + Decimal("0.01")), lambda p: replace(p, name=p.name + "x"),
+                 lambda p: replace(p, inventory_quantity=p.inventory_quantity + 1),
+                 lambda p: replace(p, description=(p.description or "") + "y"), lambda p: replace(p, id=p.id + 1),
+                 lambda p: replace(p, created_at=p.created_at.replace(second=1))]
+
+    @hs(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(p=product, m=st.sampled_from(range(len(mutations))))
+    def mutated(p, m):
+        counts["mutated"] += 1
+        counts["missed"] += not diff(p, mutations[m](p))
+
+    equivalent()
+    mutated()
+    figure("6", "comparator false mismatches over equivalent pairs", f"{counts['false']} of {counts['equivalent']}", "0")
+    figure("6", "comparator missed differences over mutated pairs", f"{counts['missed']} of {counts['mutated']}", "0")
+
+    from shop import create_app
+    from shop.config import ConfigError, Settings
+    app = create_app(settings(mysql_database=TEST_DB))
+    client = app.test_client()
+    errors = {"cookies": 0, "config": 0}
+    tried = {"cookies": 0, "config": 0}
+
+    @hs(max_examples=max(200, examples // 10), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(value=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters=';,"\\'),
+                         max_size=400))
+    def cookies(value):
+        client.set_cookie("shop_flags", value)
+        tried["cookies"] += 1
+        errors["cookies"] += client.get("/flags/health.json").status_code >= 500
+
+    @hs(max_examples=max(200, examples // 10), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    # An environment variable cannot hold NUL or lone surrogates: the OS refuses them, not us.
+    @given(value=st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                         max_size=60) | st.lists(st.sampled_from(["READ_MYSQL", "READ_DDB", "WRITE_MYSQL",
+                                                                   "WRITE_DDB", "read_ddb", " ", "X"]),
+                                                 max_size=5).map(",".join))
+    def config(value):
+        tried["config"] += 1
+        os.environ["SHOP_FLAGS"] = value
+        try:
+            Settings.from_env()
+        except ConfigError:
+            pass
+        except Exception:
+            errors["config"] += 1
+        finally:
+            os.environ.pop("SHOP_FLAGS", None)
+
+    cookies()
+    config()
+    figure("6", "fuzzed flag cookies answered with a 5xx", f"{errors['cookies']} of {tried['cookies']}", "0")
+    figure("6", "fuzzed SHOP_FLAGS values failing other than ConfigError", f"{errors['config']} of {tried['config']}", "0")
+    app.extensions["shop"].runtime.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller figures, for a fast check")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario_dynamodb_outage(tmp, seconds=6 if args.quick else 12)
+        scenario_mysql_down(tmp, requests=10 if args.quick else 50)
+        scenario_killed_worker(tmp, count=3 if args.quick else 10)
+        scenario_last_items(tmp, buyers=6 if args.quick else 12, stock=3 if args.quick else 5)
+        scenario_slow_dynamodb(tmp)
+        scenario_properties(examples=1000 if args.quick else 10_000)
+    print("\n| scenario | figure | measured | target |\n|---|---|---|---|")
+    for row in FIGURES:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

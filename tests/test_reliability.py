@@ -1,0 +1,25 @@
+"""The quick part of the reliability suite (the whole: `make reliability`): a worker killed
+between the MySQL commit and the DynamoDB write, and a slow DynamoDB under dual reads."""
+from __future__ import annotations
+
+from reliability import run
+
+
+def _figures(scenario):
+    return {name: measured for s, name, measured, _ in run.FIGURES if s == scenario}
+
+
+def test_killed_worker_is_found_by_verify_and_repaired(tmp_path):
+    run.scenario_killed_worker(str(tmp_path), count=2)
+    f = _figures("3")
+    assert f["writes committed in MySQL when the worker was killed"] == "2"
+    assert f["verify finds"] == "divergent: 2 of 2"
+    assert f["repair --divergent"].startswith("repaired 2 of 2 entities")
+    assert f["verify after repair"] == "divergent: 0 of 2"
+
+
+def test_slow_dynamodb_is_bounded_by_the_dual_read_timeout(tmp_path):
+    run.scenario_slow_dynamodb(str(tmp_path))
+    status, seconds = _figures("5")["dual read with DynamoDB 2 s late, timeout 300 ms: status, seconds"].split(", ")
+    assert status == "200" and float(seconds.split()[0]) < 1.5  # not the 2 s DynamoDB takes
+    assert "'timeout': 1" in _figures("5")["comparison outcome recorded"]
