@@ -57,6 +57,7 @@ test: install services browser
 	done
 
 bench: install services
+	bash scripts/bench-tools.sh
 	$(BIN)/python bench/layer_overhead.py
 	$(BIN)/python bench/peers.py
 	$(BIN)/python bench/http_load.py

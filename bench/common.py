@@ -24,21 +24,15 @@ def make_app(**overrides):
 
     from shop import create_app
     from shop.config import Settings
-    from shop.repositories.dynamodb.tables import create_tables, delete_tables
+    from shop.repositories.dynamodb.tables import delete_tables
+    from shop.stores import prepare
 
     settings = Settings.from_env(mysql_database=BENCH_DB, rate_limit_enabled=False, bcrypt_rounds=4,
                                  dynamodb_table_prefix=PREFIX,
                                  secret_key="bench-secret-key-long-enough-0123456789", **overrides)
     app = create_app(settings)
     state = app.extensions["shop"]
-    state.db.create_schema()
-    state.runtime.repair_log.ensure_table()
-    with state.db.cursor(write=True) as cur:
-        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
-        for t in ("order_items", "orders", "shopping_carts", "products", "categories", "users", "migration_repairs"):
-            cur.execute(f"TRUNCATE TABLE {t}")
-        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
-    create_tables(state.dynamo)
+    prepare(app, empty=True)
     atexit.register(delete_tables, state.dynamo)
     return app
 

@@ -74,6 +74,12 @@ def main() -> None:
                     samples[name].append((time.perf_counter_ns() - start) / 1000)
         processor.force_flush(10000)
     base = statistics.median(samples["spans discarded (baseline)"] or [1])
+    if not args.memory_only:
+        print_telemetry(args, samples, base, switch)
+    memory(args, app, product)
+
+
+def print_telemetry(args, samples, base, switch):
     print(f"\n## telemetry with no collector listening: {args.blocks} alternating blocks of {args.block} routed reads")
     print(f"{'variant':30} {'p50 µs':>9} {'p99 µs':>9} {'ratio':>7}")
     for name, vals in samples.items():
@@ -81,6 +87,11 @@ def main() -> None:
     print(f"spans sent towards the absent collector and dropped: {switch.counts['failed']}"
           f" (reached it: {switch.counts['exported']}); spans discarded in baseline blocks: {switch.counts['discarded']}")
 
+
+
+def memory(args, app, product):
+    import psutil
+    from shop.aspects import PRESETS, use_flags
     process = psutil.Process(os.getpid())
     routed = app.extensions["shop"].repos
     with use_flags(PRESETS[2].flags):

@@ -20,9 +20,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
-os.environ.setdefault("LOG_LEVEL", "ERROR")
-os.environ.setdefault("SHOP_CALL_LOG_LEVEL", "DEBUG")
 
 from reliability.proxy import Proxy  # noqa: E402
 from tests.ddb_local import DynamoDBLocal  # noqa: E402
@@ -47,17 +44,9 @@ def settings(**overrides):
 
 def fresh_app(s):
     from shop import create_app
-    from shop.repositories.dynamodb.tables import create_tables
+    from shop.stores import prepare
     app = create_app(s)
-    state = app.extensions["shop"]
-    state.db.create_schema()
-    state.runtime.repair_log.ensure_table()
-    with state.db.cursor(write=True) as cur:
-        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
-        for t in ("order_items", "orders", "shopping_carts", "products", "categories", "users", "migration_repairs"):
-            cur.execute(f"TRUNCATE TABLE {t}")
-        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
-    create_tables(state.dynamo)
+    prepare(app, empty=True)
     return app
 
 
@@ -350,6 +339,10 @@ def scenario_properties(examples):
 
 
 def main() -> None:
+    # Set here, not at import: the quick scenarios also run inside the test session.
+    os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    os.environ.setdefault("SHOP_CALL_LOG_LEVEL", "DEBUG")
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller figures, for a fast check")
     args = parser.parse_args()

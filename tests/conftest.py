@@ -62,19 +62,12 @@ def app(settings):
     Both stores start empty, so under dual reads whole-table listings agree as long as
     every write went through the routing layer.
     """
-    from shop.repositories.dynamodb.tables import create_tables, delete_tables
+    from shop.repositories.dynamodb.tables import delete_tables
+    from shop.stores import prepare
 
     application = create_app(settings)
     state = application.extensions["shop"]
-    state.db.create_schema()
-    state.runtime.repair_log.ensure_table()
-    with state.db.cursor(write=True) as cur:
-        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
-        for table in ("order_items", "orders", "shopping_carts", "products", "categories", "users",
-                      "migration_repairs"):
-            cur.execute(f"TRUNCATE TABLE {table}")
-        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
-    create_tables(state.dynamo)
+    prepare(application, empty=True)
     yield application
     delete_tables(state.dynamo)
     state.runtime.close()

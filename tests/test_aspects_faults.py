@@ -9,7 +9,7 @@ from shop import Repositories, create_app
 from shop.aspects.breaker import CLOSED, OPEN
 from shop.repositories.dynamodb import keys
 from shop.repositories.dynamodb.client import encode
-from shop.repositories.dynamodb.tables import create_tables
+from shop.stores import prepare
 
 from .conftest import TEST_DB, Api, unique
 from .ddb_local import DynamoDBLocal
@@ -26,14 +26,7 @@ def outage(settings, tmp_path):
                              breaker_cooldown_s=5, dynamodb_max_attempts=2, dynamodb_connect_timeout=1,
                              dynamodb_read_timeout=2))
     state = app.extensions["shop"]
-    state.db.create_schema()
-    state.runtime.repair_log.ensure_table()
-    with state.db.cursor(write=True) as cur:
-        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
-        for t in ("order_items", "orders", "shopping_carts", "products", "categories", "users", "migration_repairs"):
-            cur.execute(f"TRUNCATE TABLE {t}")
-        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
-    create_tables(state.dynamo)
+    prepare(app, empty=True)
     yield app, ddb
     ddb.stop()
     state.runtime.close()

@@ -174,19 +174,26 @@ class Runtime:
 
     def _store(self, store: str, route, call) -> "_Result":
         start = time.perf_counter()
-        with tracer.start_as_current_span(f"{store} {route.name}") as span:
-            if span.is_recording():
-                span.set_attributes({"shop.store": store, "shop.operation": route.name})
+        # Under a parent that is not recording, a child would not be either (parent-based
+        # sampling): skip creating it, the dearest part of the unsampled path.
+        if not trace.get_current_span().is_recording():
             try:
                 value = call()
             except Exception as exc:
-                ms = (time.perf_counter() - start) * 1000
-                self.stats.call(store, route.kind, route.name, ms, exc)
-                if span.is_recording():
-                    span.record_exception(exc)
-                    span.set_attribute("error.type", type(exc).__name__)
-                    if not isinstance(exc, ShopError) or isinstance(exc, StoreUnavailableError):
-                        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, exc)
+                return _Result(Outcome(error=exc))
+            self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, None)
+            return _Result(Outcome(value=value))
+        with tracer.start_as_current_span(f"{store} {route.name}") as span:
+            span.set_attributes({"shop.store": store, "shop.operation": route.name})
+            try:
+                value = call()
+            except Exception as exc:
+                self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, exc)
+                span.record_exception(exc)
+                span.set_attribute("error.type", type(exc).__name__)
+                if not isinstance(exc, ShopError) or isinstance(exc, StoreUnavailableError):
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 return _Result(Outcome(error=exc))
         self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, None)
         return _Result(Outcome(value=value))
