@@ -46,6 +46,8 @@ class Proxy:
                     break
                 while self.stall and not self.cut and not self._stop:
                     time.sleep(0.01)
+                if self.cut or self._stop:
+                    break  # held data is dropped, never delivered late
                 if from_server and self.delay:
                     time.sleep(self.delay)
                 dst.sendall(data)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from contextlib import nullcontext
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -55,7 +56,11 @@ class Runtime:
         flags = self.flags()
         start = time.perf_counter()
         error = None
-        with tracer.start_as_current_span(route.name, kind=SpanKind.INTERNAL) as span:
+        caller = trace.get_current_span()
+        # Inside a sampled-out request nothing below would be recorded (parent-based sampling).
+        sampled_out = not caller.is_recording() and caller.get_span_context().is_valid
+        scope = nullcontext(caller) if sampled_out else tracer.start_as_current_span(route.name, kind=SpanKind.INTERNAL)
+        with scope as span:
             if span.is_recording():
                 span.set_attributes({"shop.flags": str(flags), "shop.scenario": flags.scenario,
                                      "shop.operation": route.name, "shop.operation.kind": route.kind,

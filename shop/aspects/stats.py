@@ -14,6 +14,28 @@ _meter = metrics.get_meter("shop.aspects")
 DURATION = _meter.create_histogram("shop.store.duration", unit="ms",
                                    description="Duration of one repository call on one store")
 ERRORS = _meter.create_counter("shop.store.errors", description="Repository calls that raised, per store")
+# Recording into the SDK's histogram costs ~17 µs, a tenth of a MySQL read on a small machine.
+# Calls append to this buffer instead (~1 µs); the SDK drains it when metrics are collected.
+_PENDING: deque = deque(maxlen=200_000)
+
+
+def _drain(options):
+    drained = 0
+    while True:
+        try:
+            ms, store, kind, operation, error = _PENDING.popleft()
+        except IndexError:
+            break
+        attrs = {"store": store, "kind": kind, "operation": operation}
+        DURATION.record(ms, attrs)
+        if error is not None:
+            ERRORS.add(1, {**attrs, "error.type": error})
+        drained += 1
+    yield metrics.Observation(drained)
+
+
+_meter.create_observable_gauge("shop.store.samples_flushed", callbacks=[_drain],
+                               description="Call samples moved into shop.store.duration at this collection")
 COMPARISONS = _meter.create_counter("shop.compare.outcomes", description="Dual-read comparison outcomes")
 REPAIRS = _meter.create_counter("shop.repairs.recorded", description="Secondary writes recorded for repair")
 
@@ -30,10 +52,7 @@ class Stats:
         self.last_mismatch: dict | None = None
 
     def call(self, store: str, kind: str, operation: str, ms: float, error: BaseException | None) -> None:
-        attrs = {"store": store, "kind": kind, "operation": operation}
-        DURATION.record(ms, attrs)
-        if error is not None:
-            ERRORS.add(1, {**attrs, "error.type": type(error).__name__})
+        _PENDING.append((ms, store, kind, operation, type(error).__name__ if error is not None else None))
         with self._lock:
             self._calls[(store, kind)] += 1
             self._latency[(store, kind)].append(ms)
