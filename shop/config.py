@@ -71,6 +71,7 @@ class Settings:
     dual_read_mode: str = "raise"
     dual_read_timeout_ms: int = 2000
     dual_read_workers: int = 8
+    dual_read_recheck_ms: int = 50
     dual_write_policy: str = "repair"
     breaker_threshold: int = 5
     breaker_cooldown_s: int = 30
@@ -113,6 +114,7 @@ class Settings:
             dual_read_mode=_str("SHOP_DUAL_READ_MODE", cls.dual_read_mode),
             dual_read_timeout_ms=_int("SHOP_DUAL_READ_TIMEOUT_MS", cls.dual_read_timeout_ms, 1),
             dual_read_workers=_int("SHOP_DUAL_READ_WORKERS", cls.dual_read_workers, 1),
+            dual_read_recheck_ms=_int("SHOP_DUAL_READ_RECHECK_MS", cls.dual_read_recheck_ms, 0),
             dual_write_policy=_str("SHOP_DUAL_WRITE_POLICY", cls.dual_write_policy),
             breaker_threshold=_int("SHOP_BREAKER_THRESHOLD", cls.breaker_threshold, 1),
             breaker_cooldown_s=_int("SHOP_BREAKER_COOLDOWN_S", cls.breaker_cooldown_s, 1),

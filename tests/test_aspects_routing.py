@@ -247,3 +247,19 @@ def test_a_method_calling_another_is_routed_once(stores, memory_spans=None):
     assert sorted(names) == ["ProductRepository.set_inventory", "dynamodb ProductRepository.set_inventory",
                              "mysql ProductRepository.set_inventory"]
     assert ddb.products.get_by_id(p.id).inventory_quantity == 9
+
+
+def test_a_difference_that_vanishes_on_recheck_is_transient_not_a_mismatch(settings, dual, dynamo):
+    import threading
+    routed, _, p = dual
+    app = create_app(replace(settings, dual_read_recheck_ms=200))
+    repo = app.extensions["shop"].repos.products
+    _tamper(dynamo, p.id, "SET price = :v", {":v": Decimal("1.00")})  # as if a write were in flight
+    heal = threading.Timer(0.05, _tamper, args=(dynamo, p.id, "SET price = :v", {":v": Decimal("19.90")}))
+    heal.start()
+    with use_flags(PRESETS[2].flags):
+        assert repo.get_by_id(p.id).price == Decimal("19.90")  # no error: it was transient
+    heal.join()
+    comparisons = app.extensions["shop"].runtime.stats.snapshot()["comparisons"]
+    assert comparisons == {"transient": 1}
+    app.extensions["shop"].runtime.close()

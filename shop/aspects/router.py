@@ -90,6 +90,23 @@ class Runtime:
         if flags.authority == "mysql" and not self.breaker.allow():
             self._compared(route, "skipped", [], arguments, span)
             return self._store("mysql", route, lambda: original(*args, **kwargs)).unwrap()
+        mysql, ddb, differences, outcome = self._read_both(route, flags, original, ddb_call, args, kwargs)
+        # A write between its MySQL commit and its DynamoDB write looks like a difference for a
+        # moment; a real divergence is still there a little later. Two rechecks, 1x then 4x.
+        for pause in (1, 4):
+            if outcome != "mismatch" or not self.settings.dual_read_recheck_ms:
+                break
+            time.sleep(pause * self.settings.dual_read_recheck_ms / 1000)
+            mysql, ddb, differences, outcome = self._read_both(route, flags, original, ddb_call, args, kwargs)
+            if outcome == "match":
+                outcome = "transient"
+        self._compared(route, outcome, differences, arguments, span)
+        if differences and self.settings.dual_read_mode == "raise":
+            raise DualReadMismatch(route.name, _key(route, arguments), differences)
+        authority = mysql if flags.authority == "mysql" else ddb
+        return authority.unwrap()
+
+    def _read_both(self, route, flags, original, ddb_call, args, kwargs):
         future = self._pool.submit(contextvars.copy_context().run, self._store, "dynamodb", route, ddb_call)
         mysql = self._store("mysql", route, lambda: original(*args, **kwargs))
         try:
@@ -100,10 +117,7 @@ class Runtime:
         authority, candidate = (mysql, ddb) if flags.authority == "mysql" else (ddb, mysql)
         self._feed_breaker(ddb.outcome.error)
         differences, outcome = self._compare(route, mysql.outcome, ddb.outcome, authority.outcome, candidate.outcome)
-        self._compared(route, outcome, differences, arguments, span)
-        if differences and self.settings.dual_read_mode == "raise":
-            raise DualReadMismatch(route.name, _key(route, arguments), differences)
-        return authority.unwrap()
+        return mysql, ddb, differences, outcome
 
     def _compare(self, route, mysql: Outcome, ddb: Outcome, authority: Outcome, candidate: Outcome):
         """Availability failures are not disagreements: the authority's failure fails the

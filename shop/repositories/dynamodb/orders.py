@@ -90,14 +90,11 @@ class OrderRepository:
                             "ConditionExpression": "attribute_not_exists(PK)"}}]
         for ln in lines:
             q = int(ln["quantity"])
-            # MySQL's ON UPDATE CURRENT_TIMESTAMP moves updated_at with the stock; so does this.
-            touched = iso(_product_updated(mirror_of, int(ln["product_id"])) or created)
             actions.append({"Update": {
                 "TableName": self.catalog, "Key": encode(keys.product(int(ln["product_id"]))),
-                "UpdateExpression": "SET inventory_quantity = inventory_quantity - :q, updated_at = :u"
-                                    " ADD times_ordered :one",
+                "UpdateExpression": "SET inventory_quantity = inventory_quantity - :q ADD times_ordered :one",
                 "ConditionExpression": "attribute_exists(PK) AND inventory_quantity >= :q",
-                "ExpressionAttributeValues": encode({":q": q, ":one": 1, ":u": touched})}})
+                "ExpressionAttributeValues": encode({":q": q, ":one": 1})}})
             actions.append({"Delete": {
                 "TableName": self.users, "Key": encode({"PK": ln["PK"], "SK": ln["SK"]}),
                 "ConditionExpression": "quantity = :q", "ExpressionAttributeValues": encode({":q": q})}})
@@ -117,7 +114,23 @@ class OrderRepository:
             if any(c == "ConditionalCheckFailed" for c in codes[2::2]):
                 raise ConflictError("The cart changed during checkout; please review it") from exc
             raise
+        # MySQL's ON UPDATE CURRENT_TIMESTAMP moves updated_at with the stock. Stock changes
+        # commute, timestamps do not: concurrent checkouts may reach DynamoDB in another order
+        # than MySQL committed them, so updated_at only ever moves forward here.
+        self._touch([int(ln["product_id"]) for ln in lines], mirror_of, created)
         return self.get_by_id(order_id)
+
+    def _touch(self, product_ids, mirror_of, default) -> None:
+        for product_id in product_ids:
+            touched = iso(_product_updated(mirror_of, product_id) or default)
+            try:
+                self.dynamo.call("update_item", TableName=self.catalog, Key=encode(keys.product(product_id)),
+                                 UpdateExpression="SET updated_at = :u",
+                                 ConditionExpression="attribute_exists(PK) AND updated_at < :u",
+                                 ExpressionAttributeValues=encode({":u": touched}))
+            except ClientError as exc:
+                if not condition_failed(exc):
+                    raise
 
     @staticmethod
     def _raise_if_short(lines, products) -> None:
@@ -169,20 +182,18 @@ class OrderRepository:
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": encode({":c": "cancelled", ":p": "pending",
                                                  ":u": iso(mirror_of.updated_at if mirror_of else utcnow())})}}]
-        now = utcnow()
         for i in item.get("items", []):
-            touched = iso(_product_updated(mirror_of, int(i["product_id"])) or now)
             actions.append({"Update": {
                 "TableName": self.catalog, "Key": encode(keys.product(int(i["product_id"]))),
-                "UpdateExpression": "SET updated_at = :u ADD inventory_quantity :q",
-                "ConditionExpression": "attribute_exists(PK)",
-                "ExpressionAttributeValues": encode({":q": int(i["quantity"]), ":u": touched})}})
+                "UpdateExpression": "ADD inventory_quantity :q", "ConditionExpression": "attribute_exists(PK)",
+                "ExpressionAttributeValues": encode({":q": int(i["quantity"])})}})
         try:
             self.dynamo.transact(actions)
         except ClientError as exc:
             if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
                 raise InvalidStateError("Only pending orders can be cancelled") from exc
             raise
+        self._touch([int(i["product_id"]) for i in item.get("items", [])], mirror_of, utcnow())
         return self.get_by_id(order_id)
 
     def summary_by_user(self, user_id: int) -> OrderSummary:
