@@ -26,6 +26,7 @@ PASSWORD = "Secret123!"
 
 
 def wait_for_port(host: str, port: int, timeout: float = 30.0) -> bool:
+    """Poll until something accepts connections, up to `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
