@@ -221,8 +221,9 @@ def test_mismatch_is_a_clear_api_error(client, api, dynamo, settings):
     app.extensions["shop"].runtime.close()
 
 
-def test_custom_mix_reads_authority_and_writes_per_flags(stores):
+def test_custom_mix_reads_authority_and_writes_per_flags(stores, db, dynamo):
     routed, mysql, ddb = stores
+    seed_counters_from_mysql(db, dynamo)  # DynamoDB allocates this user's id
     with use_flags(Flags.parse("READ_MYSQL,READ_DDB,WRITE_DDB")):  # custom: MySQL read but not written
         u = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
         assert mysql.users.get_by_id(u.id) is None or mysql.users.get_by_id(u.id).username != u.username
