@@ -26,7 +26,6 @@ def main() -> None:
     parser.add_argument("--memory-only", action="store_true")
     args = parser.parse_args()
 
-    import psutil
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider

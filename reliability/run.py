@@ -113,7 +113,7 @@ def scenario_dynamodb_outage(tmp, seconds):
     figure("1", "requests made / failed", f"{len(statuses)} / {failed}", "failed 0")
     figure("1", "divergent entities recorded for repair", f"{covered} of {len(diverged)}"
            f" ({100 * covered / max(1, len(diverged)):.0f}%)", "100%")
-    result = cli(app, "repair")
+    cli(app, "repair")
     after = cli(app, "verify")
     figure("1", "divergence after repair + verify", after.output.strip().splitlines()[-1], "divergent: 0")
     app.extensions["shop"].runtime.close()

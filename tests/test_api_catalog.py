@@ -1,7 +1,6 @@
 """/api/products and /api/categories."""
 from __future__ import annotations
 
-import pytest
 
 from .conftest import unique
 

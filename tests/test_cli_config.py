@@ -30,7 +30,7 @@ def test_seed_loads_the_catalogue_into_an_empty_database(db):
     """Seeds a scratch database, so the shared test database is left alone."""
     scratch = TEST_DB + "_seed"  # created empty by `make services`
     with db.cursor(write=True) as cur:
-        cur.execute(f"SELECT table_name AS t FROM information_schema.tables WHERE table_schema = %s", (scratch,))
+        cur.execute("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = %s", (scratch,))
         tables = [r["t"] for r in cur.fetchall()]
         cur.execute("SET FOREIGN_KEY_CHECKS = 0")
         for t in tables:

@@ -16,7 +16,7 @@ from shop import Repositories, create_app
 from shop.aspects import PRESETS
 from shop.flags_ui.cookie import NAME
 
-from .conftest import Api, unique
+from .conftest import Api
 
 ROOT = Path(__file__).resolve().parent.parent
 # style.css as it was before the flag page existed (commit f104851); the page adds no CSS.
@@ -179,7 +179,7 @@ def test_health_and_trace_link(client):
     assert h["comparisons"]["match"] >= 1 and isinstance(h["repairs_pending"], int)
     assert re.fullmatch(r"[0-9a-f]{32}", h["last_trace"]["trace_id"])
     html = client.get("/flags").get_data(as_text=True)
-    assert f'href="http://localhost:16686/trace/' in html
+    assert 'href="http://localhost:16686/trace/' in html
 
 
 def test_changes_are_logged_and_traced(client, caplog):

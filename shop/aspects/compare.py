@@ -14,7 +14,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 SECRET_NAMES = frozenset({"password_hash", "password", "token", "cardNumber", "cvv", "secret"})
-MISSING = object()
 
 
 class Difference(NamedTuple):
@@ -35,7 +34,7 @@ class Difference(NamedTuple):
 
 
 def _mask(v):
-    return v if v is None or v is MISSING else "***"
+    return v if v is None else "***"
 
 
 def _mask_inside(v):

@@ -6,8 +6,6 @@ broken, leaves DynamoDB equal to MySQL. Both use plain, unrouted repositories.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ..domain import NewProduct, NewUser
 from ..repositories.dynamodb import keys
 from ..repositories.dynamodb.client import encode
@@ -158,13 +156,3 @@ def _own(value):
     if value is not None and hasattr(value, "items") and isinstance(getattr(value, "items"), list):
         return replace(value, items=[replace(i, product=None) for i in value.items])
     return value
-
-
-@dataclass
-class Report:
-    compared: dict = field(default_factory=dict)
-    divergent: list = field(default_factory=list)   # (entity, id, [attribute names])
-
-    @property
-    def clean(self) -> bool:
-        return not self.divergent

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..domain import Category, NewProduct, Page, Product, ProductFilters
 from ..errors import AuthorizationError, DuplicateError, InvalidStateError, NotFoundError, ValidationError
-from .validation import Checker, parse_int, parse_money
+from .validation import Checker, parse_int
 
 MAX_LIMIT = 100
 

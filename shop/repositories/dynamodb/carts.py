@@ -7,7 +7,7 @@ from ...domain import CartItem
 from ...errors import NotFoundError
 from . import keys
 from .catalog_items import products_by_id
-from .client import cancellation_codes, condition_failed, decode, encode, iso, parse_iso, utcnow, value
+from .client import cancellation_codes, condition_failed, encode, iso, parse_iso, utcnow
 
 
 def to_line(item: dict, product) -> CartItem:
