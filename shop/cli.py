@@ -99,18 +99,15 @@ def register_migration(app) -> None:
                        "e.g. a worker killed between the MySQL commit and the DynamoDB write).")
     def repair_cmd(divergent):
         """Copy every entity with a pending repair entry from MySQL into DynamoDB."""
-        import logging
-
         from .aspects.sync import ENTITIES
 
-        log = logging.getLogger("shop.aspects")
         state = _state()
         entries = state.runtime.repair_log.pending()
         targets: dict[tuple[str, str], int] = {}
         for e in entries:
             key = (e["entity"], e["entity_id"])
             targets[key] = max(targets.get(key, 0), e["id"])
-        sync, failed = _sync(), []
+        sync = _sync()
         if divergent:
             found = _ddb(sync.targets)
             with click.progressbar(found, label=f"looking for divergence in {len(found)} entities") as bar:
@@ -121,25 +118,14 @@ def register_migration(app) -> None:
         if not ordered:
             click.echo("nothing to repair: no pending entries" + (" and no divergence" if divergent else ""))
             return
-        with click.progressbar(ordered, label=f"repairing {len(ordered)} entities") as bar:
-            for entity, entity_id in bar:
-                try:
-                    sync.repair(entity, entity_id)
-                except Exception as exc:
-                    failed.append((entity, entity_id, exc))
-                    log.error("repair failed", extra={"event": "repair", "action": "failed", "entity": entity,
-                                                      "entity_id": entity_id, "error_type": type(exc).__name__})
-                    continue
-                if targets[(entity, entity_id)]:
-                    state.runtime.repair_log.mark_repaired(entity, entity_id, targets[(entity, entity_id)])
-                log.info("repaired", extra={"event": "repair", "action": "repaired", "entity": entity,
-                                            "entity_id": entity_id})
+        def close_entries(entity, entity_id):
+            if targets[(entity, entity_id)]:
+                state.runtime.repair_log.mark_repaired(entity, entity_id, targets[(entity, entity_id)])
+
+        failed = _copy_from_mysql(sync, ordered, "repairing", close_entries)
         click.echo(f"repaired {len(ordered) - len(failed)} of {len(ordered)} entities"
                    f" ({len(entries)} entries); {len(failed)} failed")
-        for entity, entity_id, exc in failed[:20]:
-            click.echo(f"  failed: {entity} {entity_id}: {type(exc).__name__}: {exc}", err=True)
-        if failed:
-            sys.exit(1)
+        _exit_on_failures(failed)
 
     @app.cli.command("backfill")
     def backfill_cmd():
@@ -148,18 +134,9 @@ def register_migration(app) -> None:
         reads, and again after, until verify is clean)."""
         sync = _sync()
         targets = _ddb(sync.targets)
-        failed = []
-        with click.progressbar(targets, label=f"backfilling {len(targets)} entities") as bar:
-            for entity, entity_id in bar:
-                try:
-                    sync.repair(entity, entity_id)
-                except Exception as exc:
-                    failed.append((entity, entity_id, exc))
+        failed = _copy_from_mysql(sync, targets, "backfilling")
         click.echo(f"backfilled {len(targets) - len(failed)} of {len(targets)} entities; {len(failed)} failed")
-        for entity, entity_id, exc in failed[:20]:
-            click.echo(f"  failed: {entity} {entity_id}: {type(exc).__name__}: {exc}", err=True)
-        if failed:
-            sys.exit(1)
+        _exit_on_failures(failed)
 
     @app.cli.command("verify")
     @click.option("--show", default=20, show_default=True, help="How many divergent entities to list.")
@@ -187,6 +164,35 @@ def register_migration(app) -> None:
         click.echo(f"divergent: {len(divergent)} of {len(targets)}")
         if divergent:
             sys.exit(1)
+
+
+def _copy_from_mysql(sync, targets, verb: str, done=lambda entity, entity_id: None) -> list:
+    """Copy each (entity, id) from MySQL's state into DynamoDB with a progress bar; a failure
+    is logged and the next target tried. Returns the failures."""
+    import logging
+
+    log = logging.getLogger("shop.aspects")
+    failed = []
+    with click.progressbar(targets, label=f"{verb} {len(targets)} entities") as bar:
+        for entity, entity_id in bar:
+            try:
+                sync.repair(entity, entity_id)
+            except Exception as exc:
+                failed.append((entity, entity_id, exc))
+                log.error("repair failed", extra={"event": "repair", "action": "failed", "entity": entity,
+                                                  "entity_id": entity_id, "error_type": type(exc).__name__})
+                continue
+            done(entity, entity_id)
+            log.info("repaired", extra={"event": "repair", "action": "repaired", "entity": entity,
+                                        "entity_id": entity_id})
+    return failed
+
+
+def _exit_on_failures(failed) -> None:
+    for entity, entity_id, exc in failed[:20]:
+        click.echo(f"  failed: {entity} {entity_id}: {type(exc).__name__}: {exc}", err=True)
+    if failed:
+        sys.exit(1)
 
 
 def _ddb(action):

@@ -117,26 +117,14 @@ class Sync:
         for table, kinds in (("users", {"USER": "user", "CART": "cart"}),
                              ("catalog", {"CATEGORY": "category", "PRODUCT": "product"}),
                              ("orders", {"ORDER": "order"})):
-            for item in self._scan(table):
+            for item in self.dynamo.scan_all(TableName=self.dynamo.table(table),
+                                             ProjectionExpression="entity, id, user_id"):
                 kind = kinds.get(item.get("entity"))
                 if kind == "cart":
                     ids["cart"].add(int(item["user_id"]))
                 elif kind:
                     ids[kind].add(int(item["id"]))
         return [(e, i) for e in ENTITIES for i in sorted(ids[e])]
-
-    def _scan(self, table: str):
-        from ..repositories.dynamodb.client import decode
-        start = None
-        while True:
-            kwargs = {"TableName": self.dynamo.table(table), "ProjectionExpression": "entity, id, user_id"}
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            page = self.dynamo.call("scan", **kwargs)
-            yield from (decode(i) for i in page.get("Items", []))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return
 
     def compare(self, entity: str, entity_id: int):
         """The entity's own attributes; the products orders and carts show are joined data,

@@ -7,7 +7,7 @@ from ...domain import CartItem
 from ...errors import NotFoundError
 from . import keys
 from .catalog_items import products_by_id
-from .client import cancellation_codes, condition_failed, encode, iso, parse_iso, utcnow
+from .client import cancellation_codes, condition_failed, encode, exists_check, iso, parse_iso, utcnow
 
 
 def to_line(item: dict, product) -> CartItem:
@@ -60,8 +60,7 @@ class ShoppingCartRepository:
         try:
             self.dynamo.transact([
                 {"Update": update},
-                {"ConditionCheck": {"TableName": self.dynamo.table("catalog"), "Key": encode(keys.product(product_id)),
-                                    "ConditionExpression": "attribute_exists(PK)"}},
+                exists_check(self.dynamo.table("catalog"), keys.product(product_id)),
             ])
         except ClientError as exc:
             if cancellation_codes(exc)[1:] == ["ConditionalCheckFailed"]:

@@ -8,7 +8,7 @@ from ...domain import Category
 from ...errors import ConflictError, DuplicateError, InvalidStateError, NotFoundError
 from . import keys
 from .catalog_items import to_category
-from .client import cancellation_codes, check_size, condition_failed, decode, encode, iso, utcnow
+from .client import cancellation_codes, check_size, condition_failed, decode, encode, exists_check, iso, utcnow
 
 
 class CategoryRepository:
@@ -56,8 +56,7 @@ class CategoryRepository:
         actions = [{"Put": {"TableName": self.table, "Item": encode(item),
                             "ConditionExpression": "attribute_not_exists(PK)"}}]
         if parent_id is not None:
-            actions.append({"ConditionCheck": {"TableName": self.table, "Key": encode(keys.category(parent_id)),
-                                               "ConditionExpression": "attribute_exists(PK)"}})
+            actions.append(exists_check(self.table, keys.category(parent_id)))
         try:
             self.dynamo.transact(actions)
         except ClientError as exc:

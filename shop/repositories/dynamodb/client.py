@@ -153,6 +153,18 @@ class Dynamo:
             if not start:
                 return items
 
+    def scan_all(self, **kwargs):
+        """Every item of a scan, page by page (for verify and backfill, never on a request)."""
+        start = None
+        while True:
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            r = self.call("scan", **kwargs)
+            yield from (decode(i) for i in r.get("Items", []))
+            start = r.get("LastEvaluatedKey")
+            if not start:
+                return
+
     def batch_get(self, table: str, keys: list[dict], consistent: bool = True) -> list[dict]:
         """BatchGetItem in chunks of 100, retrying UnprocessedKeys with jittered backoff."""
         unique = list({tuple(sorted((k, str(v)) for k, v in key.items())): key for key in keys}.values())
@@ -214,6 +226,12 @@ class Dynamo:
         base = self.settings.dynamodb_backoff_base_ms / 1000
         cap = self.settings.dynamodb_backoff_cap_ms / 1000
         self.sleep(random.uniform(0, min(cap, base * (2 ** attempt))))
+
+
+def exists_check(table: str, key: dict) -> dict:
+    """A TransactWriteItems action that fails the transaction unless the item exists
+    (what a foreign key did in MySQL)."""
+    return {"ConditionCheck": {"TableName": table, "Key": encode(key), "ConditionExpression": "attribute_exists(PK)"}}
 
 
 def cancellation_codes(exc: ClientError) -> list[str]:

@@ -10,7 +10,8 @@ from ...domain import NewProduct, Page, Product, ProductFilters, SellerStats
 from ...errors import ConflictError, NotFoundError
 from . import keys
 from .catalog_items import with_details
-from .client import (cancellation_codes, check_size, condition_failed, encode, iso, money,
+from .categories import CategoryRepository
+from .client import (cancellation_codes, check_size, condition_failed, encode, exists_check, iso, money,
                      utcnow, value)
 from .tables import PRODUCT_SHARDS
 
@@ -75,10 +76,8 @@ class ProductRepository:
         return Page(items=with_details(self.dynamo, chosen), total=len(ordered), page=page, limit=limit)
 
     def _category_and_children(self, category_id: int) -> list[int]:
-        items = self.dynamo.query_all(TableName=self.table, ConsistentRead=True,
-                                      KeyConditionExpression="PK = :pk",
-                                      ExpressionAttributeValues=encode({":pk": "CATEGORIES"}))
-        return [category_id] + [int(i["id"]) for i in items if i.get("parent_id") == category_id]
+        children = CategoryRepository(self.dynamo, self.ids).list_children(category_id)
+        return [category_id] + [c.id for c in children]
 
     def create(self, seller_id: int, new: NewProduct, *, mirror_of: Product | None = None) -> Product:
         product_id = self.ids.ensure_id("product", mirror_of.id if mirror_of else None)
@@ -94,8 +93,7 @@ class ProductRepository:
             self.dynamo.transact([
                 {"Put": {"TableName": self.table, "Item": encode(item),
                          "ConditionExpression": "attribute_not_exists(PK)"}},
-                {"ConditionCheck": {"TableName": self.table, "Key": encode(keys.category(new.category_id)),
-                                    "ConditionExpression": "attribute_exists(PK)"}},
+                exists_check(self.table, keys.category(new.category_id)),
             ])
         except ClientError as exc:
             codes = cancellation_codes(exc)
@@ -124,9 +122,7 @@ class ProductRepository:
                             "ExpressionAttributeValues": encode({":u": current["updated_at"],
                                                                  ":q": current["inventory_quantity"]})}}]
         if "category_id" in changes:
-            actions.append({"ConditionCheck": {"TableName": self.table,
-                                               "Key": encode(keys.category(changes["category_id"])),
-                                               "ConditionExpression": "attribute_exists(PK)"}})
+            actions.append(exists_check(self.table, keys.category(changes["category_id"])))
         try:
             self.dynamo.transact(actions)
         except ClientError as exc:
