@@ -20,7 +20,6 @@ from shop.domain import NewProduct, NewUser
 from shop.errors import DuplicateError
 from shop.repositories.dynamodb import Dynamo, keys
 from shop.repositories.dynamodb.client import encode, make_client
-from shop.repositories.dynamodb.orders import checkout_token
 from shop.repositories.dynamodb.errors import DynamoDBError, ItemTooLargeError, TransactionConflictError
 
 from .conftest import unique
@@ -73,10 +72,48 @@ def test_checkout_retry_with_the_same_token_applies_once(ddb, store_dynamo, call
     sent = calls("TransactWriteItems")
     order = ddb.orders.checkout(buyer.id)
     request = sent.params[-1]
-    assert request["ClientRequestToken"] == checkout_token(store_dynamo.table("orders"), order.id)
+    assert request["ClientRequestToken"].startswith("co-")
     store_dynamo.client.transact_write_items(**request)  # a client retry of the same request
     assert ddb.products.get_by_id(product.id).inventory_quantity == 3
     assert ddb.orders.list_by_user(buyer.id).total == 1
+
+
+def test_checkout_tokens_are_per_operation_not_per_order_id(ddb, store_dynamo, calls):
+    """A restored database hands out an order id again: DynamoDB must not refuse that checkout
+    as a replay of the earlier one (it remembers tokens for 10 minutes)."""
+    _, _, product, buyer = world(ddb)
+    sent = calls("TransactWriteItems")
+    ddb.carts.add_item(buyer.id, product.id, 1)
+    first = ddb.orders.checkout(buyer.id)
+    store_dynamo.call("delete_item", TableName=store_dynamo.table("orders"), Key=encode(keys.order(first.id)))
+    store_dynamo.call("put_item", TableName=store_dynamo.table("counters"),
+                      Item=encode({"PK": "COUNTER#order", "value": first.id - 1}))  # as a restore would
+    ddb.carts.add_item(buyer.id, product.id, 1)
+    again = ddb.orders.checkout(buyer.id)
+    assert again.id == first.id and again.items[0].quantity == 1
+    tokens = [p["ClientRequestToken"] for p in sent.params if "ClientRequestToken" in p]
+    assert len(tokens) == 2 and tokens[0] != tokens[1]
+    assert ddb.products.get_by_id(product.id).inventory_quantity == 3
+
+
+def test_a_lagging_counter_never_reuses_a_taken_id(ddb, store_dynamo):
+    """Ids mirrored from MySQL above the counter: a DynamoDB-only create skips them instead of
+    answering 409 "User N already exists" (or worse, taking the other user's id)."""
+    counter = ddb.users.ids.current("user")
+    taken = ddb.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"),
+                             mirror_of=_user_like(counter + 1))
+    fresh = ddb.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+    assert fresh.id != taken.id and fresh.id > counter
+    assert ddb.users.get_by_id(taken.id).username == taken.username
+
+
+def _user_like(user_id):
+    from datetime import datetime
+
+    from shop.domain import User
+    now = datetime(2026, 1, 1)
+    return User(id=user_id, username=unique(), email=unique() + "@x.com", password_hash="h", first_name=None,
+                last_name=None, is_seller=False, created_at=now, updated_at=now)
 
 
 def test_uniqueness_holds_under_a_race(ddb):

@@ -49,7 +49,9 @@ class ShoppingCartRepository:
         existing = self.dynamo.get(self.table, key)
         line_id = mirror_of.id if mirror_of else (existing["id"] if existing else self.ids.allocate("cart")[0])
         values = {":id": int(line_id), ":u": user_id, ":p": product_id, ":now": now, ":e": "CART",
-                  ":g1": f"PRODUCT#{product_id}", ":g2": f"USER#{user_id}", ":q": quantity,
+                  ":g1": f"PRODUCT#{product_id}", ":g2": f"USER#{user_id}",
+                  # Mirrored: the quantity MySQL ended with, not the amount this request added.
+                  ":q": mirror_of.quantity if mirror_of else quantity,
                   ":created": iso(mirror_of.created_at) if mirror_of else now}
         quantity_clause = "SET quantity = :q, " if mirror_of else "ADD quantity :q SET "
         update = {"TableName": self.table, "Key": encode(key),
@@ -70,11 +72,13 @@ class ShoppingCartRepository:
 
     def set_quantity(self, user_id: int, product_id: int, quantity: int, *,
                      mirror_of: CartItem | None = None) -> CartItem | None:
+        if mirror_of is not None:  # the line as MySQL has it, created here if it was missing
+            return self.add_item(user_id, product_id, mirror_of.quantity, mirror_of=mirror_of)
         try:
             self.dynamo.call("update_item", TableName=self.table, Key=encode(keys.cart_line(user_id, product_id)),
                              UpdateExpression="SET quantity = :q, updated_at = :now",
                              ConditionExpression="attribute_exists(PK)",
-                             ExpressionAttributeValues=encode({":q": quantity, ":now": iso(
+                             ExpressionAttributeValues=encode({":q": mirror_of.quantity if mirror_of else quantity, ":now": iso(
                                  mirror_of.updated_at if mirror_of else utcnow())}))
         except ClientError as exc:
             if condition_failed(exc):

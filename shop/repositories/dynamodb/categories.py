@@ -8,6 +8,7 @@ from ...domain import Category
 from ...errors import ConflictError, DuplicateError, InvalidStateError, NotFoundError
 from . import keys
 from .catalog_items import to_category
+from .counters import ID_ATTEMPTS, IdTaken
 from .client import cancellation_codes, check_size, condition_failed, decode, encode, exists_check, iso, utcnow
 
 
@@ -49,6 +50,17 @@ class CategoryRepository:
         return list(reversed(path))
 
     def create(self, name: str, parent_id: int | None = None, *, mirror_of: Category | None = None) -> Category:
+        for _ in range(ID_ATTEMPTS):
+            try:
+                return self._create(name, parent_id, mirror_of)
+            except IdTaken:
+                if mirror_of is not None:
+                    raise DuplicateError(f"Category {mirror_of.id} already exists", field="id") from None
+        raise ConflictError("Could not allocate a free category id; try again")
+
+    def _create(self, name, parent_id, mirror_of) -> Category:
+        if mirror_of is not None:
+            name, parent_id = mirror_of.name, mirror_of.parent_id
         category_id = self.ids.ensure_id("category", mirror_of.id if mirror_of else None)
         item = {**keys.category(category_id), "entity": "CATEGORY", "id": category_id, "name": name,
                 "parent_id": parent_id, "created_at": iso(mirror_of.created_at if mirror_of else utcnow())}
@@ -64,7 +76,7 @@ class CategoryRepository:
             if codes[1:] == ["ConditionalCheckFailed"]:
                 raise NotFoundError("Parent category not found") from exc
             if codes[:1] == ["ConditionalCheckFailed"]:
-                raise DuplicateError(f"Category {category_id} already exists", field="id") from exc
+                raise IdTaken(category_id) from exc
             raise
         return to_category(item)
 
@@ -72,6 +84,8 @@ class CategoryRepository:
         unknown = set(changes) - {"name", "parent_id"}
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
+        if mirror_of is not None:  # MySQL's resulting row
+            changes = {"name": mirror_of.name, "parent_id": mirror_of.parent_id}
         if not changes:
             return self.get_by_id(category_id)
         sets = [f"#{k} = :{k}" for k, v in changes.items() if v is not None]

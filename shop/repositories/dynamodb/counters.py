@@ -1,7 +1,8 @@
 """Atomic ID counters for writes made without MySQL (DynamoDB-only phase).
 
-Seed them above MySQL's current maximum (`flask --app shop ddb-seed-counters`) so IDs
-DynamoDB allocates never collide with IDs MySQL generated.
+The move into phase 5 raises them above MySQL's largest ids. Should a counter still lag
+(ids mirrored after it was raised), a create whose new id is taken fails its
+attribute_not_exists condition and takes the next id: ids never cross.
 """
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from botocore.exceptions import ClientError
 from .client import condition_failed, encode, value
 
 ENTITIES = ("user", "category", "product", "cart", "order", "order_item")
+ID_ATTEMPTS = 20  # a lagging counter skips at most this many taken ids per create
+
+
+class IdTaken(Exception):
+    """A freshly allocated id already belongs to an item: allocate another."""
 
 
 class IdAllocator:

@@ -2,7 +2,7 @@
 Checkout is one TransactWriteItems with an idempotency token."""
 from __future__ import annotations
 
-import hashlib
+import uuid
 from decimal import Decimal
 
 from botocore.exceptions import ClientError
@@ -12,6 +12,7 @@ from ...errors import (ConflictError, DuplicateError, EmptyCartError, Insufficie
                        InvalidStateError, NotFoundError, ValidationError)
 from . import keys
 from .catalog_items import products_by_id
+from .counters import ID_ATTEMPTS, IdTaken
 from .client import cancellation_codes, check_size, condition_failed, encode, iso, money, parse_iso, utcnow
 
 MAX_LINES = 49  # 1 order put + 2 actions per line within TransactWriteItems' 100
@@ -38,8 +39,11 @@ def _product_updated(mirror: Order | None, product_id: int):
     return None
 
 
-def checkout_token(table: str, order_id: int) -> str:
-    return "co-" + hashlib.sha256(f"{table}:{order_id}".encode()).hexdigest()[:32]
+def checkout_token() -> str:
+    """Unique per checkout: DynamoDB remembers a token account-wide for 10 minutes, so a token
+    derived from the order id would reject a later checkout that reuses an id (a restored
+    database). Retries inside one call reuse it (Dynamo.transact), which is all it is for."""
+    return "co-" + uuid.uuid4().hex
 
 
 def _to_order(item: dict, products: dict) -> Order:
@@ -61,9 +65,20 @@ class OrderRepository:
         self.users = dynamo.table("users")
 
     def checkout(self, user_id: int, *, mirror_of: Order | None = None) -> Order:
+        for _ in range(ID_ATTEMPTS):
+            try:
+                return self._checkout(user_id, mirror_of)
+            except IdTaken:
+                if mirror_of is not None:
+                    raise DuplicateError(f"Order {mirror_of.id} already exists", field="id") from None
+        raise ConflictError("Could not allocate a free order id; try again")
+
+    def _checkout(self, user_id: int, mirror_of: Order | None) -> Order:
         lines = self.dynamo.query_all(TableName=self.users, ConsistentRead=True,
                                       KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)",
                                       ExpressionAttributeValues=encode({":pk": f"USER#{user_id}", ":sk": "CART#"}))
+        if mirror_of is not None:
+            return self._mirror_checkout(user_id, mirror_of, lines)
         products = {int(p["id"]): p for p in self.dynamo.batch_get(
             self.catalog, [keys.product(int(line["product_id"])) for line in lines])}
         lines = sorted((ln for ln in lines if int(ln["product_id"]) in products), key=lambda ln: int(ln["product_id"]))
@@ -72,21 +87,42 @@ class OrderRepository:
         if len(lines) > MAX_LINES:
             raise ValidationError(f"A checkout holds at most {MAX_LINES} different products")
         self._raise_if_short(lines, products)
-        mirrored = {i.product_id: i for i in mirror_of.items} if mirror_of else {}
-        order_id = self.ids.ensure_id("order", mirror_of.id if mirror_of else None)
-        item_ids = ([mirrored[int(ln["product_id"])].id for ln in lines] if mirror_of
-                    else self.ids.allocate("order_item", len(lines)))
-        created = mirror_of.created_at if mirror_of else utcnow()
+        order_id = self.ids.allocate("order")[0]
+        item_ids = self.ids.allocate("order_item", len(lines))
+        created = utcnow()
         items = [OrderItem(id=item_id, order_id=order_id, product_id=int(ln["product_id"]),
-                           quantity=int(ln["quantity"]),
-                           price_at_time=(mirrored[int(ln["product_id"])].price_at_time if mirror_of
-                                          else money(products[int(ln["product_id"])]["price"])))
+                           quantity=int(ln["quantity"]), price_at_time=money(products[int(ln["product_id"])]["price"]))
                  for item_id, ln in zip(item_ids, lines)]
-        total = mirror_of.total_amount if mirror_of else sum((i.price_at_time * i.quantity for i in items), Decimal(0))
-        order = order_item(Order(id=order_id, user_id=user_id, total_amount=money(total),
-                                 status=mirror_of.status if mirror_of else "completed", created_at=created,
-                                 updated_at=mirror_of.updated_at if mirror_of else created, items=items))
-        actions = [{"Put": {"TableName": self.table, "Item": encode(order),
+        total = sum((i.price_at_time * i.quantity for i in items), Decimal(0))
+        order = Order(id=order_id, user_id=user_id, total_amount=money(total), status="completed",
+                      created_at=created, updated_at=created, items=items)
+        # Each line's cart entry goes only if it still holds the quantity that was priced.
+        deletes = [{"Delete": {"TableName": self.users, "Key": encode({"PK": ln["PK"], "SK": ln["SK"]}),
+                               "ConditionExpression": "quantity = :q",
+                               "ExpressionAttributeValues": encode({":q": int(ln["quantity"])})}} for ln in lines]
+        self._commit(order, deletes, lines, None)
+        return self.get_by_id(order_id)
+
+    def _mirror_checkout(self, user_id: int, mirror_of: Order, lines: list[dict]) -> Order:
+        """The order exactly as MySQL committed it (items, quantities, prices, ids); stock moves
+        by the order's quantities and the cart empties, as MySQL's transaction did."""
+        if len(mirror_of.items) > MAX_LINES:
+            raise ValidationError(f"A checkout holds at most {MAX_LINES} different products")
+        in_order = {i.product_id for i in mirror_of.items}
+        deletes = [{"Delete": {"TableName": self.users, "Key": encode({"PK": ln["PK"], "SK": ln["SK"]})}}
+                   for ln in lines if int(ln["product_id"]) in in_order]
+        rest = [ln for ln in lines if int(ln["product_id"]) not in in_order]
+        self._commit(mirror_of, deletes, [{"product_id": i.product_id, "quantity": i.quantity}
+                                          for i in sorted(mirror_of.items, key=lambda i: i.product_id)], mirror_of)
+        # MySQL's checkout empties the whole cart (lines whose product vanished included).
+        self.dynamo.batch_delete(self.users, [{"PK": ln["PK"], "SK": ln["SK"]} for ln in rest])
+        return self.get_by_id(mirror_of.id)
+
+    def _commit(self, order: Order, cart_deletes: list, lines: list, mirror_of: Order | None) -> None:
+        """One transaction: the order (only if its id is free), each product's stock (only if
+        enough is left), the cart lines. A taken id raises IdTaken."""
+        item = order_item(order)
+        actions = [{"Put": {"TableName": self.table, "Item": encode(item),
                             "ConditionExpression": "attribute_not_exists(PK)"}}]
         for ln in lines:
             q = int(ln["quantity"])
@@ -95,30 +131,27 @@ class OrderRepository:
                 "UpdateExpression": "SET inventory_quantity = inventory_quantity - :q ADD times_ordered :one",
                 "ConditionExpression": "attribute_exists(PK) AND inventory_quantity >= :q",
                 "ExpressionAttributeValues": encode({":q": q, ":one": 1})}})
-            actions.append({"Delete": {
-                "TableName": self.users, "Key": encode({"PK": ln["PK"], "SK": ln["SK"]}),
-                "ConditionExpression": "quantity = :q", "ExpressionAttributeValues": encode({":q": q})}})
+        actions += cart_deletes
+        stock = slice(1, 1 + len(lines))
         try:
-            # The token makes a retried request (same order id) apply at most once. Tokens are
-            # account-wide, so the table name (which carries the prefix) is part of it.
-            self.dynamo.transact(actions, token=checkout_token(self.table, order_id))
+            self.dynamo.transact(actions, token=checkout_token())
         except ClientError as exc:
             codes = cancellation_codes(exc)
             if codes and codes[0] == "ConditionalCheckFailed":
-                raise DuplicateError(f"Order {order_id} already exists", field="id") from exc
-            if any(c == "ConditionalCheckFailed" for c in codes[1::2]):
-                fresh = {int(p["id"]): p for p in self.dynamo.batch_get(
-                    self.catalog, [keys.product(int(ln["product_id"])) for ln in lines])}
-                self._raise_if_short(lines, fresh)
+                raise IdTaken(order.id) from exc
+            if any(c == "ConditionalCheckFailed" for c in codes[stock]):
+                if mirror_of is None:
+                    fresh = {int(p["id"]): p for p in self.dynamo.batch_get(
+                        self.catalog, [keys.product(int(ln["product_id"])) for ln in lines])}
+                    self._raise_if_short(lines, fresh)
                 raise ConflictError("Stock changed during checkout; please try again") from exc
-            if any(c == "ConditionalCheckFailed" for c in codes[2::2]):
+            if any(c == "ConditionalCheckFailed" for c in codes[stock.stop:]):
                 raise ConflictError("The cart changed during checkout; please review it") from exc
             raise
         # MySQL's ON UPDATE CURRENT_TIMESTAMP moves updated_at with the stock. Stock changes
         # commute, timestamps do not: concurrent checkouts may reach DynamoDB in another order
         # than MySQL committed them, so updated_at only ever moves forward here.
-        self._touch([int(ln["product_id"]) for ln in lines], mirror_of, created)
-        return self.get_by_id(order_id)
+        self._touch([int(ln["product_id"]) for ln in lines], mirror_of, order.created_at)
 
     def _touch(self, product_ids, mirror_of, default) -> None:
         for product_id in product_ids:
@@ -162,7 +195,7 @@ class OrderRepository:
             self.dynamo.call("update_item", TableName=self.table, Key=encode(keys.order(order_id)),
                              UpdateExpression="SET #s = :s, updated_at = :u", ConditionExpression="attribute_exists(PK)",
                              ExpressionAttributeNames={"#s": "status"},
-                             ExpressionAttributeValues=encode({":s": status, ":u": iso(
+                             ExpressionAttributeValues=encode({":s": mirror_of.status if mirror_of else status, ":u": iso(
                                  mirror_of.updated_at if mirror_of else utcnow())}))
         except ClientError as exc:
             if condition_failed(exc):

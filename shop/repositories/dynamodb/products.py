@@ -11,11 +11,17 @@ from ...errors import ConflictError, NotFoundError
 from . import keys
 from .catalog_items import with_details
 from .categories import CategoryRepository
+from .counters import ID_ATTEMPTS, IdTaken
 from .client import (cancellation_codes, check_size, condition_failed, encode, exists_check, iso, money,
                      utcnow, value)
 from .tables import PRODUCT_SHARDS
 
 _UPDATABLE = ("name", "description", "category_id", "price", "inventory_quantity", "image_url")
+
+
+def _as_new(p: Product) -> NewProduct:
+    return NewProduct(category_id=p.category_id, name=p.name, price=p.price, inventory_quantity=p.inventory_quantity,
+                      description=p.description, image_url=p.image_url)
 
 
 def _index_keys(item: dict) -> dict:
@@ -80,6 +86,17 @@ class ProductRepository:
         return [category_id] + [c.id for c in children]
 
     def create(self, seller_id: int, new: NewProduct, *, mirror_of: Product | None = None) -> Product:
+        for _ in range(ID_ATTEMPTS):
+            try:
+                return self._create(seller_id, new, mirror_of)
+            except IdTaken:
+                if mirror_of is not None:
+                    raise ConflictError(f"Product {mirror_of.id} already exists") from None
+        raise ConflictError("Could not allocate a free product id; try again")
+
+    def _create(self, seller_id: int, new: NewProduct, mirror_of: Product | None) -> Product:
+        if mirror_of is not None:  # MySQL's resulting row, not the request
+            seller_id, new = mirror_of.seller_id, _as_new(mirror_of)
         product_id = self.ids.ensure_id("product", mirror_of.id if mirror_of else None)
         created = mirror_of.created_at if mirror_of else utcnow()
         item = {**keys.product(product_id), "entity": "PRODUCT", "id": product_id, "seller_id": seller_id,
@@ -100,7 +117,7 @@ class ProductRepository:
             if codes[1:] == ["ConditionalCheckFailed"]:
                 raise NotFoundError("Category not found") from exc
             if codes[:1] == ["ConditionalCheckFailed"]:
-                raise ConflictError(f"Product {product_id} already exists") from exc
+                raise IdTaken(product_id) from exc
             raise
         return self.get_by_id(product_id)
 
@@ -108,6 +125,8 @@ class ProductRepository:
         unknown = set(changes) - set(_UPDATABLE)
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
+        if mirror_of is not None:  # MySQL's resulting row, whatever the request changed
+            changes = {k: getattr(mirror_of, k) for k in _UPDATABLE}
         current = self.dynamo.get(self.table, keys.product(product_id))
         if current is None:
             return None
@@ -135,6 +154,8 @@ class ProductRepository:
         return self.get_by_id(product_id)
 
     def set_inventory(self, product_id: int, quantity: int, *, mirror_of: Product | None = None) -> Product | None:
+        if mirror_of is not None:
+            quantity = mirror_of.inventory_quantity
         return self.update(product_id, {"inventory_quantity": quantity}, mirror_of=mirror_of)
 
     def delete(self, product_id: int) -> bool:

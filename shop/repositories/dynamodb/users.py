@@ -4,8 +4,9 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from ...domain import NewUser, User
-from ...errors import DuplicateError
+from ...errors import ConflictError, DuplicateError
 from . import keys
+from .counters import ID_ATTEMPTS, IdTaken
 from .client import cancellation_codes, check_size, condition_failed, decode, encode, iso, parse_iso, utcnow
 
 
@@ -33,7 +34,21 @@ class UserRepository:
         return self._via_guard(keys.email_guard(email))
 
     def create(self, new: NewUser, *, mirror_of: User | None = None) -> User:
-        """One transaction: the user and both guards, each only if absent."""
+        """One transaction: the user and both guards, each only if absent. A mirrored write
+        stores the user as MySQL saved it; a new id that is already taken (counters behind
+        ids mirrored earlier) is replaced by the next one, never reported to the caller."""
+        for _ in range(ID_ATTEMPTS):
+            try:
+                return self._create(new, mirror_of)
+            except IdTaken:
+                if mirror_of is not None:
+                    raise DuplicateError(f"User {mirror_of.id} already exists", field="id") from None
+        raise ConflictError("Could not allocate a free user id; try again")
+
+    def _create(self, new: NewUser, mirror_of: User | None) -> User:
+        if mirror_of is not None:  # MySQL's resulting row, not the request
+            new = NewUser(username=mirror_of.username, email=mirror_of.email, password_hash=mirror_of.password_hash,
+                          first_name=mirror_of.first_name, last_name=mirror_of.last_name)
         user_id = self.ids.ensure_id("user", mirror_of.id if mirror_of else None)
         created = mirror_of.created_at if mirror_of else utcnow()
         item = {**keys.user(user_id), "entity": "USER", "id": user_id, "username": new.username,
@@ -58,7 +73,7 @@ class UserRepository:
             if len(codes) == 3 and codes[2] == "ConditionalCheckFailed":
                 raise DuplicateError("Email already exists", field="email") from exc
             if len(codes) == 3 and codes[0] == "ConditionalCheckFailed":
-                raise DuplicateError(f"User {user_id} already exists", field="id") from exc
+                raise IdTaken(user_id) from exc
             raise
         return to_user(item)
 
@@ -66,6 +81,8 @@ class UserRepository:
         unknown = set(changes) - {"email", "first_name", "last_name"}
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
+        if mirror_of is not None:  # MySQL's resulting profile, whatever the request changed
+            changes = {"email": mirror_of.email, "first_name": mirror_of.first_name, "last_name": mirror_of.last_name}
         current = self.get_by_id(user_id)
         if current is None:
             return None
@@ -113,7 +130,8 @@ class UserRepository:
                 "update_item", TableName=self.table, Key=encode(keys.user(user_id)),
                 UpdateExpression="SET is_seller = :s, updated_at = :u",
                 ConditionExpression="attribute_exists(PK)",
-                ExpressionAttributeValues=encode({":s": bool(is_seller), ":u": iso(updated_at)}),
+                ExpressionAttributeValues=encode({":s": bool(mirror_of.is_seller if mirror_of else is_seller),
+                                                  ":u": iso(updated_at)}),
                 ReturnValues="ALL_NEW")
         except ClientError as exc:
             if condition_failed(exc):
