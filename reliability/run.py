@@ -58,7 +58,7 @@ def cli(app, *args):
 
 def divergent(app) -> set:
     from shop import Repositories
-    from shop.aspects.sync import Sync
+    from shop.migration.sync import Sync
     st = app.extensions["shop"]
     sync = Sync(st.db, Repositories.mysql(st.db), Repositories.dynamodb(st.dynamo), st.dynamo)
     return {(e, str(i)) for e, i in sync.targets() if sync.compare(e, i)}

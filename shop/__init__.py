@@ -69,8 +69,15 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     from .aspects.repair_log import RepairLog
     from .repositories.dynamodb import Dynamo
 
+    from .migration.journal import Journal
+    from .migration.state import PhaseStore, PhaseView
+
     dynamo = Dynamo(settings)
-    runtime = aspects.Runtime(settings, RepairLog(db), aspects.Flags.parse(settings.shop_flags))
+    default = aspects.Flags.parse(settings.shop_flags)
+    repair_log = RepairLog(db)
+    runtime = aspects.Runtime(settings, repair_log, default,
+                              phase=PhaseView(PhaseStore(db, dynamo), default, settings.phase_refresh_s),
+                              journal=Journal(repair_log, dynamo))
     aspects.attach(repos, Repositories.dynamodb(dynamo), runtime)
     app.extensions["shop"] = ShopState(settings, db, repos, Services.build(repos, settings),
                                        dynamo=dynamo, runtime=runtime)

@@ -23,6 +23,7 @@ def register(app) -> None:
         try:
             state.db.create_schema()
             state.runtime.repair_log.ensure_table()
+            state.runtime.phase.store.ensure_tables()
         except StoreUnavailableError as exc:
             s = state.settings
             click.echo(f"error: cannot reach MySQL at {s.mysql_host}:{s.mysql_port} as {s.mysql_user}"
@@ -77,66 +78,85 @@ def register(app) -> None:
     @click.option("--gap", default=1000, show_default=True, help="Headroom above MySQL's largest id.")
     def ddb_seed_counters(gap):
         """Raise DynamoDB's ID counters above MySQL's largest ids (never lowers them)."""
-        from .aspects.sync import seed_counters_from_mysql
+        from .migration.sync import seed_counters_from_mysql
 
         state = _state()
         for entity, (top, counter) in _ddb(lambda: seed_counters_from_mysql(state.db, state.dynamo, gap)).items():
             click.echo(f"{entity}: counter at {counter} (MySQL max {top})")
 
 
-def _sync():
-    from . import Repositories
-    from .aspects.sync import Sync
+def _progress(items, label):
+    items = list(items)
+    with click.progressbar(items, label=label) as bar:
+        yield from bar
 
-    state = _state()
-    return Sync(state.db, Repositories.mysql(state.db), Repositories.dynamodb(state.dynamo), state.dynamo)
+
+def _report(report, verb: str, noun: str = "entities") -> None:
+    ok = sum(n for k, n in report.done.items() if k != "left")
+    total = ok + len(report.failed)
+    click.echo(f"{verb} {ok} of {total} {noun}; {len(report.failed)} failed; {len(report.left)} left alone"
+               + (f" ({', '.join(f'{n} {k}' for k, n in sorted(report.done.items()))})" if report.done else ""))
+    for entity, entity_id, why in report.left[:20]:
+        click.echo(f"  left alone: {entity} {entity_id}: {why}")
+    if len(report.left) > 20:
+        click.echo(f"  ... and {len(report.left) - 20} more left alone")
+    for entity, entity_id, exc in report.failed[:20]:
+        click.echo(f"  failed: {entity} {entity_id}: {type(exc).__name__}: {exc}", err=True)
+
+
+def _control():
+    from .migration.control import PhaseControl
+    return PhaseControl(_state())
+
+
+def _who(given: str | None) -> str:
+    import getpass
+    import socket
+    if given:
+        return given
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()} (cli)"
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "cli"
 
 
 def register_migration(app) -> None:
+    from .migration import runs
+
     @app.cli.command("repair")
     @click.option("--divergent", is_flag=True,
-                  help="Also repair every entity verify finds divergent (writes lost without an entry, "
-                       "e.g. a worker killed between the MySQL commit and the DynamoDB write).")
+                  help="Also copy every entity verify finds divergent, from the phase's authoritative store "
+                       "(writes lost without an entry, e.g. a worker killed between its two writes).")
     def repair_cmd(divergent):
-        """Copy every entity with a pending repair entry from MySQL into DynamoDB."""
-        from .aspects.sync import ENTITIES
-
-        state = _state()
-        entries = state.runtime.repair_log.pending()
-        targets: dict[tuple[str, str], int] = {}
-        for e in entries:
-            key = (e["entity"], e["entity_id"])
-            targets[key] = max(targets.get(key, 0), e["id"])
-        sync = _sync()
-        if divergent:
-            found = _ddb(sync.targets)
-            with click.progressbar(found, label=f"looking for divergence in {len(found)} entities") as bar:
-                for entity, entity_id in bar:
-                    if (entity, str(entity_id)) not in targets and _ddb(lambda: sync.compare(entity, entity_id)):
-                        targets[(entity, str(entity_id))] = 0
-        ordered = sorted(targets, key=lambda t: (ENTITIES.index(t[0]), int(t[1])))
-        if not ordered:
+        """Replay every pending journal entry in its direction: towards DynamoDB from MySQL's
+        state, towards MySQL from DynamoDB's. Only recorded deletions delete."""
+        report = _ddb(lambda: runs.repair(_state(), divergent=divergent, progress=_progress))
+        if not report.done and not report.failed and not report.left:
             click.echo("nothing to repair: no pending entries" + (" and no divergence" if divergent else ""))
             return
-        def close_entries(entity, entity_id):
-            if targets[(entity, entity_id)]:
-                state.runtime.repair_log.mark_repaired(entity, entity_id, targets[(entity, entity_id)])
-
-        failed = _copy_from_mysql(sync, ordered, "repairing", close_entries)
-        click.echo(f"repaired {len(ordered) - len(failed)} of {len(ordered)} entities"
-                   f" ({len(entries)} entries); {len(failed)} failed")
-        _exit_on_failures(failed)
+        _report(report, "repaired")
+        if report.failed:
+            sys.exit(1)
 
     @app.cli.command("backfill")
     def backfill_cmd():
-        """Copy every user, category, product, cart and order from MySQL into DynamoDB
-        (idempotent: it writes MySQL's current state; run it before turning on WRITE_DDB
-        reads, and again after, until verify is clean)."""
-        sync = _sync()
-        targets = _ddb(sync.targets)
-        failed = _copy_from_mysql(sync, targets, "backfilling")
-        click.echo(f"backfilled {len(targets) - len(failed)} of {len(targets)} entities; {len(failed)} failed")
-        _exit_on_failures(failed)
+        """Copy every user, category, product, cart and order from MySQL into DynamoDB (its
+        current state; idempotent). Never deletes what only DynamoDB holds: lists it instead."""
+        report = _ddb(lambda: runs.backfill(_state(), control=_control(), progress=_progress))
+        _report(report, "backfilled")
+        if report.failed:
+            sys.exit(1)
+
+    @app.cli.command("reverse-copy")
+    @click.option("--all", "everything", is_flag=True,
+                  help="Copy every entity DynamoDB holds, not only those journaled as DynamoDB-only writes.")
+    def reverse_copy_cmd(everything):
+        """Copy to MySQL, with their ids, the writes only DynamoDB received (phase 5), then raise
+        MySQL's AUTO_INCREMENT past DynamoDB's counters. `phase set 4` from 5 runs this itself."""
+        report = _ddb(lambda: runs.reverse_copy(_state(), progress=_progress, everything=everything))
+        _report(report, "copied to MySQL")
+        if report.failed:
+            sys.exit(1)
 
     @app.cli.command("verify")
     @click.option("--show", default=20, show_default=True, help="How many divergent entities to list.")
@@ -144,55 +164,60 @@ def register_migration(app) -> None:
         """Compare MySQL and DynamoDB entity by entity; exit 1 when they diverge."""
         from collections import Counter
 
-        from .aspects.compare import attribute_names
+        from .migration.entities import NAMES
 
-        sync = _sync()
-        targets = _ddb(sync.targets)
-        compared, divergent = Counter(), []
-        with click.progressbar(targets, label=f"verifying {len(targets)} entities") as bar:
-            for entity, entity_id in bar:
-                compared[entity] += 1
-                differences = _ddb(lambda: sync.compare(entity, entity_id))
-                if differences:
-                    divergent.append((entity, entity_id, attribute_names(differences),
-                                      sorted({d.kind for d in differences})))
-        bad = Counter(e for e, _, _, _ in divergent)
-        for entity in ("user", "category", "product", "cart", "order"):
-            click.echo(f"{entity:9} compared {compared[entity]:6}  divergent {bad[entity]:6}")
-        for entity, entity_id, names, kinds in divergent[:show]:
+        report = _ddb(lambda: runs.verify(_state(), control=_control(), progress=_progress))
+        bad = Counter(e for e, _, _, _ in report.divergent)
+        for entity in NAMES:
+            click.echo(f"{entity:9} compared {report.compared[entity]:6}  divergent {bad[entity]:6}")
+        for entity, entity_id, names, kinds in report.divergent[:show]:
             click.echo(f"  {entity} {entity_id}: {', '.join(names)} ({', '.join(kinds)})")
-        click.echo(f"divergent: {len(divergent)} of {len(targets)}")
-        if divergent:
+        click.echo(f"divergent: {len(report.divergent)} of {sum(report.compared.values())}")
+        if not report.ok:
             sys.exit(1)
 
+    @app.cli.group("phase")
+    def phase_group():
+        """The server-wide migration phase: see it, change it behind its gates."""
 
-def _copy_from_mysql(sync, targets, verb: str, done=lambda entity, entity_id: None) -> list:
-    """Copy each (entity, id) from MySQL's state into DynamoDB with a progress bar; a failure
-    is logged and the next target tried. Returns the failures."""
-    import logging
+    @phase_group.command("status")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+    def phase_status(as_json):
+        """The phase every worker routes by, its history, and the gates to the phases beside it."""
+        import json
 
-    log = logging.getLogger("shop.aspects")
-    failed = []
-    with click.progressbar(targets, label=f"{verb} {len(targets)} entities") as bar:
-        for entity, entity_id in bar:
-            try:
-                sync.repair(entity, entity_id)
-            except Exception as exc:
-                failed.append((entity, entity_id, exc))
-                log.error("repair failed", extra={"event": "repair", "action": "failed", "entity": entity,
-                                                  "entity_id": entity_id, "error_type": type(exc).__name__})
-                continue
-            done(entity, entity_id)
-            log.info("repaired", extra={"event": "repair", "action": "repaired", "entity": entity,
-                                        "entity_id": entity_id})
-    return failed
+        status = _ddb(lambda: _control().status())
+        if as_json:
+            click.echo(json.dumps(status, indent=2, default=str))
+            return
+        click.echo(f"phase {status['label']}: {status['name']} ({status['flags']}); source: {status['source']}"
+                   + (", PINNED by SHOP_FLAGS_PINNED" if status["pinned"] else ""))
+        if status["changed_at"]:
+            click.echo(f"changed {status['changed_at']} by {status['changed_by']}"
+                       + (f": {status['reason']}" if status["reason"] else ""))
+        click.echo("pending: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in status["pending"].items()))
+        for mark, data in sorted(status["marks"].items()):
+            click.echo(f"last {mark}: " + ", ".join(f"{k} {v}" for k, v in data.items()))
+        for side in ("next", "previous"):
+            if status.get(side):
+                click.echo(f"to phase {status[side]['to']}:")
+                for g in status[side]["gates"] or [{"ok": True, "name": "no gate", "detail": "always allowed"}]:
+                    click.echo(f"  [{'ok' if g['ok'] else 'NO'}] {g['name']}: {g['detail']}")
 
-
-def _exit_on_failures(failed) -> None:
-    for entity, entity_id, exc in failed[:20]:
-        click.echo(f"  failed: {entity} {entity_id}: {type(exc).__name__}: {exc}", err=True)
-    if failed:
-        sys.exit(1)
+    @phase_group.command("set")
+    @click.argument("target", type=int)
+    @click.option("--force", is_flag=True, help="Override refusing gates (recorded in the audit trail).")
+    @click.option("--reason", default="", help="Why; kept in the audit trail.")
+    @click.option("--who", default=None, help="Who is changing it (default: login@host).")
+    def phase_set(target, force, reason, who):
+        """Move the server to phase TARGET (1-5); every worker follows within a few seconds."""
+        result = _ddb(lambda: _control().set(target, _who(who), force=force, reason=reason, progress=_progress))
+        for g in result.gates:
+            click.echo(f"  [{'ok' if g.ok else 'NO'}] {g.name}: {g.detail}")
+        if not result.ok:
+            click.echo(f"error: {result.message}", err=True)
+            sys.exit(1)
+        click.echo(result.message)
 
 
 def _ddb(action):

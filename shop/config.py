@@ -57,6 +57,7 @@ class Settings:
     dynamodb_backoff_base_ms: int = 25
     dynamodb_backoff_cap_ms: int = 500
     aws_region: str = "us-east-1"
+    shop_env: str = "production"
     secret_key: str = "dev-only-secret-change-me-in-production"
     jwt_expires_hours: int = 24
     bcrypt_rounds: int = 12
@@ -80,7 +81,20 @@ class Settings:
     flags_page_password: str | None = None
     jaeger_ui_url: str = "http://localhost:16686"
     testing: bool = False
+    # The migration journey: how soon workers see a new phase, the gates' window and id headroom.
+    phase_refresh_ms: int = 2000
+    gate_compare_window_s: int = 300
+    id_gap: int = 10000
+    dual_write_timeout_ms: int = 1500
     extra: dict = field(default_factory=dict)
+
+    @property
+    def phase_refresh_s(self) -> float:
+        return self.phase_refresh_ms / 1000
+
+    @property
+    def development(self) -> bool:
+        return self.shop_env == "development"
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -100,6 +114,7 @@ class Settings:
             dynamodb_connect_timeout=_int("DYNAMODB_CONNECT_TIMEOUT", cls.dynamodb_connect_timeout, 1),
             dynamodb_read_timeout=_int("DYNAMODB_READ_TIMEOUT", cls.dynamodb_read_timeout, 1),
             aws_region=_str("AWS_REGION", _str("AWS_DEFAULT_REGION", cls.aws_region)),
+            shop_env=_str("SHOP_ENV", cls.shop_env).lower(),
             secret_key=_str("SECRET_KEY", cls.secret_key),
             jwt_expires_hours=_int("JWT_EXPIRES_HOURS", cls.jwt_expires_hours, 1),
             bcrypt_rounds=_int("BCRYPT_ROUNDS", cls.bcrypt_rounds, 4),
@@ -122,6 +137,10 @@ class Settings:
             flags_cookie_max_age=_int("SHOP_FLAGS_COOKIE_MAX_AGE", cls.flags_cookie_max_age, 60),
             flags_page_password=_str("SHOP_FLAGS_PAGE_PASSWORD", None),
             jaeger_ui_url=_str("JAEGER_UI_URL", cls.jaeger_ui_url),
+            phase_refresh_ms=_int("SHOP_PHASE_REFRESH_MS", cls.phase_refresh_ms, 100),
+            gate_compare_window_s=_int("SHOP_GATE_COMPARE_WINDOW_S", cls.gate_compare_window_s),
+            id_gap=_int("SHOP_ID_GAP", cls.id_gap, 1),
+            dual_write_timeout_ms=_int("SHOP_DUAL_WRITE_TIMEOUT_MS", cls.dual_write_timeout_ms, 1),
         )
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
@@ -140,6 +159,8 @@ class Settings:
             raise ConfigError(f"SHOP_DUAL_WRITE_POLICY must be repair or raise, got {values['dual_write_policy']!r}")
         if values["call_log_level"] not in ("DEBUG", "INFO", "WARNING"):
             raise ConfigError(f"SHOP_CALL_LOG_LEVEL must be DEBUG, INFO or WARNING, got {values['call_log_level']!r}")
+        if values["shop_env"] not in ("production", "development"):
+            raise ConfigError(f"SHOP_ENV must be production or development, got {values['shop_env']!r}")
         if len(values["secret_key"]) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters (it signs tokens and cookies)")
         return cls(**values)

@@ -5,7 +5,8 @@ only, which is why the application itself never passes it.
 """
 from __future__ import annotations
 
-MYSQL_TABLES = ("order_items", "orders", "shopping_carts", "products", "categories", "users", "migration_repairs")
+MYSQL_TABLES = ("order_items", "orders", "shopping_carts", "products", "categories", "users", "migration_repairs",
+                "migration_state", "migration_audit", "migration_mismatches")
 
 
 def prepare(app, *, empty: bool = False) -> None:
@@ -14,6 +15,7 @@ def prepare(app, *, empty: bool = False) -> None:
     state = app.extensions["shop"]
     state.db.create_schema()
     state.runtime.repair_log.ensure_table()
+    state.runtime.phase.store.ensure_tables()
     if empty:
         with state.db.cursor(write=True) as cur:
             cur.execute("SET FOREIGN_KEY_CHECKS = 0")
@@ -21,3 +23,13 @@ def prepare(app, *, empty: bool = False) -> None:
                 cur.execute(f"TRUNCATE TABLE {table}")
             cur.execute("SET FOREIGN_KEY_CHECKS = 1")
     create_tables(state.dynamo)
+    if empty:
+        _empty_migration_items(state.dynamo)
+    state.runtime.phase.refresh()
+
+
+def _empty_migration_items(dynamo) -> None:
+    """The counters table also holds the phase document, its audit and the journal towards MySQL."""
+    table = dynamo.table("counters")
+    items = list(dynamo.scan_all(TableName=table, ProjectionExpression="PK"))
+    dynamo.batch_delete(table, [{"PK": i["PK"]} for i in items if not i["PK"].startswith("COUNTER#")])

@@ -38,7 +38,7 @@ def wait_for_port(host: str, port: int, timeout: float = 30.0) -> bool:
 
 
 def make_settings(**overrides) -> Settings:
-    base = dict(mysql_database=TEST_DB, bcrypt_rounds=4, rate_limit_enabled=False, testing=True,
+    base = dict(mysql_database=TEST_DB, bcrypt_rounds=4, rate_limit_enabled=False, testing=True, shop_env="development",
                 secret_key="test-secret-key-that-is-long-enough-0123456789")
     base.update(overrides)
     return Settings.from_env(**base)

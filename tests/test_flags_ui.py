@@ -16,7 +16,7 @@ from shop import Repositories, create_app
 from shop.aspects import PRESETS
 from shop.flags_ui.cookie import NAME
 
-from .conftest import Api
+from .conftest import Api, unique
 
 ROOT = Path(__file__).resolve().parent.parent
 # style.css as it was before the flag page existed (commit f104851); the page adds no CSS.
@@ -33,6 +33,12 @@ def cookie_of(response):
 
 def health(client):
     return client.get("/flags/health.json").get_json()
+
+
+def landed(client, response):
+    """Post/redirect/get: the form answers 303 to the page; the page shows the outcome."""
+    assert response.status_code == 303 and response.headers["Location"].startswith("/flags"), response.status_code
+    return client.get(response.headers["Location"]).get_data(as_text=True)
 
 
 @pytest.fixture
@@ -58,28 +64,43 @@ def test_stylesheet_is_unchanged():
 
 def test_default_flags_and_source(client):
     h = health(client)
-    assert h["flags"] == {"READ_MYSQL": True, "READ_DDB": False, "WRITE_MYSQL": True, "WRITE_DDB": False} or h[
-        "source"] == "server default"
-    assert h["source"] == "server default" and h["circuit_breaker"] == "closed"
+    assert h["source"] == "server phase" and h["circuit_breaker"] == "closed"
+    assert h["phase"]["source"] == "SHOP_FLAGS" and h["phase"]["flags"] == h["server_default"]
 
 
-def test_one_flag_then_all_four_then_presets_then_reset(page):
+def test_one_flag_then_all_four_then_presets_then_reset(page, app):
     client, token = page
-    r = client.post("/flags/flag", data={"csrf_token": token, "WRITE_DDB": "on"})
+    server = app.extensions["shop"].runtime.server_flags()
+    r = client.post("/flags/flag", data={"csrf_token": token, "READ_DDB": "on", "confirm_risk": "yes"})
     set_cookie = cookie_of(r)
-    assert r.status_code == 200 and set_cookie and "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
+    assert set_cookie and "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
     assert "Max-Age=28800" in set_cookie and "Secure" not in set_cookie
-    assert health(client)["source"] == "cookie" and health(client)["scenario"] == "Dual write, read MySQL"
+    assert "Flags set:" in landed(client, r)
+    h = health(client)
+    assert h["source"] == "cookie" and h["flags"]["READ_DDB"] is True
+    assert (h["flags"]["WRITE_MYSQL"], h["flags"]["WRITE_DDB"]) == (server.write_mysql, server.write_ddb)
     r = client.post("/flags", data={"csrf_token": token, "READ_MYSQL": "on", "READ_DDB": "on",
-                                    "WRITE_MYSQL": "on", "WRITE_DDB": "on"})
-    assert r.status_code == 200 and health(client)["scenario"] == "Dual write, dual read"
+                                    "WRITE_MYSQL": "on", "WRITE_DDB": "on", "confirm_risk": "yes"})
+    landed(client, r)
+    assert health(client)["flags"]["READ_MYSQL"] and health(client)["flags"]["READ_DDB"]
     for p in PRESETS:
-        r = client.post(f"/flags/preset/{p.key}", data={"csrf_token": token})
-        assert r.status_code == 200 and health(client)["scenario"] == p.name
-        assert f"Flags set: {p.flags}" in r.get_data(as_text=True)
+        r = client.post(f"/flags/preset/{p.key}", data={"csrf_token": token, "confirm_risk": "yes"})
+        html = landed(client, r)
+        h = health(client)
+        assert f"Flags set: {p.flags}" in html
+        # The cookie chose the reads; the writes are the server's, whatever the preset says.
+        assert (h["flags"]["READ_MYSQL"], h["flags"]["READ_DDB"]) == (p.flags.read_mysql, p.flags.read_ddb)
+        assert (h["flags"]["WRITE_MYSQL"], h["flags"]["WRITE_DDB"]) == (server.write_mysql, server.write_ddb)
     r = client.post("/flags/reset", data={"csrf_token": token})
-    assert r.status_code == 200 and "Max-Age=0" in cookie_of(r) or "expires=Thu, 01 Jan 1970" in cookie_of(r)
-    assert health(client)["source"] == "server default"
+    assert "Max-Age=0" in cookie_of(r) or "expires=Thu, 01 Jan 1970" in cookie_of(r)
+    landed(client, r)
+    assert health(client)["source"] == "server phase"
+
+
+def test_form_addresses_opened_directly_land_on_the_page(client):
+    for path in ("/flags/flag", "/flags/preset/dual-write", "/flags/reset", "/flags/phase"):
+        r = client.get(path)
+        assert r.status_code == 303 and r.headers["Location"] == "/flags", path
 
 
 def test_secure_cookie_over_https(client):
@@ -98,21 +119,22 @@ def test_secure_cookie_over_https(client):
 def test_impossible_changes_are_refused_and_change_nothing(page, form, path):
     client, token = page
     r = client.post(path, data={"csrf_token": token, **form})
-    assert r.status_code == 400 and cookie_of(r) is None
-    assert "Nothing changed" in r.get_data(as_text=True)
-    assert health(client)["source"] == "server default"
-    assert client.post("/flags/preset/nope", data={"csrf_token": token}).status_code == 404
+    assert cookie_of(r) is None and "Nothing changed" in landed(client, r)
+    assert health(client)["source"] == "server phase"
+    r = client.post("/flags/preset/nope", data={"csrf_token": token})
+    assert cookie_of(r) is None and "No preset" in landed(client, r)
 
 
 def test_risky_mix_needs_confirmation(page):
     client, token = page
-    risky = {"csrf_token": token, "READ_MYSQL": "on", "WRITE_DDB": "on"}
+    risky = {"csrf_token": token, "READ_DDB": "on", "WRITE_MYSQL": "on"}  # reads a store phase 1 does not write
     r = client.post("/flags", data=risky)
-    html = r.get_data(as_text=True)
-    assert r.status_code == 409 and cookie_of(r) is None and "MySQL, which is not written" in html
+    html = landed(client, r)
+    assert cookie_of(r) is None and "DynamoDB, which is not written" in html
     assert "Yes, I understand the risk" in html
     r = client.post("/flags", data={**risky, "confirm_risk": "yes"})
-    assert r.status_code == 200 and health(client)["scenario"] == "custom" and health(client)["risks"]
+    landed(client, r)
+    assert health(client)["scenario"] == "custom" and health(client)["risks"]
 
 
 def test_csrf_is_required(client):
@@ -142,7 +164,7 @@ def test_bad_cookies_fall_back_to_the_default_with_a_warning(app, client, caplog
     with caplog.at_level(logging.WARNING, "shop.flags"):
         h = health(client)
         assert client.get("/api/products?limit=1").status_code == 200
-    assert h["source"] == "server default"
+    assert h["source"] == "server phase"
     assert any(getattr(r, "reason", None) == reason for r in caplog.records)
 
 
@@ -154,20 +176,26 @@ def test_any_cookie_value_is_never_a_5xx(client, value):
     for path in ("/flags/health.json", "/api/categories", "/"):
         r = client.get(path)
         assert r.status_code < 500, (path, value)
-    assert health(client)["source"] == "server default"
+    assert health(client)["source"] == "server phase"
 
 
-def test_the_cookie_routes_every_request(client, db, dynamo):
-    from shop.aspects.sync import seed_counters_from_mysql
-    seed_counters_from_mysql(db, dynamo)  # the guide's step before phase 5
+def test_the_cookie_routes_every_read_and_no_write(client, db, dynamo):
+    """A cookie chooses where this browser reads; writes always follow the server's phase, so a
+    visitor can never write DynamoDB alone (ids that MySQL also hands out)."""
+    from shop.domain import NewUser
+    import bcrypt
+    only_ddb = Repositories.dynamodb(dynamo).users.create(NewUser(
+        username=unique(), email=unique() + "@x.com", password_hash=bcrypt.hashpw(b"right", bcrypt.gensalt(4)).decode()))
     token = csrf(client)
-    client.post("/flags/preset/ddb-only", data={"csrf_token": token})
+    client.post("/flags/preset/ddb-only", data={"csrf_token": token, "confirm_risk": "yes"})
     api = Api(client)
-    user, _ = api.register()
-    assert Repositories.dynamodb(dynamo).users.get_by_username(user["username"]) is not None
+    user, bearer = api.register()  # written where the server writes: MySQL in phase 1
     with db.cursor() as cur:
-        cur.execute("SELECT COUNT(*) AS n FROM users WHERE username = %s", (user["username"],))
-        assert cur.fetchone()["n"] == 0  # DynamoDB only: MySQL never saw it
+        cur.execute("SELECT id FROM users WHERE username = %s", (user["username"],))
+        assert cur.fetchone()["id"] == user["id"]
+    assert Repositories.dynamodb(dynamo).users.get_by_username(only_ddb.username).id == only_ddb.id
+    found = api.call("POST", "/api/auth/login", json={"username": only_ddb.username, "password": "x"})
+    assert found.status_code == 401  # read from DynamoDB: the account exists there, the password is wrong
 
 
 def test_health_and_trace_link(client):
@@ -175,8 +203,9 @@ def test_health_and_trace_link(client):
     client.post("/flags/preset/dual-read", data={"csrf_token": token})
     Api(client).register()
     h = health(client)
-    assert set(h["stores"]) == {"mysql", "dynamodb"} and h["stores"]["dynamodb"]["write"]["calls"] >= 1
-    assert h["comparisons"]["match"] >= 1 and isinstance(h["repairs_pending"], int)
+    assert set(h["stores"]) == {"mysql", "dynamodb"} and h["stores"]["dynamodb"]["read"]["calls"] >= 1
+    assert h["stores"]["mysql"]["write"]["calls"] >= 1 and "write" not in h["stores"]["dynamodb"]  # server: phase 1
+    assert sum(h["comparisons"].values()) >= 1 and isinstance(h["repairs_pending"], int)
     assert re.fullmatch(r"[0-9a-f]{32}", h["last_trace"]["trace_id"])
     html = client.get("/flags").get_data(as_text=True)
     assert 'href="http://localhost:16686/trace/' in html
@@ -192,9 +221,9 @@ def test_changes_are_logged_and_traced(client, caplog):
     with caplog.at_level(logging.INFO, "shop.flags"):
         client.post("/flags/preset/dual-write", data={"csrf_token": token})
     record = next(r for r in caplog.records if r.getMessage() == "flags changed")
-    assert (record.who, record.to) == ("anonymous", "READ_MYSQL,WRITE_MYSQL,WRITE_DDB")
+    assert (record.who, record.requested) == ("developer", "READ_MYSQL,WRITE_MYSQL,WRITE_DDB")
     span = next(s for s in exporter.get_finished_spans() if s.name == "flags.change")
-    assert span.attributes["shop.flags.to"] == "READ_MYSQL,WRITE_MYSQL,WRITE_DDB"
+    assert span.attributes["shop.flags.requested"] == "READ_MYSQL,WRITE_MYSQL,WRITE_DDB"
 
 
 def test_the_page_can_be_locked(settings):
@@ -218,5 +247,5 @@ def test_the_kill_switch_pins_the_flags(settings):
     assert h["pinned"] is True and h["scenario"] == "MySQL only" and h["source"].startswith("pinned")
     token = csrf(c)
     r = c.post("/flags/preset/ddb-only", data={"csrf_token": token})
-    assert r.status_code == 409 and cookie_of(r) is None
+    assert cookie_of(r) is None and "pins the flags" in landed(c, r)
     pinned.extensions["shop"].runtime.close()

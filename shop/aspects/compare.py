@@ -28,6 +28,10 @@ class Difference(NamedTuple):
             return self._replace(mysql=_mask(self.mysql), dynamodb=_mask(self.dynamodb))
         return self._replace(mysql=_mask_inside(self.mysql), dynamodb=_mask_inside(self.dynamodb))
 
+    def shape(self) -> str:
+        """Where and how the stores differ, without the values (for shoppers' errors and logs)."""
+        return f"{self.path or '(value)'}: {self.kind}"
+
     def describe(self) -> str:
         d = self.masked()
         return f"{d.path or '(value)'}: {d.kind}: MySQL={_show(d.mysql)} DynamoDB={_show(d.dynamodb)}"

@@ -15,7 +15,8 @@ class DualReadMismatch(ShopError):
         self.operation = operation
         self.key = {k: ("***" if k in SECRET_NAMES else v) for k, v in key.items()}
         self.differences = [d.masked() for d in differences]
-        shown = "; ".join(d.describe() for d in self.differences[:10])
+        # Attribute names and kinds only: the records' values are nobody's business in an error page.
+        shown = "; ".join(d.shape() for d in self.differences[:10])
         more = f" (and {len(self.differences) - 10} more)" if len(self.differences) > 10 else ""
         super().__init__(f"MySQL and DynamoDB disagree on {operation} {self.key}: {shown}{more}",
                          details=[{"attribute": d.path or "(value)", "kind": d.kind} for d in self.differences])

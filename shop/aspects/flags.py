@@ -1,8 +1,9 @@
 """The four routing flags as an immutable, validated value, and the flags in force.
 
-Per request the flags live in a context variable (set from the signed cookie by the
-web layer); outside a request, `use_flags(...)` sets them for a block; otherwise the
-server default from SHOP_FLAGS applies.
+Two context variables: `use_flags(...)` sets the flags for a block of trusted code (the CLI,
+tests), all four of them; a browser's signed cookie sets `browser` flags, of which only the
+reads count: where a request writes is always the server's phase, so no visitor's choice can
+write what the server would not (docs/enable-flags.md). Otherwise the server's phase applies.
 """
 from __future__ import annotations
 
@@ -122,6 +123,7 @@ PRESETS_BY_KEY = {p.key: p for p in PRESETS}
 MYSQL_ONLY = PRESETS[0].flags
 
 _current: contextvars.ContextVar[Flags | None] = contextvars.ContextVar("shop_flags", default=None)
+_browser: contextvars.ContextVar[Flags | None] = contextvars.ContextVar("shop_browser_flags", default=None)
 
 
 def current(default: Flags | None = None) -> Flags:
@@ -132,6 +134,26 @@ def current(default: Flags | None = None) -> Flags:
 def explicit() -> Flags | None:
     """The flags set on this context, if any (None means: the server default applies)."""
     return _current.get()
+
+
+def browser() -> Flags | None:
+    """The flags this request's browser asked for (only their reads are honoured)."""
+    return _browser.get()
+
+
+def set_browser(flags: Flags | None):
+    return _browser.set(flags)
+
+
+def reset_browser(token) -> None:
+    _browser.reset(token)
+
+
+def combine(server: Flags, wanted: Flags | None) -> Flags:
+    """A browser's reads with the server's writes."""
+    if wanted is None:
+        return server
+    return Flags(wanted.read_mysql, wanted.read_ddb, server.write_mysql, server.write_ddb)
 
 
 def set_current(flags: Flags | None):

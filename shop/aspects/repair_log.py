@@ -1,4 +1,6 @@
-"""The durable record of secondary writes that did not reach DynamoDB, kept in MySQL."""
+"""The durable record of writes that did not reach DynamoDB, kept in MySQL: secondary writes
+that failed, and deletions made while DynamoDB was not written (only a recorded deletion may
+delete from the other store)."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +15,7 @@ CREATE TABLE IF NOT EXISTS migration_repairs (
     entity_id VARCHAR(64) NOT NULL,
     operation VARCHAR(100) NOT NULL,
     error VARCHAR(1000) NOT NULL,
+    deleted BOOLEAN NOT NULL DEFAULT FALSE,
     created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     repaired_at TIMESTAMP(6) NULL,
     INDEX idx_pending (repaired_at, entity, entity_id)
@@ -27,24 +30,30 @@ class RepairLog:
     def ensure_table(self) -> None:
         with self.db.cursor(write=True) as cur:
             cur.execute(SCHEMA)
+            # Tables made before deletions were recorded lack the column (portable: no IF NOT EXISTS).
+            cur.execute("SELECT COUNT(*) AS n FROM information_schema.columns WHERE table_schema = DATABASE()"
+                        " AND table_name = 'migration_repairs' AND column_name = 'deleted'")
+            if not cur.fetchone()["n"]:
+                cur.execute("ALTER TABLE migration_repairs ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT FALSE")
 
-    def record(self, targets, operation: str, error: BaseException | str) -> int:
+    def record(self, targets, operation: str, error: BaseException | str, deleted: bool = False) -> int:
         """One row per (entity, id). Returns how many were written."""
         reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        rows = [(entity, entity_id, operation, reason[:1000]) for entity, entity_id in dict.fromkeys(targets)]
+        rows = [(entity, str(entity_id), operation, reason[:1000], bool(deleted))
+                for entity, entity_id in dict.fromkeys(targets)]
         if not rows:
             return 0
         try:
             with self.db.cursor(write=True) as cur:
-                cur.executemany("INSERT INTO migration_repairs (entity, entity_id, operation, error)"
-                                " VALUES (%s, %s, %s, %s)", rows)
+                cur.executemany("INSERT INTO migration_repairs (entity, entity_id, operation, error, deleted)"
+                                " VALUES (%s, %s, %s, %s, %s)", rows)
         except Exception:
             # The entities stay findable by `verify`; the log line names them for an operator.
             log.exception("repair entry could not be recorded",
-                          extra={"event": "repair", "targets": [f"{e}:{i}" for e, i, _, _ in rows],
+                          extra={"event": "repair", "targets": [f"{e}:{i}" for e, i, *_ in rows],
                                  "operation": operation})
             raise
-        for entity, entity_id, _, _ in rows:
+        for entity, entity_id, *_ in rows:
             log.warning("secondary write recorded for repair",
                         extra={"event": "repair", "action": "recorded", "entity": entity,
                                "entity_id": entity_id, "operation": operation,
@@ -53,7 +62,7 @@ class RepairLog:
 
     def pending(self) -> list[dict]:
         with self.db.cursor() as cur:
-            cur.execute("SELECT id, entity, entity_id, operation, error, created_at FROM migration_repairs"
+            cur.execute("SELECT id, entity, entity_id, operation, error, deleted, created_at FROM migration_repairs"
                         " WHERE repaired_at IS NULL ORDER BY id")
             return list(cur.fetchall())
 
@@ -61,6 +70,16 @@ class RepairLog:
         with self.db.cursor() as cur:
             cur.execute("SELECT COUNT(*) AS n FROM migration_repairs WHERE repaired_at IS NULL")
             return cur.fetchone()["n"]
+
+    def is_pending(self, entity: str, entity_id: str | None = None) -> bool:
+        with self.db.cursor() as cur:
+            if entity_id is None:
+                cur.execute("SELECT 1 FROM migration_repairs WHERE repaired_at IS NULL AND entity = %s LIMIT 1",
+                            (entity,))
+            else:
+                cur.execute("SELECT 1 FROM migration_repairs WHERE repaired_at IS NULL AND entity = %s"
+                            " AND entity_id = %s LIMIT 1", (entity, entity_id))
+            return cur.fetchone() is not None
 
     def mark_repaired(self, entity: str, entity_id: str, up_to_id: int) -> None:
         """Close the entries for one target recorded up to `up_to_id` (newer ones stay open)."""

@@ -33,22 +33,38 @@ class Outcome:
 class Runtime:
     """Everything routing needs for one application: its counterparts, policies and health."""
 
-    def __init__(self, settings, repair_log, default_flags):
+    def __init__(self, settings, repair_log, default_flags, phase=None, journal=None):
         self.settings = settings
         self.repair_log = repair_log
-        self.default_flags = default_flags
+        self.default_flags = default_flags  # SHOP_FLAGS: the phase until one is stored
+        self.phase = phase                  # shop.migration.state.PhaseView: the stored server phase
+        self.journal = journal              # shop.migration.journal.Journal
         self.pinned = settings.shop_flags_pinned
         self.call_log_level = logging.getLevelName(settings.call_log_level)
         self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s)
         self.stats = Stats()
         self.last_trace: dict[str, dict] = {}  # flags -> the last request routed by them
         self._pool = ThreadPoolExecutor(max_workers=settings.dual_read_workers, thread_name_prefix="dual-read")
+        # Secondary writes run here so a stalled DynamoDB costs a request at most the deadline;
+        # shared by the worker's threads, like the breaker that stops sending after repeated timeouts.
+        self._writes = ThreadPoolExecutor(max_workers=settings.dual_read_workers, thread_name_prefix="dual-write")
+
+    def server_flags(self) -> flags_mod.Flags:
+        """The server's phase: stored (changed at runtime), else SHOP_FLAGS; pinned: SHOP_FLAGS."""
+        if self.pinned or self.phase is None:
+            return self.default_flags
+        return self.phase.current().flags
 
     def flags(self) -> flags_mod.Flags:
-        return self.default_flags if self.pinned else flags_mod.current(self.default_flags)
+        """Trusted code's flags (use_flags) as given; a browser's reads with the server's writes."""
+        server = self.server_flags()
+        if self.pinned:
+            return server
+        return flags_mod.explicit() or flags_mod.combine(server, flags_mod.browser())
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._writes.shutdown(wait=False, cancel_futures=True)
 
     # --- the two paths ------------------------------------------------------------------
 
@@ -100,9 +116,15 @@ class Runtime:
             mysql, ddb, differences, outcome = self._read_both(route, flags, original, ddb_call, args, kwargs)
             if outcome == "match":
                 outcome = "transient"
+        if outcome == "mismatch" and self._pending(route, arguments):
+            outcome = "pending_repair"  # a known divergence, waiting for its replay: reported only
         self._compared(route, outcome, differences, arguments, span)
-        if differences and self.settings.dual_read_mode == "raise":
-            raise DualReadMismatch(route.name, _key(route, arguments), differences)
+        if outcome == "mismatch":
+            self._remember_mismatch(route, differences)
+            # Raised only where the operator made dual reads the server's phase (behind its
+            # gates); a browser trying dual reads on its own gets reports, never errors.
+            if self.settings.dual_read_mode == "raise" and not self._browser_trial():
+                raise DualReadMismatch(route.name, _key(route, arguments), differences)
         authority = mysql if flags.authority == "mysql" else ddb
         return authority.unwrap()
 
@@ -118,6 +140,29 @@ class Runtime:
         self._feed_breaker(ddb.outcome.error)
         differences, outcome = self._compare(route, mysql.outcome, ddb.outcome, authority.outcome, candidate.outcome)
         return mysql, ddb, differences, outcome
+
+    def _browser_trial(self) -> bool:
+        """Dual reads a browser chose while the server's phase does not dual-read."""
+        return (flags_mod.explicit() is None and flags_mod.browser() is not None
+                and not self.server_flags().dual_read)
+
+    def _pending(self, route, arguments) -> bool:
+        """Whether the journal holds an open entry for what this read returns: its entity, or
+        for a listing, any entity of its kind."""
+        if self.journal is None:
+            return False
+        from ..migration.entities import BY_REPOSITORY
+        entity = BY_REPOSITORY.get(route.repository)
+        if entity is None:
+            return False
+        if entity.key in route.key and entity.key in arguments:
+            return self.journal.is_pending(entity.name, arguments[entity.key])
+        return self.journal.is_pending(entity.name)
+
+    def _remember_mismatch(self, route, differences) -> None:
+        if self.phase is not None:
+            self.phase.store.record_mismatch(route.name, "mismatch", attribute_names(differences),
+                                             self.phase.current().label)
 
     def _compare(self, route, mysql: Outcome, ddb: Outcome, authority: Outcome, candidate: Outcome):
         """Availability failures are not disagreements: the authority's failure fails the
@@ -153,30 +198,62 @@ class Runtime:
 
     def _write(self, route, flags, original, ddb_repo, arguments, args, kwargs, span):
         if not flags.write_mysql:
-            return self._store("dynamodb", route, lambda: getattr(ddb_repo, route.target)(*args, **kwargs)).unwrap()
+            result = self._store("dynamodb", route, lambda: getattr(ddb_repo, route.target)(*args, **kwargs)).unwrap()
+            # MySQL lacks this write until the reverse copy replays it (leaving phase 5).
+            self._journal("to_mysql", route, arguments, result, "written to DynamoDB only", span)
+            return result
         result = self._store("mysql", route, lambda: original(*args, **kwargs)).unwrap()
         if flags.write_ddb:
             self._secondary_write(route, ddb_repo, arguments, args, kwargs, result, span)
+        elif route.deletes and result:
+            # DynamoDB may hold an earlier copy: only a recorded deletion may remove it there.
+            self._journal("to_dynamodb", route, arguments, result, "deleted while DynamoDB was not written", span)
         return result
+
+    def _journal(self, direction, route, arguments, result, why, span) -> None:
+        """Record a write that reached one store; the write itself stands whatever happens here
+        (verify still finds the entity if the record is lost)."""
+        if self.journal is None or route.repairs is None or (route.deletes and not result):
+            return
+        targets = route.repairs(arguments, result)
+        try:
+            count = self.journal.record(direction, targets, route.name, why, deleted=route.deletes)
+        except Exception as exc:  # noqa: BLE001
+            log.error("write not journaled", extra={"event": "journal", "operation": route.name, "direction": direction,
+                                                    "targets": [f"{e}:{i}" for e, i in targets],
+                                                    "error_type": type(exc).__name__})
+            return
+        if span.is_recording():
+            span.set_attribute("shop.journal.recorded", count)
+            span.add_event("write recorded for the other store", {"shop.journal.direction": direction,
+                                                                  "shop.journal.targets": [f"{e}:{i}" for e, i in targets]})
 
     def _secondary_write(self, route, ddb_repo, arguments, args, kwargs, result, span):
         targets = route.repairs(arguments, result) if route.repairs else []
         if not self.breaker.allow():
-            self._record_repair(route, targets, "circuit open: DynamoDB was failing", span)
+            self._record_repair(route, targets, "circuit open: DynamoDB was failing", span, route.deletes)
             return
         extra = {"mirror_of": result} if route.ids == MIRROR else {}
-        outcome = self._store("dynamodb", route, lambda: getattr(ddb_repo, route.target)(*args, **kwargs, **extra))
+        call = lambda: getattr(ddb_repo, route.target)(*args, **kwargs, **extra)  # noqa: E731
+        future = self._writes.submit(contextvars.copy_context().run, self._store, "dynamodb", route, call)
+        try:
+            outcome = future.result(timeout=self.settings.dual_write_timeout_ms / 1000)
+        except FutureTimeout:
+            # It may still land later; the repair entry makes the outcome right either way.
+            outcome = _Result(Outcome(error=TimeoutError("DynamoDB write exceeded the dual-write deadline")))
         self._feed_breaker(outcome.outcome.error)
-        if outcome.outcome.error is None:
-            return
         error = outcome.outcome.error
-        self._record_repair(route, targets, error, span)
+        if error is None and route.ids == MIRROR and result is not None and outcome.outcome.value is None:
+            error = LookupError("DynamoDB had no record to update")  # a divergence found by writing
+        if error is None:
+            return
+        self._record_repair(route, targets, error, span, route.deletes)
         if self.settings.dual_write_policy == "raise":
             raise SecondaryWriteFailed(f"{route.name} was saved in MySQL but not in DynamoDB; "
                                        "it is recorded for repair") from error
 
-    def _record_repair(self, route, targets, error, span):
-        count = self.repair_log.record(targets, route.name, error)
+    def _record_repair(self, route, targets, error, span, deleted=False):
+        count = self.repair_log.record(targets, route.name, error, deleted=deleted)
         self.stats.repair(route.name, count)
         if span.is_recording():
             span.set_attribute("shop.repair.recorded", count)

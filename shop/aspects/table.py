@@ -23,6 +23,7 @@ class Route:
     key: tuple[str, ...] = ()                 # parameters that identify what was read or written
     unordered: frozenset = field(default_factory=frozenset)  # list paths compared as sets
     repairs: Callable | None = None           # (arguments, result) -> [(entity, id)]
+    deletes: bool = False                     # removes its entity: a replay may delete it elsewhere
 
     @property
     def name(self) -> str:
@@ -77,7 +78,8 @@ ROUTES = (
     Route("CategoryRepository", "create", WRITE, MIRROR, repairs=_result_id("category")),
     Route("CategoryRepository", "update", WRITE, MIRROR, key=("category_id",),
           repairs=_arg("category", "category_id")),
-    Route("CategoryRepository", "delete", WRITE, key=("category_id",), repairs=_arg("category", "category_id")),
+    Route("CategoryRepository", "delete", WRITE, key=("category_id",), repairs=_arg("category", "category_id"),
+          deletes=True),
 
     Route("ProductRepository", "get_by_id", READ, key=("product_id",)),
     Route("ProductRepository", "list_products", READ, key=("filters", "page", "limit")),
@@ -85,7 +87,7 @@ ROUTES = (
     Route("ProductRepository", "update", WRITE, MIRROR, key=("product_id",), repairs=_arg("product", "product_id")),
     Route("ProductRepository", "set_inventory", WRITE, MIRROR, key=("product_id",),
           repairs=_arg("product", "product_id")),
-    Route("ProductRepository", "delete", WRITE, key=("product_id",), repairs=_product_and_carts),
+    Route("ProductRepository", "delete", WRITE, key=("product_id",), repairs=_product_and_carts, deletes=True),
     Route("ProductRepository", "seller_stats", READ, key=("seller_id",)),
 
     Route("ShoppingCartRepository", "list_items", READ, key=("user_id",)),

@@ -1,4 +1,4 @@
-"""The flag page: switch the migration phase per browser, with a signed cookie."""
+"""The flag page: the server-wide phase for operators, and per-browser read flags in a signed cookie."""
 from __future__ import annotations
 
 import logging
@@ -19,16 +19,18 @@ def register(app) -> None:
     app.register_blueprint(bp)
     app.before_request_funcs.setdefault(None, []).insert(0, require_operator)
     app.config.setdefault("EXTRA_MENU", []).append(("Feature flags", "flags.page"))
-    app.before_request(_flags_from_cookie)
+    # Right after the operator check, before anything that reads data (the logged-in user is
+    # loaded by the browser's flags, or a trial of DynamoDB reads would log the shopper out).
+    app.before_request_funcs[None].insert(1, _flags_from_cookie)
     app.after_request(_remember_trace)
     app.teardown_request(_reset)
 
 
 def _flags_from_cookie():
-    """Every request routes by its cookie's flags, or by the server default."""
+    """Every request reads by its cookie's flags (writes always follow the server's phase)."""
     runtime = current_app.extensions["shop"].runtime
     raw = request.cookies.get(NAME)
-    g.flags_source = "server default"
+    g.flags_source = "server phase"
     if raw is None:
         return
     flags, problem = current_app.extensions["flag_cookie"].loads(raw)
@@ -40,7 +42,7 @@ def _flags_from_cookie():
     if runtime.pinned:
         g.flags_source = "pinned by the server (cookie ignored)"
         return
-    g.flags_token = flags_mod.set_current(flags)
+    g.flags_token = flags_mod.set_browser(flags)
     g.flags_source = "cookie"
 
 
@@ -56,4 +58,4 @@ def _remember_trace(response):
 def _reset(exc):
     token = g.pop("flags_token", None)
     if token is not None:
-        flags_mod.reset(token)
+        flags_mod.reset_browser(token)

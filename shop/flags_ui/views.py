@@ -4,9 +4,10 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from opentelemetry import trace
 
+from ..aspects import flags as flags_mod
 from ..aspects.flags import NAMES, PRESETS, PRESETS_BY_KEY, FlagError, Flags
 
 bp = Blueprint("flags", __name__, url_prefix="/flags")
@@ -19,13 +20,21 @@ def _state():
 
 
 def require_operator():
-    """With SHOP_FLAGS_PAGE_PASSWORD set, the page asks for HTTP basic credentials
-    (checked before anything else, CSRF included)."""
+    """The flag page is for operators. With SHOP_FLAGS_PAGE_PASSWORD set it asks for HTTP basic
+    credentials; without one it is open only in development (SHOP_ENV=development) and locked
+    everywhere else. Checked before anything else, CSRF included."""
     if request.blueprint != "flags":
         return None
-    password = _state().settings.flags_page_password
+    settings = _state().settings
+    password = settings.flags_page_password
     if not password:
-        return None
+        if settings.development:
+            g.operator = "developer"
+            return None
+        return Response("The flag page is locked: it changes how the store routes its data. "
+                        "Set SHOP_FLAGS_PAGE_PASSWORD to use it with operator credentials "
+                        "(or run with SHOP_ENV=development on a developer's machine).\n", 403,
+                        {"Content-Type": "text/plain; charset=utf-8"})
     auth = request.authorization
     if auth is None or not hmac.compare_digest((auth.password or "").encode(), password.encode()):
         return Response("Operator credentials required for the flag page.\n", 401,
@@ -48,61 +57,103 @@ def health() -> dict:
         pending = f"unknown ({type(exc).__name__})"
     return {
         "flags": {n: n in flags.names for n in NAMES}, "source": g.get("flags_source", "server default"),
-        "scenario": flags.scenario, "risks": flags.risks, "server_default": str(runtime.default_flags),
+        "scenario": flags.scenario, "risks": flags.risks, "server_default": str(runtime.server_flags()),
         "pinned": runtime.pinned, "repairs_pending": pending, "circuit_breaker": runtime.breaker.state,
         "last_trace": runtime.last_trace.get(str(flags)), **runtime.stats.snapshot(),
     }
 
 
-def _render(status=200, message=None, error=None, confirm=None):
+def _control():
+    from ..migration.control import PhaseControl
+    return PhaseControl(_state())
+
+
+def _render(status=200, confirm=None):
     data = health()
     jaeger = _state().settings.jaeger_ui_url.rstrip("/")
-    return render_template("flags.html", h=data, flags=_effective(), names=NAMES, presets=PRESETS,
-                           message=message, error=error, confirm=confirm, jaeger=jaeger), status
+    wanted = flags_mod.browser()
+    server = _state().runtime.server_flags()
+    try:
+        phase = _control().status()
+    except Exception as exc:  # noqa: BLE001 - the page must show with a store down
+        phase = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    return render_template("flags.html", h=data, flags=_effective(), names=NAMES, presets=PRESETS, confirm=confirm,
+                           jaeger=jaeger, wanted=wanted, server=server, phase=phase), status
+
+
+def _done(message: str | None = None, error: str | None = None, **query):
+    """Post/redirect/get: every form lands back on the page, which a reload does not resubmit."""
+    if message:
+        flash(message)
+    if error:
+        flash(error, "error")
+    return redirect(url_for("flags.page", **query), code=303)
 
 
 @bp.get("")
 def page():
-    """The effective flags, where they come from, and the migration's health."""
-    return _render()
+    """The server's phase, this browser's flags, and the migration's health."""
+    confirm = None
+    if request.args.get("confirm"):
+        try:
+            confirm = {"flags": Flags.parse(request.args["confirm"])}
+        except FlagError:
+            confirm = None
+    return _render(confirm=confirm)
 
 
 @bp.get("/health.json")
 def health_json():
-    return jsonify(health())
+    return jsonify({**health(), "phase": _phase_summary()})
+
+
+def _phase_summary() -> dict:
+    try:
+        state = _state().runtime.phase.current()
+        return {"phase": state.phase, "label": state.label, "flags": str(state.flags), "source": state.source}
+    except Exception as exc:  # noqa: BLE001
+        return {"error": type(exc).__name__}
+
+
+@bp.get("/flag")
+@bp.get("/preset/<key>")
+@bp.get("/reset")
+@bp.get("/phase")
+def back_to_page(key=None):
+    """The forms' addresses, opened directly (a bookmark, a reload after a redirect)."""
+    return redirect(url_for("flags.page"), code=303)
 
 
 def _apply(new: Flags, how: str):
     state = _state()
     if state.runtime.pinned:
-        return _render(409, error="The server pins the flags (SHOP_FLAGS_PINNED): they cannot be changed here.")
+        return _done(error="The server pins the flags (SHOP_FLAGS_PINNED): they cannot be changed here.")
     old = _effective()
-    if new.risks and request.form.get("confirm_risk") != "yes":
-        return _render(409, error="This mix is risky: " + "; ".join(new.risks) + ". Nothing changed.",
-                       confirm={"flags": new, "how": how})
+    effective = flags_mod.combine(state.runtime.server_flags(), new)
+    if effective.risks and request.form.get("confirm_risk") != "yes":
+        return _done(error="This mix is risky: " + "; ".join(effective.risks) + ". Nothing changed.",
+                     confirm=str(new))
     who = g.get("operator") or (g.user.username if g.get("user") else "anonymous")
     with tracer.start_as_current_span("flags.change") as span:
-        span.set_attributes({"shop.flags.from": str(old), "shop.flags.to": str(new), "shop.flags.who": who,
-                             "shop.flags.how": how})
+        span.set_attributes({"shop.flags.from": str(old), "shop.flags.to": str(effective), "shop.flags.who": who,
+                             "shop.flags.how": how, "shop.flags.requested": str(new)})
         log.info("flags changed", extra={"event": "flags", "who": who, "remote_addr": request.remote_addr,
-                                         "from": str(old), "to": str(new), "how": how})
-    response = current_app.make_response(_render_for(new, f"Flags set: {new} ({new.scenario}).", "cookie"))
+                                         "from": str(old), "to": str(effective), "requested": str(new), "how": how})
+    note = ""
+    if (new.write_mysql, new.write_ddb) != (effective.write_mysql, effective.write_ddb):
+        note = (f" Writes follow the server's phase ({_writes(effective)}), whatever the cookie asks: "
+                "only its reads apply to this browser.")
+    response = _done(f"Flags set: {new} ({new.scenario}).{note}")
     current_app.extensions["flag_cookie"].set(response, new, secure=request.is_secure)
     return response
 
 
-def _render_for(flags: Flags, message: str, source: str):
-    from ..aspects import flags as flags_mod
-    token = flags_mod.set_current(flags)  # show the page as the next request will see it
-    g.flags_source = source
-    try:
-        return _render(message=message)
-    finally:
-        flags_mod.reset(token)
+def _writes(flags: Flags) -> str:
+    return " and ".join(n for n, on in (("MySQL", flags.write_mysql), ("DynamoDB", flags.write_ddb)) if on)
 
 
 def _refuse(exc: FlagError):
-    return _render(400, error=f"Refused: {exc}. Nothing changed.")
+    return _done(error=f"Refused: {exc}. Nothing changed.")
 
 
 @bp.post("/flag")
@@ -110,9 +161,9 @@ def set_one():
     """One flag: a field named after the flag, value on or off."""
     chosen = [n for n in NAMES if n in request.form]
     if len(chosen) != 1 or request.form[chosen[0]] not in ("on", "off"):
-        return _render(400, error="Send exactly one flag, on or off. Nothing changed.")
+        return _done(error="Send exactly one flag, on or off. Nothing changed.")
     name = chosen[0]
-    names = set(_effective().names)
+    names = set((flags_mod.browser() or _state().runtime.server_flags()).names)
     names.add(name) if request.form[name] == "on" else names.discard(name)
     try:
         return _apply(Flags.from_names(names), f"{name}={request.form[name]}")
@@ -134,7 +185,7 @@ def set_all():
 def set_preset(key):
     preset = PRESETS_BY_KEY.get(key)
     if preset is None:
-        return _render(404, error=f"No preset {key!r}. Nothing changed.")
+        return _done(error=f"No preset {key!r}. Nothing changed.")
     return _apply(preset.flags, f"preset {preset.number}")
 
 
@@ -142,10 +193,26 @@ def set_preset(key):
 def reset():
     state = _state()
     if state.runtime.pinned:
-        return _render(409, error="The server pins the flags (SHOP_FLAGS_PINNED): they cannot be changed here.")
-    response = current_app.make_response(_render_for(state.runtime.default_flags,
-                                                     "Back to the server default.", "server default"))
+        return _done(error="The server pins the flags (SHOP_FLAGS_PINNED): they cannot be changed here.")
+    response = _done("Back to the server's phase.")
     current_app.extensions["flag_cookie"].clear(response, secure=request.is_secure)
-    log.info("flags reset", extra={"event": "flags", "to": str(state.runtime.default_flags),
+    log.info("flags reset", extra={"event": "flags", "to": str(state.runtime.server_flags()),
                                    "remote_addr": request.remote_addr})
     return response
+
+
+@bp.post("/phase")
+def set_phase():
+    """The server-wide phase, for every visitor: the same gates and steps as `flask phase set`."""
+    try:
+        target = int(request.form.get("phase", ""))
+    except ValueError:
+        return _done(error="Choose a phase from 1 to 5. Nothing changed.")
+    reason = (request.form.get("reason") or "").strip()[:500]
+    force = request.form.get("force") == "yes"
+    if force and not reason:
+        return _done(error="Forcing past a gate needs a reason (it is kept in the audit trail). Nothing changed.")
+    result = _control().set(target, f"{g.get('operator', 'operator')} (flag page)", force=force, reason=reason)
+    if not result.ok:
+        return _done(error=f"Refused: {result.message}. Nothing changed.")
+    return _done(f"Server phase: {result.message}.")

@@ -1,0 +1,292 @@
+"""The server-wide migration phase as data: durable, versioned, audited, read by every worker.
+
+The document lives in MySQL (`migration_state`) and in DynamoDB (an item of the counters
+table), written to both with a version number; a reader takes the higher version of the two it
+can reach, so the state survives either store being down or MySQL being retired in phase 5.
+Its shape leaves room for a phase per entity and a share of users reading DynamoDB
+(`entities`, `read_rollout_percent`), which nothing sets yet.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from botocore.exceptions import ClientError
+
+from ..aspects.flags import PRESETS, Flags
+from ..repositories.dynamodb.client import condition_failed, encode
+
+log = logging.getLogger("shop.migration")
+SCOPE = "server"
+_DDB_KEY = {"PK": "MIGRATION#server"}
+
+SCHEMA = ("""
+CREATE TABLE IF NOT EXISTS migration_state (
+    scope VARCHAR(64) PRIMARY KEY,
+    version BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+""", """
+CREATE TABLE IF NOT EXISTS migration_audit (
+    id BIGINT PRIMARY KEY AUTO_INCREMENT,
+    at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    who VARCHAR(200) NOT NULL,
+    from_phase VARCHAR(20) NOT NULL,
+    to_phase VARCHAR(20) NOT NULL,
+    forced BOOLEAN NOT NULL,
+    outcome VARCHAR(20) NOT NULL,
+    reason VARCHAR(1000) NOT NULL,
+    gates TEXT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+""", """
+CREATE TABLE IF NOT EXISTS migration_mismatches (
+    id BIGINT PRIMARY KEY AUTO_INCREMENT,
+    at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    operation VARCHAR(100) NOT NULL,
+    outcome VARCHAR(20) NOT NULL,
+    attributes VARCHAR(1000) NOT NULL,
+    server_phase VARCHAR(20) NOT NULL,
+    INDEX idx_at (at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+""")
+TABLES = ("migration_state", "migration_audit", "migration_mismatches")
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def phase_of(flags: Flags) -> int | None:
+    p = flags.preset
+    return p.number if p else None
+
+
+def flags_of(phase: int) -> Flags:
+    return PRESETS[phase - 1].flags
+
+
+@dataclass(frozen=True)
+class PhaseState:
+    flags: Flags
+    version: int = 0                      # 0: nothing stored, SHOP_FLAGS applies
+    doc: dict = field(default_factory=dict)
+
+    @property
+    def phase(self) -> int | None:
+        return phase_of(self.flags)
+
+    @property
+    def label(self) -> str:
+        return str(self.phase) if self.phase else f"custom ({self.flags})"
+
+    @property
+    def source(self) -> str:
+        return "stored" if self.version else "SHOP_FLAGS"
+
+    def mark(self, name: str) -> dict:
+        return self.doc.get("marks", {}).get(name) or {}
+
+    def as_dict(self) -> dict:
+        p = self.phase
+        return {"phase": p, "label": self.label, "name": PRESETS[p - 1].name if p else "custom",
+                "flags": str(self.flags), "version": self.version, "source": self.source,
+                "changed_at": self.doc.get("changed_at"), "changed_by": self.doc.get("changed_by"),
+                "reason": self.doc.get("reason"), "phase_since": self.doc.get("phase_since"),
+                "dual_write_since": self.doc.get("dual_write_since"), "marks": self.doc.get("marks", {}),
+                "entities": self.doc.get("entities", {}),
+                "read_rollout_percent": self.doc.get("read_rollout_percent")}
+
+
+class ConcurrentChange(RuntimeError):
+    """Someone else changed the state since it was read."""
+
+
+class PhaseStore:
+    def __init__(self, db, dynamo):
+        self.db, self.dynamo = db, dynamo
+
+    def ensure_tables(self) -> None:
+        with self.db.cursor(write=True) as cur:
+            for statement in SCHEMA:
+                cur.execute(statement)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def _mysql(self):
+        with self.db.cursor() as cur:
+            cur.execute("SELECT version, doc FROM migration_state WHERE scope = %s", (SCOPE,))
+            row = cur.fetchone()
+        return (int(row["version"]), json.loads(row["doc"])) if row else (0, None)
+
+    def _dynamodb(self):
+        item = self.dynamo.get(self.dynamo.table("counters"), _DDB_KEY)
+        return (int(item["version"]), json.loads(item["doc"])) if item else (0, None)
+
+    def load(self, default: Flags) -> PhaseState:
+        """The newest state the stores hold; SHOP_FLAGS' value when neither holds one.
+        DynamoDB's copy is read only where it can be the newer one: MySQL unreachable, holding
+        nothing yet, or in phase 5 (MySQL retired). Raises only when no store can be read."""
+        found, errors = [], []
+        try:
+            found.append(self._mysql())
+        except Exception as exc:  # noqa: BLE001 - DynamoDB may answer
+            errors.append(exc)
+        if not found or not found[0][0] or Flags.parse(found[0][1]["flags"]) == flags_of(5):
+            try:
+                found.append(self._dynamodb())
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+        if not found:
+            raise errors[0]
+        version, doc = max(found, key=lambda vd: vd[0])
+        if not version:
+            return PhaseState(default)
+        return PhaseState(Flags.parse(doc["flags"]), version, doc)
+
+    # --- writing ------------------------------------------------------------------------
+
+    def save(self, doc: dict, expected: int) -> int:
+        """Write version expected+1 to every store that answers; refuse if the newest stored
+        version is no longer `expected`. Returns the new version."""
+        version = expected + 1
+        text = json.dumps(doc, sort_keys=True)
+        written, errors = 0, []
+        try:
+            with self.db.cursor(write=True) as cur:
+                if expected == 0:
+                    cur.execute("INSERT IGNORE INTO migration_state (scope, version, doc) VALUES (%s, %s, %s)",
+                                (SCOPE, version, text))
+                else:
+                    cur.execute("UPDATE migration_state SET version = %s, doc = %s WHERE scope = %s AND version = %s",
+                                (version, text, SCOPE, expected))
+                if cur.rowcount != 1 and self._mysql()[0] != expected:
+                    raise ConcurrentChange("the migration state changed meanwhile; read it again")
+                if cur.rowcount != 1:  # MySQL lagged behind DynamoDB (written while MySQL was down)
+                    cur.execute("REPLACE INTO migration_state (scope, version, doc) VALUES (%s, %s, %s)",
+                                (SCOPE, version, text))
+            written += 1
+        except ConcurrentChange:
+            raise
+        except Exception as exc:  # noqa: BLE001 - MySQL down or retired: DynamoDB alone holds it
+            errors.append(exc)
+        try:
+            self.dynamo.call("put_item", TableName=self.dynamo.table("counters"),
+                             Item=encode({**_DDB_KEY, "version": version, "doc": text}),
+                             ConditionExpression="attribute_not_exists(version) OR version < :v",
+                             ExpressionAttributeValues=encode({":v": version}))
+            written += 1
+        except ClientError as exc:
+            if not condition_failed(exc):
+                errors.append(exc)
+            elif not written:
+                raise ConcurrentChange("the migration state changed meanwhile; read it again") from exc
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        if not written:
+            raise errors[0]
+        for exc in errors:
+            log.warning("migration state written to one store only",
+                        extra={"event": "phase", "error_type": type(exc).__name__})
+        return version
+
+    def audit(self, entry: dict) -> None:
+        row = (entry["who"][:200], str(entry["from"]), str(entry["to"]), bool(entry["forced"]), entry["outcome"],
+               (entry.get("reason") or "")[:1000], json.dumps(entry["gates"]))
+        try:
+            with self.db.cursor(write=True) as cur:
+                cur.execute("INSERT INTO migration_audit (who, from_phase, to_phase, forced, outcome, reason, gates)"
+                            " VALUES (%s, %s, %s, %s, %s, %s, %s)", row)
+            return
+        except Exception:  # noqa: BLE001 - kept in DynamoDB instead
+            pass
+        at = iso(now())
+        self.dynamo.call("put_item", TableName=self.dynamo.table("counters"),
+                         Item=encode({"PK": f"AUDIT#{at}", "entry": json.dumps({**entry, "at": at})}))
+
+    def history(self, limit: int = 20) -> list[dict]:
+        out = []
+        try:
+            with self.db.cursor() as cur:
+                cur.execute("SELECT at, who, from_phase, to_phase, forced, outcome, reason, gates"
+                            " FROM migration_audit ORDER BY id DESC LIMIT %s", (limit,))
+                for r in cur.fetchall():
+                    out.append({"at": iso(r["at"]), "who": r["who"], "from": r["from_phase"], "to": r["to_phase"],
+                                "forced": bool(r["forced"]), "outcome": r["outcome"], "reason": r["reason"],
+                                "gates": json.loads(r["gates"])})
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            items = self.dynamo.scan_all(TableName=self.dynamo.table("counters"), FilterExpression="begins_with(PK, :a)",
+                                         ExpressionAttributeValues=encode({":a": "AUDIT#"}))
+            out += [json.loads(i["entry"]) for i in items]
+        except Exception:  # noqa: BLE001
+            pass
+        return sorted(out, key=lambda e: e["at"] or "", reverse=True)[:limit]
+
+    # --- what dual reads saw (the gate into phase 4 reads it) ----------------------------
+
+    def record_mismatch(self, operation: str, outcome: str, attributes, server_phase) -> None:
+        try:
+            with self.db.cursor(write=True) as cur:
+                cur.execute("INSERT INTO migration_mismatches (operation, outcome, attributes, server_phase)"
+                            " VALUES (%s, %s, %s, %s)",
+                            (operation, outcome, ",".join(attributes)[:1000], str(server_phase)))
+        except Exception:  # noqa: BLE001 - the comparison is logged and counted regardless
+            log.warning("mismatch not recorded", extra={"event": "compare", "operation": operation})
+
+    def mismatches_since(self, since: datetime) -> int:
+        with self.db.cursor() as cur:
+            cur.execute("SELECT COUNT(*) AS n FROM migration_mismatches WHERE at >= %s AND outcome = 'mismatch'",
+                        (since,))
+            return int(cur.fetchone()["n"])
+
+
+class PhaseView:
+    """One worker's view of the server phase: re-read at most every `refresh_s` seconds, so a
+    change reaches every worker within that time without a restart. When neither store can be
+    read, the last known state stands (and is logged once per failure)."""
+
+    def __init__(self, store: PhaseStore, default: Flags, refresh_s: float):
+        self.store, self.default, self.refresh_s = store, default, refresh_s
+        self._state = PhaseState(default)
+        self._loaded_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def current(self) -> PhaseState:
+        if time.monotonic() - self._loaded_at >= self.refresh_s and self._lock.acquire(blocking=False):
+            try:
+                self._refresh()
+            finally:
+                self._lock.release()
+        return self._state
+
+    def refresh(self) -> PhaseState:
+        with self._lock:
+            self._refresh()
+        return self._state
+
+    def _refresh(self) -> None:
+        self._loaded_at = time.monotonic()
+        try:
+            state = self.store.load(self.default)
+        except Exception as exc:  # noqa: BLE001 - keep routing by the last known phase
+            log.warning("migration phase could not be read; keeping the last known one",
+                        extra={"event": "phase", "error_type": type(exc).__name__, "phase": self._state.label})
+            return
+        if state.version != self._state.version and self._state.version:
+            log.info("migration phase changed", extra={"event": "phase", "from": self._state.label,
+                                                       "to": state.label, "version": state.version})
+        self._state = state

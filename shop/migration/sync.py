@@ -1,0 +1,305 @@
+"""Copy entities between the stores in either direction, and compare them.
+
+Copies replay state, not operations: copying twice, or copying an entity that was never
+broken, leaves the target equal to the source. Only a recorded deletion deletes: an entity
+the source lacks is otherwise left alone in the target and reported ("left"). The reverse copy
+(DynamoDB -> MySQL) keeps DynamoDB's ids and refuses to overwrite a MySQL row that belongs to
+someone else (an id collision), rather than cross two records.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..domain import NewProduct, NewUser
+from ..repositories.dynamodb import keys
+from ..repositories.dynamodb.client import encode
+from ..repositories.dynamodb.orders import order_item
+from ..aspects.compare import diff
+from .entities import BY_NAME, ENTITIES, NAMES
+
+COPIED, DELETED, LEFT, ABSENT = "copied", "deleted", "left", "absent"
+
+
+class IdCollision(RuntimeError):
+    """The target holds a different record under the same id: nothing is overwritten."""
+
+
+def seed_counters_from_mysql(db, dynamo, gap: int = 1000) -> dict:
+    """Raise DynamoDB's id counters to MySQL's largest ids + gap; returns {counter: (mysql max, counter)}."""
+    from ..repositories.dynamodb import IdAllocator
+
+    ids, out = IdAllocator(dynamo), {}
+    with db.cursor() as cur:
+        for entity in ENTITIES:
+            for counter, table in zip(entity.counters, entity.mysql_tables):
+                cur.execute(f"SELECT COALESCE(MAX(id), 0) AS m FROM {table}")
+                top = cur.fetchone()["m"]
+                out[counter] = (top, ids.seed(counter, top + gap))
+    return out
+
+
+def raise_auto_increment(db, dynamo, gap: int = 1000) -> dict:
+    """Raise MySQL's AUTO_INCREMENT past DynamoDB's counters + gap, so ids MySQL hands out
+    after a rollback never meet ids DynamoDB handed out. Never lowers. {table: value}."""
+    from ..repositories.dynamodb import IdAllocator
+
+    ids, out = IdAllocator(dynamo), {}
+    with db.cursor(write=True) as cur:
+        for entity in ENTITIES:
+            for counter, table in zip(entity.counters, entity.mysql_tables):
+                cur.execute(f"SELECT COALESCE(MAX(id), 0) AS m FROM {table}")
+                floor = max(ids.current(counter) + gap, cur.fetchone()["m"] + 1)
+                cur.execute(f"ALTER TABLE {table} AUTO_INCREMENT = {int(floor)}")
+                out[table] = floor
+    return out
+
+
+class Sync:
+    def __init__(self, db, mysql_repos, ddb_repos, dynamo):
+        self.db, self.mysql, self.ddb, self.dynamo = db, mysql_repos, ddb_repos, dynamo
+
+    def copy(self, direction: str, entity: str, entity_id, deleted: bool = False) -> str:
+        """Make the target hold what the source holds for one entity; returns what it did."""
+        prefix = "_forward_" if direction == "to_dynamodb" else "_reverse_"
+        return getattr(self, prefix + entity)(int(entity_id), deleted)
+
+    # --- MySQL -> DynamoDB ------------------------------------------------------------------
+
+    def _forward_user(self, user_id: int, deleted: bool) -> str:
+        source = self.mysql.users.get_by_id(user_id)
+        current = self.ddb.users.get_by_id(user_id)
+        if source is None and (current is None or not deleted):
+            return ABSENT if current is None else LEFT
+        if current is not None:
+            users = self.dynamo.table("users")
+            self.dynamo.transact([{"Delete": {"TableName": users, "Key": encode(k)}} for k in (
+                keys.user(user_id), keys.username_guard(current.username), keys.email_guard(current.email))])
+        if source is None:
+            return DELETED
+        self.ddb.users.create(NewUser(username=source.username, email=source.email, password_hash=source.password_hash,
+                                      first_name=source.first_name, last_name=source.last_name), mirror_of=source)
+        return COPIED
+
+    def _forward_category(self, category_id: int, deleted: bool) -> str:
+        source = self.mysql.categories.get_by_id(category_id)
+        if source is None:
+            return self._forward_gone(self.ddb.categories.get_by_id(category_id), deleted,
+                                      "catalog", keys.category(category_id))
+        self.dynamo.call("delete_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.category(category_id)))
+        if source.parent_id is not None and self.ddb.categories.get_by_id(source.parent_id) is None:
+            self._forward_category(source.parent_id, False)
+        self.ddb.categories.create(source.name, source.parent_id, mirror_of=source)
+        return COPIED
+
+    def _forward_product(self, product_id: int, deleted: bool) -> str:
+        source = self.mysql.products.get_by_id(product_id)
+        if source is None:
+            outcome = self._forward_gone(self.ddb.products.get_by_id(product_id), deleted,
+                                         "catalog", keys.product(product_id))
+            if outcome == DELETED:
+                self._drop_cart_lines(product_id)
+            return outcome
+        if self.ddb.categories.get_by_id(source.category_id) is None:
+            self._forward_category(source.category_id, False)
+        self.dynamo.call("delete_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.product(product_id)))
+        self.ddb.products.create(source.seller_id, NewProduct(
+            category_id=source.category_id, name=source.name, price=source.price,
+            inventory_quantity=source.inventory_quantity, description=source.description,
+            image_url=source.image_url), mirror_of=source)
+        with self.db.cursor() as cur:
+            cur.execute("SELECT COUNT(*) AS n FROM order_items WHERE product_id = %s", (product_id,))
+            ordered = cur.fetchone()["n"]
+        self.dynamo.call("update_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.product(product_id)),
+                         UpdateExpression="SET times_ordered = :n", ExpressionAttributeValues=encode({":n": ordered}))
+        return COPIED
+
+    def _forward_gone(self, current, deleted: bool, table: str, key: dict) -> str:
+        if current is None:
+            return ABSENT
+        if not deleted:
+            return LEFT
+        self.dynamo.call("delete_item", TableName=self.dynamo.table(table), Key=encode(key))
+        return DELETED
+
+    def _drop_cart_lines(self, product_id: int) -> None:
+        users = self.dynamo.table("users")
+        lines = self.dynamo.query_all(TableName=users, IndexName="GSI1", KeyConditionExpression="GSI1PK = :pk",
+                                      ExpressionAttributeValues=encode({":pk": f"PRODUCT#{product_id}"}))
+        self.dynamo.batch_delete(users, [{"PK": ln["PK"], "SK": ln["SK"]} for ln in lines])
+
+    def _forward_cart(self, user_id: int, deleted: bool) -> str:
+        if self.mysql.users.get_by_id(user_id) is None:
+            return LEFT if self.ddb.carts.list_items(user_id) else ABSENT  # a DynamoDB-only account's cart
+        source = self.mysql.carts.list_items(user_id)
+        self.ddb.carts.clear(user_id)
+        for line in source:
+            if self.ddb.products.get_by_id(line.product_id) is None:
+                self._forward_product(line.product_id, False)
+            self.ddb.carts.add_item(user_id, line.product_id, line.quantity, mirror_of=line)
+        return COPIED
+
+    def _forward_order(self, order_id: int, deleted: bool) -> str:
+        source = self.mysql.orders.get_by_id(order_id)
+        table = self.dynamo.table("orders")
+        if source is None:
+            return self._forward_gone(self.ddb.orders.get_by_id(order_id), deleted, "orders", keys.order(order_id))
+        current = self.ddb.orders.get_by_id(order_id)
+        if current is not None and current.user_id != source.user_id:
+            raise IdCollision(f"order {order_id} belongs to user {source.user_id} in MySQL "
+                              f"and to user {current.user_id} in DynamoDB")
+        self.dynamo.call("put_item", TableName=table, Item=encode(order_item(source)))
+        return COPIED
+
+    # --- DynamoDB -> MySQL (rollback out of phase 5) --------------------------------------------
+
+    def _mysql_row(self, sql: str, args) -> dict | None:
+        with self.db.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchone()
+
+    def _reverse_gone(self, table: str, entity_id: int, deleted: bool) -> str:
+        if self._mysql_row(f"SELECT id FROM {table} WHERE id = %s", (entity_id,)) is None:
+            return ABSENT
+        if not deleted:
+            return LEFT
+        with self.db.cursor(write=True) as cur:
+            cur.execute(f"DELETE FROM {table} WHERE id = %s", (entity_id,))
+        return DELETED
+
+    def _reverse_user(self, user_id: int, deleted: bool) -> str:
+        u = self.ddb.users.get_by_id(user_id)
+        if u is None:
+            return self._reverse_gone("users", user_id, deleted)
+        mine = self._mysql_row("SELECT username FROM users WHERE id = %s", (user_id,))
+        if mine is not None and mine["username"].lower() != u.username.lower():
+            raise IdCollision(f"user {user_id} is {mine['username']!r} in MySQL and {u.username!r} in DynamoDB")
+        with self.db.cursor(write=True) as cur:
+            cur.execute(
+                "INSERT INTO users (id, username, email, password_hash, first_name, last_name, is_seller,"
+                " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE"
+                " email = VALUES(email), password_hash = VALUES(password_hash), first_name = VALUES(first_name),"
+                " last_name = VALUES(last_name), is_seller = VALUES(is_seller), updated_at = VALUES(updated_at)",
+                (u.id, u.username, u.email, u.password_hash, u.first_name, u.last_name, u.is_seller,
+                 u.created_at, u.updated_at))
+        return COPIED
+
+    def _reverse_category(self, category_id: int, deleted: bool) -> str:
+        c = self.ddb.categories.get_by_id(category_id)
+        if c is None:
+            return self._reverse_gone("categories", category_id, deleted)
+        if c.parent_id is not None and self._mysql_row("SELECT id FROM categories WHERE id = %s", (c.parent_id,)) is None:
+            self._reverse_category(c.parent_id, False)
+        with self.db.cursor(write=True) as cur:
+            cur.execute("INSERT INTO categories (id, name, parent_id, created_at) VALUES (%s, %s, %s, %s)"
+                        " ON DUPLICATE KEY UPDATE name = VALUES(name), parent_id = VALUES(parent_id)",
+                        (c.id, c.name, c.parent_id, c.created_at))
+        return COPIED
+
+    def _reverse_product(self, product_id: int, deleted: bool) -> str:
+        p = self.ddb.products.get_by_id(product_id)
+        if p is None:
+            return self._reverse_gone("products", product_id, deleted)
+        mine = self._mysql_row("SELECT seller_id FROM products WHERE id = %s", (product_id,))
+        if mine is not None and mine["seller_id"] != p.seller_id:
+            raise IdCollision(f"product {product_id} belongs to seller {mine['seller_id']} in MySQL "
+                              f"and to seller {p.seller_id} in DynamoDB")
+        self._reverse_parents(user_id=p.seller_id, category_id=p.category_id)
+        with self.db.cursor(write=True) as cur:
+            cur.execute(
+                "INSERT INTO products (id, seller_id, category_id, name, description, price, inventory_quantity,"
+                " image_url, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON DUPLICATE KEY UPDATE category_id = VALUES(category_id), name = VALUES(name),"
+                " description = VALUES(description), price = VALUES(price),"
+                " inventory_quantity = VALUES(inventory_quantity), image_url = VALUES(image_url),"
+                " updated_at = VALUES(updated_at)",
+                (p.id, p.seller_id, p.category_id, p.name, p.description, p.price, p.inventory_quantity,
+                 p.image_url, p.created_at, p.updated_at))
+        return COPIED
+
+    def _reverse_parents(self, user_id=None, category_id=None, product_ids=()) -> None:
+        if user_id is not None and self._mysql_row("SELECT id FROM users WHERE id = %s", (user_id,)) is None:
+            self._reverse_user(user_id, False)
+        if category_id is not None and self._mysql_row("SELECT id FROM categories WHERE id = %s",
+                                                       (category_id,)) is None:
+            self._reverse_category(category_id, False)
+        for product_id in product_ids:
+            if self._mysql_row("SELECT id FROM products WHERE id = %s", (product_id,)) is None:
+                self._reverse_product(product_id, False)
+
+    def _reverse_cart(self, user_id: int, deleted: bool) -> str:
+        if self.ddb.users.get_by_id(user_id) is None:
+            return LEFT if self.mysql.carts.list_items(user_id) else ABSENT
+        lines = self.ddb.carts.list_items(user_id)
+        self._reverse_parents(user_id=user_id, product_ids=[ln.product_id for ln in lines])
+        with self.db.cursor(write=True) as cur:
+            cur.execute("DELETE FROM shopping_carts WHERE user_id = %s", (user_id,))
+            for ln in lines:
+                cur.execute("INSERT INTO shopping_carts (id, user_id, product_id, quantity, created_at, updated_at)"
+                            " VALUES (%s, %s, %s, %s, %s, %s)",
+                            (ln.id, user_id, ln.product_id, ln.quantity, ln.created_at, ln.updated_at))
+        return COPIED
+
+    def _reverse_order(self, order_id: int, deleted: bool) -> str:
+        o = self.ddb.orders.get_by_id(order_id)
+        if o is None:
+            return self._reverse_gone("orders", order_id, deleted)
+        mine = self._mysql_row("SELECT user_id FROM orders WHERE id = %s", (order_id,))
+        if mine is not None and mine["user_id"] != o.user_id:
+            raise IdCollision(f"order {order_id} belongs to user {mine['user_id']} in MySQL "
+                              f"and to user {o.user_id} in DynamoDB")
+        self._reverse_parents(user_id=o.user_id, product_ids=[i.product_id for i in o.items])
+        with self.db.cursor(write=True) as cur:
+            cur.execute("INSERT INTO orders (id, user_id, total_amount, status, created_at, updated_at)"
+                        " VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE total_amount = VALUES(total_amount),"
+                        " status = VALUES(status), updated_at = VALUES(updated_at)",
+                        (o.id, o.user_id, o.total_amount, o.status, o.created_at, o.updated_at))
+            cur.execute("DELETE FROM order_items WHERE order_id = %s", (order_id,))
+            for i in o.items:
+                cur.execute("INSERT INTO order_items (id, order_id, product_id, quantity, price_at_time)"
+                            " VALUES (%s, %s, %s, %s, %s)", (i.id, order_id, i.product_id, i.quantity, i.price_at_time))
+        return COPIED
+
+    # --- where are the entities, and do the stores agree? ---------------------------------------
+
+    def ids_by_store(self) -> dict[str, dict[str, set[int]]]:
+        """{"mysql": {entity: ids}, "dynamodb": {entity: ids}}."""
+        mysql = {e.name: set() for e in ENTITIES}
+        with self.db.cursor() as cur:
+            for e in ENTITIES:
+                cur.execute(e.mysql_ids)
+                mysql[e.name].update(int(r["id"]) for r in cur.fetchall())
+        ddb = {e.name: set() for e in ENTITIES}
+        kinds = {}
+        for e in ENTITIES:
+            kinds.setdefault(e.ddb_table, {})[e.ddb_kind] = e
+        for table, by_kind in kinds.items():
+            for item in self.dynamo.scan_all(TableName=self.dynamo.table(table),
+                                             ProjectionExpression="entity, id, user_id"):
+                e = by_kind.get(item.get("entity"))
+                if e is not None:
+                    ddb[e.name].add(int(item[e.ddb_id]))
+        return {"mysql": mysql, "dynamodb": ddb}
+
+    def targets(self) -> list[tuple[str, int]]:
+        """Every entity either store holds, in copy order (parents before children)."""
+        found = self.ids_by_store()
+        return [(e, i) for e in NAMES for i in sorted(found["mysql"][e] | found["dynamodb"][e])]
+
+    def compare(self, entity: str, entity_id: int):
+        """The entity's own attributes; the products orders and carts show are joined data,
+        compared as products of their own."""
+        assert entity in BY_NAME
+        read = {"user": lambda r: r.users.get_by_id(entity_id),
+                "category": lambda r: r.categories.get_by_id(entity_id),
+                "product": lambda r: r.products.get_by_id(entity_id),
+                "cart": lambda r: r.carts.list_items(entity_id),
+                "order": lambda r: r.orders.get_by_id(entity_id)}[entity]
+        return diff(_own(read(self.mysql)), _own(read(self.ddb)), frozenset({"items"}))
+
+
+def _own(value):
+    if isinstance(value, list):
+        return [replace(line, product=None) for line in value]
+    if value is not None and hasattr(value, "items") and isinstance(getattr(value, "items"), list):
+        return replace(value, items=[replace(i, product=None) for i in value.items])
+    return value

@@ -1,0 +1,297 @@
+"""The migration journey on one live dataset: the server phase changed at runtime behind its
+gates, 1 -> 5 and back, with the bugs that lived between phases as regressions.
+
+One application over its own MySQL database and DynamoDB tables (the phase is server-wide
+state), carried through every phase by the same control the CLI and the flag page use.
+"""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from shop import Repositories, create_app
+from shop.aspects import use_flags
+from shop.domain import NewProduct, NewUser
+from shop.flags_ui.cookie import NAME
+from shop.migration import runs
+from shop.migration.control import PhaseControl
+from shop.migration.journal import TO_DYNAMODB, TO_MYSQL
+
+from .test_api_shopping import CARD
+from .conftest import PASSWORD, TEST_DB, Api, make_settings, unique
+
+
+def _app(**overrides):
+    from shop.stores import prepare
+    settings = make_settings(mysql_database=TEST_DB + "_journey", dynamodb_table_prefix=f"j{uuid.uuid4().hex[:8]}",
+                             phase_refresh_ms=100, gate_compare_window_s=0, **overrides)
+    app = create_app(settings)
+    prepare(app, empty=True)
+    return app
+
+
+def _close(app):
+    from shop.repositories.dynamodb.tables import delete_tables
+    state = app.extensions["shop"]
+    delete_tables(state.dynamo)
+    state.runtime.close()
+    state.db.close()
+
+
+@pytest.fixture(scope="module")
+def world():
+    app = _app()
+    yield app
+    _close(app)
+
+
+@pytest.fixture
+def control(world):
+    return PhaseControl(world.extensions["shop"])
+
+
+def _stores(app):
+    state = app.extensions["shop"]
+    return Repositories.mysql(state.db), Repositories.dynamodb(state.dynamo)
+
+
+def _until(predicate, timeout=10.0):
+    """Poll until `predicate()` holds, up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+    return predicate()
+
+
+def _to(control, target, **kw):
+    result = control.set(target, "pytest", **kw)
+    assert result.ok, result.message
+    return result
+
+
+def _past_propagation(control):
+    since = control.view.refresh().doc["dual_write_since"]
+    from shop.migration.state import now, parse
+    assert _until(lambda: now() >= parse(since) + control.propagation)
+
+
+def _backfill_and_verify(app, control):
+    _past_propagation(control)
+    report = runs.backfill(app.extensions["shop"], control=control)
+    assert not report.failed, report.failed
+    checked = runs.verify(app.extensions["shop"], control=control)
+    assert checked.ok, checked.divergent
+
+
+def test_one_dataset_through_every_phase_and_back(world, control):
+    api = Api(world.test_client())
+    mysql, ddb = _stores(world)
+    # Phase 1: the shop before the migration.
+    seller, seller_token = api.register(seller=True)
+    cat = api.category(seller_token)
+    product = api.product(seller_token, cat["id"], inventory_quantity=50)
+    buyer, buyer_token = api.register()
+    assert api.call("POST", "/api/cart/items", buyer_token, {"productId": product["id"], "quantity": 1}).status_code == 201
+
+    _to(control, 2, reason="start dual writing")
+    # The cart bug: adding 1 then 2 left MySQL at 3 and DynamoDB at 2 (the mirror stored the delta).
+    other, other_token = api.register()
+    refused = control.set(3, "pytest")
+    assert not refused.ok and "backfill" in refused.message  # 3 before a backfill would serve mismatches
+    _backfill_and_verify(world, control)
+    for q in (1, 2):
+        assert api.call("POST", "/api/cart/items", other_token, {"productId": product["id"], "quantity": q}).status_code == 201
+    assert mysql.carts.get_item(other["id"], product["id"]).quantity == 3
+    assert ddb.carts.get_item(other["id"], product["id"]).quantity == 3
+
+    _to(control, 3)
+    assert api.call("GET", f"/api/products/{product['id']}").status_code == 200
+    r = api.call("POST", "/api/orders/checkout", other_token, {"paymentMethod": "credit_card", "paymentDetails": CARD})
+    assert r.status_code in (200, 201), r.get_json()
+    _to(control, 4)
+    _to(control, 5, reason="DynamoDB takes over")
+    counters = control.view.refresh().doc
+    assert counters["phase"] == 5
+
+    # Phase 5: brand-new accounts get ids nobody has (the 409 "User 4 already exists" bug).
+    newcomer, newcomer_token = api.register()
+    with mysql.users.db.cursor() as cur:
+        cur.execute("SELECT MAX(id) AS m FROM users")
+        assert newcomer["id"] > cur.fetchone()["m"]
+    assert mysql.users.get_by_id(newcomer["id"]) is None  # DynamoDB alone has it, for now
+    fresh = api.product(seller_token, cat["id"], inventory_quantity=5)
+    new_email = unique() + "@moved.example"
+    assert api.call("PUT", "/api/auth/profile", buyer_token, {"email": new_email}).status_code == 200
+    assert api.call("POST", "/api/cart/items", newcomer_token, {"productId": fresh["id"], "quantity": 2}).status_code == 201
+    pending = world.extensions["shop"].runtime.journal.counts()
+    assert pending[TO_MYSQL] >= 3
+
+    # `backfill` used to delete what only DynamoDB held; now it leaves it and says so.
+    report = runs.backfill(world.extensions["shop"])
+    left = {(e, int(i)) for e, i, _ in report.left}
+    assert ("user", newcomer["id"]) in left and ("product", fresh["id"]) in left
+    assert ddb.users.get_by_id(newcomer["id"]) is not None and ddb.products.get_by_id(fresh["id"]) is not None
+
+    # Out of 5: what DynamoDB alone received is copied back, with its ids, before the switch.
+    result = _to(control, 4, reason="roll back")
+    assert any(g.name.startswith("verify clean") and g.ok for g in result.gates)
+    assert mysql.users.get_by_id(newcomer["id"]).username == newcomer["username"]
+    assert mysql.users.get_by_id(buyer["id"]).email == new_email
+    assert mysql.carts.get_item(newcomer["id"], fresh["id"]).quantity == 2
+    assert world.extensions["shop"].runtime.journal.counts()[TO_MYSQL] == 0
+    # MySQL's next ids start past every id DynamoDB handed out: nothing can cross.
+    late, late_token = api.register()
+    assert late["id"] > newcomer["id"]
+    assert api.call("GET", "/api/auth/profile", newcomer_token).get_json()["data"]["user"]["username"] == newcomer["username"]
+
+    _to(control, 3)
+    _to(control, 2)
+    _to(control, 1, reason="back where we started")
+    # In phase 1 the accounts made in phase 5 log in against MySQL.
+    r = api.call("POST", "/api/auth/login", json={"username": newcomer["username"], "password": PASSWORD})
+    assert r.status_code == 200 and r.get_json()["data"]["user"]["id"] == newcomer["id"]
+    assert runs.verify(world.extensions["shop"]).ok
+    history = control.store.history(50)
+    assert [e["to"] for e in history if e["outcome"] == "changed"][:9] == ["1", "2", "3", "4", "5", "4", "3", "2"][:9] or \
+        len([e for e in history if e["outcome"] == "changed"]) >= 9
+
+
+def test_gates_refuse_with_reasons_and_force_is_audited(world, control):
+    _to(control, 1)
+    _to(control, 2)
+    r = control.set(4, "pytest")
+    assert not r.ok and "one step at a time" in r.message
+    r = control.set(3, "pytest")
+    assert not r.ok
+    forced = control.set(3, "pytest", force=True, reason="testing the override")
+    assert forced.ok and forced.forced
+    entry = control.store.history(1)[0]
+    assert (entry["who"], entry["from"], entry["to"], entry["outcome"], entry["forced"]) == (
+        "pytest", "2", "3", "forced", True)
+    assert entry["reason"] == "testing the override" and any(not g["ok"] for g in entry["gates"])
+    _to(control, 1)
+
+
+def test_a_phase_change_reaches_another_worker_without_a_restart(world, control):
+    _to(control, 1)
+    other = create_app(world.extensions["shop"].settings)  # a second worker on the same stores
+    try:
+        runtime = other.extensions["shop"].runtime
+        assert runtime.server_flags() == control.view.current().flags
+        _to(control, 2)
+        assert _until(lambda: runtime.server_flags().write_ddb, timeout=5)
+    finally:
+        other.extensions["shop"].runtime.close()
+        _to(control, 1)
+
+
+def test_the_state_is_read_from_dynamodb_when_mysql_is_gone(world, control):
+    _to(control, 2)
+    try:
+        from shop.db import Database
+        from shop.migration.state import PhaseStore
+        settings = replace(world.extensions["shop"].settings, mysql_port=1, mysql_connect_timeout=1)
+        retired = PhaseStore(Database(settings), world.extensions["shop"].dynamo)
+        assert retired.load(control.view.default).phase == 2
+    finally:
+        _to(control, 1)
+
+
+def test_cli_phase_status_and_set(world, control):
+    _to(control, 1)
+    runner = world.test_cli_runner()
+    out = runner.invoke(args=["phase", "status", "--json"])
+    assert out.exit_code == 0 and '"phase": 1' in out.output
+    out = runner.invoke(args=["phase", "set", "3"])
+    assert out.exit_code == 1 and "one step at a time" in out.output
+    out = runner.invoke(args=["phase", "set", "2", "--reason", "from the cli", "--who", "ops"])
+    assert out.exit_code == 0, out.output
+    assert control.store.history(1)[0]["who"] == "ops"
+    out = runner.invoke(args=["phase", "status"])
+    assert "phase 2" in out.output and "to phase 3" in out.output
+    _to(control, 1)
+
+
+def test_a_browser_cannot_write_where_the_server_does_not(world, control):
+    """An anonymous visitor who picked "DynamoDB only" got ids MySQL also handed out, and a token
+    that later authenticated as someone else; now writes follow the server's phase."""
+    _to(control, 1)
+    client = world.test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/flags").get_data(as_text=True)).group(1)
+    client.post("/flags/preset/ddb-only", data={"csrf_token": token})
+    api = Api(client)
+    user, bearer = api.register()
+    mysql, ddb = _stores(world)
+    assert mysql.users.get_by_id(user["id"]).username == user["username"]
+    assert ddb.users.get_by_id(user["id"]) is None
+    plain = Api(world.test_client())
+    assert plain.call("GET", "/api/auth/profile", bearer).get_json()["data"]["user"]["username"] == user["username"]
+
+
+def test_the_logged_in_user_is_loaded_with_the_browsers_flags(world, control):
+    _to(control, 1)
+    _, ddb = _stores(world)
+    only_ddb = ddb.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+    client = world.test_client()
+    with client.session_transaction() as s:
+        s["user_id"] = only_ddb.id
+    secret = world.extensions["shop"].settings.secret_key
+    client.set_cookie(NAME, world.extensions["flag_cookie"].dumps(
+        __import__("shop").aspects.Flags.parse("READ_DDB,WRITE_DDB")))
+    assert secret and only_ddb.username in client.get("/").get_data(as_text=True)
+
+
+def test_browser_dual_reads_report_and_pending_records_are_not_raised(world, control):
+    _to(control, 1)
+    mysql, ddb = _stores(world)
+    routed = world.extensions["shop"].repos
+    with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
+        seller = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+    with mysql.users.db.cursor(write=True) as cur:  # MySQL moves on; DynamoDB misses it
+        cur.execute("UPDATE users SET first_name = 'Changed' WHERE id = %s", (seller.id,))
+    runtime = world.extensions["shop"].runtime
+    from shop.aspects import DualReadMismatch
+    with use_flags("READ_MYSQL,READ_DDB,WRITE_MYSQL,WRITE_DDB"):
+        with pytest.raises(DualReadMismatch) as raised:
+            routed.users.get_by_id(seller.id)
+        assert "Changed" not in str(raised.value)  # names, never the records' values
+        runtime.journal.record(TO_DYNAMODB, [("user", seller.id)], "test", "known divergence")
+        assert routed.users.get_by_id(seller.id).first_name == "Changed"  # reported, MySQL's answer
+    runs.repair(world.extensions["shop"])
+    assert ddb.users.get_by_id(seller.id).first_name == "Changed"
+
+
+def test_the_flag_page_is_locked_outside_development(settings):
+    locked = create_app(replace(settings, shop_env="production"))
+    try:
+        c = locked.test_client()
+        assert c.get("/flags").status_code == 403 and c.get("/flags/health.json").status_code == 403
+        assert c.post("/flags/preset/ddb-only", data={}).status_code == 403
+        assert c.get("/").status_code == 200
+    finally:
+        locked.extensions["shop"].runtime.close()
+
+
+def test_a_recorded_deletion_is_the_only_thing_that_deletes(world, control):
+    _to(control, 1)
+    mysql, ddb = _stores(world)
+    routed = world.extensions["shop"].repos
+    with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
+        owner = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+        cat = routed.categories.create(unique("C "), None)
+        doomed = routed.products.create(owner.id, NewProduct(category_id=cat.id, name="Doomed", price=1,
+                                                             inventory_quantity=1))
+    only_ddb = ddb.categories.create(unique("Only DDB "), None)
+    routed.products.delete(doomed.id)  # phase 1: DynamoDB not written, the deletion is recorded
+    assert ddb.products.get_by_id(doomed.id) is not None
+    _to(control, 2)
+    report = runs.backfill(world.extensions["shop"])
+    assert ddb.products.get_by_id(doomed.id) is None  # recorded: deleted
+    assert ddb.categories.get_by_id(only_ddb.id) is not None  # not recorded: left, and said so
+    assert ("category", only_ddb.id) in {(e, int(i)) for e, i, _ in report.left}
+    _to(control, 1)
