@@ -27,7 +27,8 @@ def server(settings):
     port = free_port()
     env = {**os.environ, "MYSQL_DATABASE": TEST_DB, "DYNAMODB_TABLE_PREFIX": settings.dynamodb_table_prefix,
            "SECRET_KEY": settings.secret_key, "RATE_LIMIT_ENABLED": "false", "BCRYPT_ROUNDS": "4",
-           "OTEL_TRACES_EXPORTER": "none", "SHOP_FLAGS": "READ_MYSQL,WRITE_MYSQL", "LOG_LEVEL": "WARNING"}
+           "OTEL_TRACES_EXPORTER": "none", "SHOP_FLAGS": "READ_MYSQL,WRITE_MYSQL", "LOG_LEVEL": "WARNING",
+           "SHOP_ENV": "development", "SHOP_PHASE_REFRESH_MS": "200"}
     proc = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}",
                              "--workers", "1", "--threads", "4", "shop:create_app()"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -64,44 +65,70 @@ def buy(page, base, product_id) -> int:
     return int(page.url.rsplit("/", 1)[1])
 
 
-def test_switch_phases_from_the_page_and_shop(server, browser, client, db, dynamo):
+def switch_server(page, base, phase: int, reason: str) -> None:
+    page.goto(base + "/flags")
+    page.select_option("#phase-target", str(phase))
+    page.fill("#phase-reason", reason)
+    page.locator("#phase-submit").click()
+    page.wait_for_url(base + "/flags")
+    assert page.locator("#server-phase").inner_text() == str(phase), page.content()
+
+
+def test_switch_phases_from_the_page_and_shop(server, browser, app, client, db, dynamo):
+    from shop.migration.control import PhaseControl
     with use_flags(PRESETS[1].flags):  # a seller's product that both stores hold
         seller, token = Api(client).register(seller=True)
         cat = Api(client).category(token)
         product = Api(client).product(token, cat["id"], inventory_quantity=20)
     mysql, ddb = Repositories.mysql(db), Repositories.dynamodb(dynamo)
     page = browser.new_page()
-    page.goto(server + "/")
-    page.get_by_role("link", name="Feature flags").click()
-    page.wait_for_url(server + "/flags")
-    page.locator("#preset-dual-write").click()
-    assert page.locator("#scenario").inner_text() == "Dual write, read MySQL"
-    assert page.locator("#source").inner_text() == "cookie"
+    try:
+        page.goto(server + "/")
+        page.get_by_role("link", name="Feature flags").click()
+        page.wait_for_url(server + "/flags")
+        switch_server(page, server, 2, "browser test: start dual writing")
+        assert "Server phase: phase 1 -> 2" in page.content()
+        assert page.locator("#scenario").inner_text() == "Dual write, read MySQL"
+        assert page.locator("#source").inner_text() == "server phase"
 
-    name = unique()
-    page.get_by_role("link", name="Register").click()
-    page.fill("#username", name)
-    page.fill("#email", f"{name}@example.com")
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Register").click()
-    assert f"Welcome, {name}" in page.content()
-    first = buy(page, server, product["id"])
+        name = unique()
+        page.get_by_role("link", name="Register").click()
+        page.fill("#username", name)
+        page.fill("#email", f"{name}@example.com")
+        page.fill("#password", PASSWORD)
+        page.get_by_role("button", name="Register").click()
+        assert f"Welcome, {name}" in page.content()
+        first = buy(page, server, product["id"])
 
-    user_mysql, user_ddb = mysql.users.get_by_username(name), ddb.users.get_by_username(name)
-    assert user_mysql is not None and user_ddb is not None and user_mysql.id == user_ddb.id
-    assert mysql.orders.get_by_id(first) is not None and ddb.orders.get_by_id(first).id == first
-    assert ddb.products.get_by_id(product["id"]).inventory_quantity == 19
+        user_mysql, user_ddb = mysql.users.get_by_username(name), ddb.users.get_by_username(name)
+        assert user_mysql is not None and user_ddb is not None and user_mysql.id == user_ddb.id
+        assert mysql.orders.get_by_id(first) is not None and ddb.orders.get_by_id(first).id == first
+        assert ddb.products.get_by_id(product["id"]).inventory_quantity == 19
 
-    page.goto(server + "/flags")
-    page.locator("#preset-mysql-only").click()
-    assert page.locator("#scenario").inner_text() == "MySQL only"
-    page.screenshot(path=str(Path(os.environ.get("TMPDIR", "/tmp")) / "shop-flags-page.png"), full_page=True)
-    second = buy(page, server, product["id"])
-    assert mysql.orders.get_by_id(second) is not None
-    assert ddb.orders.get_by_id(second) is None  # MySQL only: DynamoDB never saw it
-    assert ddb.products.get_by_id(product["id"]).inventory_quantity == 19
-    assert mysql.products.get_by_id(product["id"]).inventory_quantity == 18
-    page.close()
+        # This browser alone tries DynamoDB-only: its reads move, its writes stay the server's.
+        page.goto(server + "/flags")
+        page.locator("#preset-ddb-only").click()
+        page.wait_for_url(server + "/flags")
+        assert page.locator("#source").inner_text() == "cookie"
+        assert page.locator("#effective-flags").inner_text() == "READ_DDB,WRITE_MYSQL,WRITE_DDB"
+        assert name in page.content()  # still logged in: the user is loaded from DynamoDB now
+
+        switch_server(page, server, 1, "browser test: back to MySQL only")
+        page.get_by_role("button", name="Forget this browser's flags (follow the server: READ_MYSQL,WRITE_MYSQL)").click()
+        page.wait_for_url(server + "/flags")
+        assert page.locator("#scenario").inner_text() == "MySQL only"
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: the page fits by its markup
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(Path(os.environ.get("TMPDIR", "/tmp")) / "shop-flags-page.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
+        second = buy(page, server, product["id"])
+        assert mysql.orders.get_by_id(second) is not None
+        assert ddb.orders.get_by_id(second) is None  # MySQL only: DynamoDB never saw it
+        assert ddb.products.get_by_id(product["id"]).inventory_quantity == 19
+        assert mysql.products.get_by_id(product["id"]).inventory_quantity == 18
+    finally:
+        page.close()
+        PhaseControl(app.extensions["shop"]).set(1, "pytest", force=True, reason="leave the test database in phase 1")
 
 
 def test_the_guides_curl_flow_sets_flags(server):

@@ -200,7 +200,7 @@ def test_the_cookie_routes_every_read_and_no_write(client, db, dynamo):
 
 def test_health_and_trace_link(client):
     token = csrf(client)
-    client.post("/flags/preset/dual-read", data={"csrf_token": token})
+    client.post("/flags/preset/dual-read", data={"csrf_token": token, "confirm_risk": "yes"})
     Api(client).register()
     h = health(client)
     assert set(h["stores"]) == {"mysql", "dynamodb"} and h["stores"]["dynamodb"]["read"]["calls"] >= 1
