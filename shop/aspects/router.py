@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from observability.events import emit, wanted
+
 from ..errors import ShopError, StoreUnavailableError
 from . import flags as flags_mod
 from .breaker import CircuitBreaker
@@ -39,9 +41,9 @@ class Runtime:
         self.default_flags = default_flags
         self.pinned = settings.shop_flags_pinned
         self.call_log_level = logging.getLevelName(settings.call_log_level)
-        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s)
         self.stats = Stats()
-        self.last_trace: dict[str, dict] = {}  # flags -> the last request routed by them
+        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s,
+                                      on_change=self.stats.breaker_state)
         self._pool = ThreadPoolExecutor(max_workers=settings.dual_read_workers, thread_name_prefix="dual-read")
 
     def flags(self) -> flags_mod.Flags:
@@ -73,13 +75,13 @@ class Runtime:
                 error = exc
                 raise
             finally:
-                # One line per routed read or write (comparisons and repairs log their own).
-                if log.isEnabledFor(self.call_log_level):
-                    log.log(self.call_log_level, route.kind, extra={
+                # One line and span event per routed read or write (comparisons and repairs have their own).
+                if wanted(log, self.call_log_level, span):
+                    emit(log, self.call_log_level, route.kind, {
                         "event": route.kind, "operation": route.name, "flags": str(flags),
                         "stores": _stores(route, flags), "key": _key_text(route, arguments),
                         "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                        "error_type": type(error).__name__ if error else None})
+                        "error_type": type(error).__name__ if error else None}, span)
 
     def _read(self, route, flags, original, ddb_repo, arguments, args, kwargs, span):
         ddb_call = lambda: getattr(ddb_repo, route.target)(*args, **kwargs)  # noqa: E731
@@ -145,9 +147,10 @@ class Runtime:
                                       "shop.compare.mismatched_attributes": names})
                 if outcome == "mismatch":
                     cspan.set_status(Status(StatusCode.ERROR, "dual read mismatch"))
-        log_at = log.warning if outcome in ("mismatch", "candidate_error", "timeout", "authority_error") else log.info
-        log_at("dual read compared", extra={"event": "compare", "operation": route.name, "outcome": outcome,
-                                            "attributes": names, "key": _key_text(route, arguments)})
+            level = logging.WARNING if outcome in ("mismatch", "candidate_error", "timeout", "authority_error") \
+                else logging.INFO
+            emit(log, level, "dual read compared", {"event": "compare", "operation": route.name, "outcome": outcome,
+                                                    "attributes": names, "key": _key_text(route, arguments)}, cspan)
         if span.is_recording():
             span.set_attribute("shop.compare.outcome", outcome)
 
@@ -178,10 +181,8 @@ class Runtime:
     def _record_repair(self, route, targets, error, span):
         count = self.repair_log.record(targets, route.name, error)
         self.stats.repair(route.name, count)
-        if span.is_recording():
+        if span.is_recording():  # the repair log adds one event per target
             span.set_attribute("shop.repair.recorded", count)
-            span.add_event("secondary write recorded for repair", {"shop.repair.targets": [
-                f"{e}:{i}" for e, i in targets]})
 
     def _feed_breaker(self, error):
         if error is None:

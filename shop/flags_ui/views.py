@@ -7,7 +7,10 @@ import logging
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 from opentelemetry import trace
 
+from observability.events import emit
+
 from ..aspects.flags import NAMES, PRESETS, PRESETS_BY_KEY, FlagError, Flags
+from . import last_trace
 
 bp = Blueprint("flags", __name__, url_prefix="/flags")
 log = logging.getLogger("shop.flags")
@@ -23,6 +26,11 @@ def require_operator():
     (checked before anything else, CSRF included)."""
     if request.blueprint != "flags":
         return None
+    return check_operator()
+
+
+def check_operator():
+    """None when this request may see operator pages (the flag page, /metrics); else the 401."""
     password = _state().settings.flags_page_password
     if not password:
         return None
@@ -49,8 +57,8 @@ def health() -> dict:
     return {
         "flags": {n: n in flags.names for n in NAMES}, "source": g.get("flags_source", "server default"),
         "scenario": flags.scenario, "risks": flags.risks, "server_default": str(runtime.default_flags),
-        "pinned": runtime.pinned, "repairs_pending": pending, "circuit_breaker": runtime.breaker.state,
-        "last_trace": runtime.last_trace.get(str(flags)), **runtime.stats.snapshot(),
+        "pinned": runtime.pinned, "repairs_pending": pending, "last_trace": last_trace.recall(),
+        **runtime.stats.snapshot(),  # the whole server's figures, as /metrics has them
     }
 
 
@@ -84,8 +92,8 @@ def _apply(new: Flags, how: str):
     with tracer.start_as_current_span("flags.change") as span:
         span.set_attributes({"shop.flags.from": str(old), "shop.flags.to": str(new), "shop.flags.who": who,
                              "shop.flags.how": how})
-        log.info("flags changed", extra={"event": "flags", "who": who, "remote_addr": request.remote_addr,
-                                         "from": str(old), "to": str(new), "how": how})
+        emit(log, logging.INFO, "flags changed", {"event": "flags", "who": who, "remote_addr": request.remote_addr,
+                                                  "from": str(old), "to": str(new), "how": how}, span)
     response = current_app.make_response(_render_for(new, f"Flags set: {new} ({new.scenario}).", "cookie"))
     current_app.extensions["flag_cookie"].set(response, new, secure=request.is_secure)
     return response
@@ -146,6 +154,6 @@ def reset():
     response = current_app.make_response(_render_for(state.runtime.default_flags,
                                                      "Back to the server default.", "server default"))
     current_app.extensions["flag_cookie"].clear(response, secure=request.is_secure)
-    log.info("flags reset", extra={"event": "flags", "to": str(state.runtime.default_flags),
-                                   "remote_addr": request.remote_addr})
+    emit(log, logging.INFO, "flags reset", {"event": "flags", "to": str(state.runtime.default_flags),
+                                            "remote_addr": request.remote_addr})
     return response
