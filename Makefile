@@ -41,7 +41,7 @@ db: install services
 	  $(BIN)/flask --app shop backfill ;; esac ;; esac
 
 run: db
-	$(BIN)/gunicorn --bind 0.0.0.0:$(PORT) --workers $(WORKERS) --threads 4 --access-logfile - 'shop:create_app()'
+	$(BIN)/gunicorn -c gunicorn.conf.py --bind 0.0.0.0:$(PORT) --workers $(WORKERS) --threads 4 --access-logfile - 'shop:create_app()'
 
 # After the whole suite (server default flags), the API and HTML suites run again under
 # each of the other four migration phases.

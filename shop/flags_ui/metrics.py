@@ -1,9 +1,9 @@
 """/metrics: the whole server's migration health in Prometheus's text format, operator-only."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from flask import Blueprint, Response, current_app, request
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 
 from .views import check_operator
 
@@ -31,4 +31,6 @@ def metrics():
         pending.add_metric([], runtime.repair_log.pending_count())
     except Exception:  # a gap in the series, not a failed scrape
         pass
-    return Response(generate_latest(_Families([*families, pending])), content_type=CONTENT_TYPE_LATEST)
+    # The classic text format, or OpenMetrics when the scraper asks for it.
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return Response(encode(_Families([*families, pending])), content_type=content_type)
