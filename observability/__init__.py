@@ -94,7 +94,8 @@ def tracer_provider(cli: bool = False) -> TracerProvider:
             "deployment.environment": os.environ.get("SHOP_ENVIRONMENT", "development"),
         })
         provider = TracerProvider(resource=resource)
-        exporter = _exporter(export_settings(cli))
+        _state["export"] = export_settings(cli)
+        exporter = _exporter(_state["export"])
         if exporter is not None:
             provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
@@ -135,6 +136,11 @@ def export_settings(cli: bool = False) -> dict:
     if cli:
         timeout_s = min(timeout_s, CLI_EXPORT_TIMEOUT_S)
     return {"exporter": "otlp", "endpoint": endpoint, "timeout_s": timeout_s}
+
+
+def active_export_settings() -> dict | None:
+    """The export_settings() this process's provider was built with (None before)."""
+    return _state.get("export")
 
 
 def _exporter(config: dict):

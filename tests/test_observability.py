@@ -161,3 +161,53 @@ def test_log_lines_through_the_queue_carry_the_ids_of_their_span(client, seller,
     (read,) = [x for x in lines if x.get("operation") == "ProductRepository.get_by_id"]
     assert read["trace_id"] == format(routed.context.trace_id, "032x")
     assert read["span_id"] == format(routed.context.span_id, "016x")
+
+
+# Runs a real `flask --app shop ...` command, then prints how its spans were exported.
+CLI_PROBE = """
+import json, sys
+from flask.cli import main
+import observability
+sys.argv = ["flask", "--app", "shop", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "export": observability.active_export_settings()}))
+"""
+
+
+def run_cli(settings, *args, **env):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    base.update(MYSQL_DATABASE=settings.mysql_database, DYNAMODB_TABLE_PREFIX=settings.dynamodb_table_prefix,
+                OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", **env)  # nothing listens on port 9
+    done = subprocess.run([sys.executable, "-c", CLI_PROBE, *args], env=base, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["code"] in (0, None), done.stderr
+    return result["export"], done.stderr
+
+
+def test_cli_commands_do_not_wait_for_an_absent_collector(settings):
+    export, stderr = run_cli(settings, "init-db")
+    assert export == {"exporter": "none", "endpoint": None, "timeout_s": None}  # nothing to flush at exit
+    assert "Failed to export" not in stderr and "Transient error" not in stderr
+    # Asked for explicitly, a command exports, but gives up on a dead collector within a second.
+    export, _ = run_cli(settings, "init-db", OTEL_TRACES_EXPORTER="otlp")
+    assert export == {"exporter": "otlp", "endpoint": "http://127.0.0.1:9/v1/traces",
+                      "timeout_s": observability.CLI_EXPORT_TIMEOUT_S} and observability.CLI_EXPORT_TIMEOUT_S <= 1
+
+
+def test_a_server_exports_over_otlp_by_default(monkeypatch):
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                 "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    assert observability.export_settings() == {"exporter": "otlp", "endpoint": "http://localhost:4318/v1/traces",
+                                               "timeout_s": 10.0}
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    assert observability.export_settings()["exporter"] == "none"
