@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from functools import lru_cache
 
 from opentelemetry import trace
 
@@ -28,12 +29,18 @@ def wanted(logger: logging.Logger, level: int, span=None) -> bool:
 def emit(logger: logging.Logger, level: int, message: str, fields: dict, span=None, exc_info=False) -> None:
     """Log `message` with `fields` and add them as the span event `message` on `span`
     (default: the current span) when it is recording."""
-    fields = {k: (MASK if _SECRET.search(k) and v is not None else v) for k, v in fields.items()}
+    if any(map(_is_secret, fields)):
+        fields = {k: (MASK if _is_secret(k) and v is not None else v) for k, v in fields.items()}
     span = span if span is not None else trace.get_current_span()
     if ENABLED and span.is_recording():
         span.add_event(message, _attributes(fields))
     if logger.isEnabledFor(level):
         logger.log(level, message, extra=fields, exc_info=exc_info, stacklevel=2)
+
+
+@lru_cache(maxsize=1024)  # field names are few and fixed; a regex search per field per call is not
+def _is_secret(name: str) -> bool:
+    return bool(_SECRET.search(name))
 
 
 def _attributes(fields: dict) -> dict:
