@@ -19,7 +19,7 @@ from pythonjsonlogger.json import JsonFormatter
 # Jaeger v2 receives OTLP/HTTP on 4318.
 DEFAULT_OTLP_ENDPOINT = "http://localhost:4318"
 # Not traced: static files, and Prometheus scraping /metrics every few seconds.
-EXCLUDED_URLS = "static/.*,/metrics$"
+EXCLUDED_URLS = r"static/.*,/metrics(\?|$)"
 _lock = threading.RLock()
 _state = {"tracing": False, "logging": False, "pymysql": False, "botocore": False}
 

@@ -211,3 +211,13 @@ def test_a_server_exports_over_otlp_by_default(monkeypatch):
                                                "timeout_s": 10.0}
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
     assert observability.export_settings()["exporter"] == "none"
+
+
+def test_metrics_scrapes_are_not_traced(client, memory):
+    memory.clear()
+    for path in ("/metrics", "/metrics?name[]=shop_repairs_pending"):
+        r = client.get(path)
+        assert r.status_code == 200 and "shop_repairs_pending " in r.get_data(as_text=True)
+    assert memory.get_finished_spans() == ()  # neither the request nor its repair-count query
+    assert client.get("/api/health").status_code == 200
+    assert "GET /api/health" in [s.name for s in memory.get_finished_spans()]  # other requests still are
