@@ -214,3 +214,13 @@ def test_events_and_log_lines_mask_secrets(memory, caplog):
     record = next(r for r in caplog.records if r.getMessage() == "signed in")
     assert (record.password, record.api_token, record.user) == ("***", "***", "ann")
     assert record.pathname.endswith("test_aspects_telemetry.py")  # the caller's line, not the helper's
+
+
+def test_percentiles_are_estimated_from_the_buckets_as_prometheus_does():
+    from shop.aspects.stats import quantile
+
+    cumulative = [(0.001, 50.0), (0.01, 100.0), (float("inf"), 100.0)]
+    assert quantile(0.5, cumulative) == pytest.approx(0.001)
+    assert quantile(0.99, cumulative) == pytest.approx(0.001 + 0.009 * 49 / 50)
+    assert quantile(0.99, [(0.001, 0.0), (float("inf"), 4.0)]) == 0.001  # beyond the last bound: its edge
+    assert quantile(0.5, [(0.001, 0.0), (float("inf"), 0.0)]) == 0.0 and quantile(0.5, []) == 0.0
