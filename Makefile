@@ -13,7 +13,7 @@ export MYSQL_USER ?= shop
 export MYSQL_PASSWORD ?= shop
 export MYSQL_DATABASE ?= online_shopping_store
 
-.PHONY: run test services browser install db bench reliability clean-venv
+.PHONY: run test services browser install db bench reliability journey clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ db: install services
 	  $(BIN)/flask --app shop backfill ;; esac ;; esac
 
 run: db
-	$(BIN)/gunicorn --bind 0.0.0.0:$(PORT) --workers $(WORKERS) --threads 4 --access-logfile - 'shop:create_app()'
+	$(BIN)/gunicorn -c gunicorn.conf.py --bind 0.0.0.0:$(PORT) --workers $(WORKERS) --threads 4 --access-logfile - 'shop:create_app()'
 
 # After the whole suite (server default flags), the API and HTML suites run again under
 # each of the other four migration phases.
@@ -65,6 +65,10 @@ bench: install services
 
 reliability: install services
 	$(BIN)/python -m reliability.run
+
+# One live dataset under traffic through phases 1 -> 5 -> 1 on a 2-worker server (docs/reliability.md).
+journey: install services
+	$(BIN)/python -m reliability.journey
 
 clean-venv:
 	rm -rf $(VENV)

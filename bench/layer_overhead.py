@@ -3,7 +3,8 @@
 Measured side by side in one run, interleaved (A, B, C, A, B, C, ...) so machine noise hits
 every variant alike: the unwrapped repository method, the routed call with spans not recorded
 (the request is sampled out), and the routed call with every span recorded (exported to a
-discarding exporter through the batch processor). Each call runs inside a request span, as in
+discarding exporter through the batch processor), with and without the span events that carry
+each call's log fields (SHOP_SPAN_EVENTS). Each call runs inside a request span, as in
 the storefront. Prints p50/p99 and ratios of medians.
 
     make bench            (or: .venv/bin/python bench/layer_overhead.py --iterations 3000)
@@ -54,6 +55,7 @@ def main() -> None:
     provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=100_000))
     trace.set_tracer_provider(provider)
 
+    from observability import events
     from shop.aspects import MYSQL_ONLY, use_flags
     from shop.domain import NewProduct, NewUser
     from shop.repositories.mysql import ProductRepository
@@ -83,18 +85,22 @@ def main() -> None:
     def routed_write():
         repo.set_inventory(product.id, 5)
 
-    cases = {
-        "read: unwrapped": (unwrapped_read, False), "read: routed, spans not recorded": (routed_read, False),
-        "read: routed, spans recorded": (routed_read, True),
-        "write: unwrapped": (unwrapped_write, False), "write: routed, spans not recorded": (routed_write, False),
-        "write: routed, spans recorded": (routed_write, True),
+    cases = {  # name: (call, spans recorded, span events)
+        "read: unwrapped": (unwrapped_read, False, True), "read: routed, spans not recorded": (routed_read, False, True),
+        "read: routed, spans recorded, no events": (routed_read, True, False),
+        "read: routed, spans recorded": (routed_read, True, True),
+        "write: unwrapped": (unwrapped_write, False, True),
+        "write: routed, spans not recorded": (routed_write, False, True),
+        "write: routed, spans recorded, no events": (routed_write, True, False),
+        "write: routed, spans recorded": (routed_write, True, True),
     }
     samples = {name: [] for name in cases}
     tracer = trace.get_tracer("bench")
 
-    def in_request(fn, record):
+    def in_request(fn, record, with_events):
         """As inside a request: a request span, sampled in or out like everything under it."""
         sampler.on = record
+        events.ENABLED = with_events
         with tracer.start_as_current_span("GET /api/products/<id>"):
             start = time.perf_counter_ns()
             fn()
@@ -102,11 +108,11 @@ def main() -> None:
 
     with use_flags(MYSQL_ONLY):
         for _ in range(50):  # warm up connections and caches
-            for fn, _rec in cases.values():
+            for fn, _rec, _ev in cases.values():
                 fn()
         for _ in range(args.iterations):
-            for name, (fn, record) in cases.items():
-                samples[name].append(in_request(fn, record))
+            for name, (fn, record, with_events) in cases.items():
+                samples[name].append(in_request(fn, record, with_events))
     provider.force_flush()
 
     def pct(values, p):
@@ -114,13 +120,16 @@ def main() -> None:
         return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
     print(f"layer overhead, MySQL-only scenario, {args.iterations} interleaved iterations per variant")
-    print(f"{'variant':40} {'p50 µs':>9} {'p99 µs':>9} {'ratio p50':>10}")
+    print(f"{'variant':42} {'p50 µs':>9} {'p99 µs':>9} {'ratio p50':>10}")
     for kind in ("read", "write"):
         base = statistics.median(samples[f"{kind}: unwrapped"])
         for name in cases:
             if name.startswith(kind):
                 vals = samples[name]
-                print(f"{name:40} {pct(vals, 50):9.1f} {pct(vals, 99):9.1f} {statistics.median(vals) / base:10.3f}")
+                print(f"{name:42} {pct(vals, 50):9.1f} {pct(vals, 99):9.1f} {statistics.median(vals) / base:10.3f}")
+        with_events = statistics.median(samples[f"{kind}: routed, spans recorded"])
+        without = statistics.median(samples[f"{kind}: routed, spans recorded, no events"])
+        print(f"{kind}: span events add {with_events - without:.1f} µs at the median ({with_events / without:.3f}x)")
     state.runtime.close()
 
 

@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--memory-calls", type=int, default=20000)
     parser.add_argument("--warmup", type=int, default=5000,
-                        help="calls before the first reading: past the 2,048-sample latency windows")
+                        help="calls before the first reading: every bounded structure warmed up")
     parser.add_argument("--memory-only", action="store_true")
     args = parser.parse_args()
 

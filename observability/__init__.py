@@ -18,14 +18,22 @@ from pythonjsonlogger.json import JsonFormatter
 
 # Jaeger v2 receives OTLP/HTTP on 4318.
 DEFAULT_OTLP_ENDPOINT = "http://localhost:4318"
+# Not traced: static files, and Prometheus scraping /metrics every few seconds.
+EXCLUDED_URLS = r"static/.*,/metrics(\?|$)"
 _lock = threading.RLock()
 _state = {"tracing": False, "logging": False, "pymysql": False, "botocore": False}
 
 
 class TraceContextFilter(logging.Filter):
-    """Adds the current trace and span ids to every record."""
+    """Adds the current trace and span ids to every record that has none yet.
+
+    A queued record is filtered twice: on the thread that logged it, where its span is
+    current, and again on the listener's thread, where no span is; the first ids stand.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if "trace_id" in record.__dict__:
+            return True
         ctx = trace.get_current_span().get_span_context()
         record.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
         record.span_id = format(ctx.span_id, "016x") if ctx.is_valid else None
@@ -61,6 +69,7 @@ def configure_logging(level: str | None = None) -> None:
         handler.addFilter(TraceContextFilter())
         listener = QueueListener(records, json_handler(), respect_handler_level=False)
         listener.start()
+        _state["listener"] = listener
         atexit.register(listener.stop)
         root = logging.getLogger()
         root.addHandler(handler)
@@ -68,8 +77,13 @@ def configure_logging(level: str | None = None) -> None:
         _state["logging"] = True
 
 
-def tracer_provider() -> TracerProvider:
-    """The process's SDK provider, created on first call with the OTLP exporter."""
+def log_listener():
+    """The thread writing the queued log records (None before configure_logging)."""
+    return _state.get("listener")
+
+
+def tracer_provider(cli: bool = False) -> TracerProvider:
+    """The process's SDK provider, created on first call with the exporter of export_settings()."""
     with _lock:
         current = trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
@@ -80,63 +94,64 @@ def tracer_provider() -> TracerProvider:
             "deployment.environment": os.environ.get("SHOP_ENVIRONMENT", "development"),
         })
         provider = TracerProvider(resource=resource)
-        if os.environ.get("OTEL_SDK_DISABLED", "").lower() != "true":
-            exporter = _exporter()
-            if exporter is not None:
-                provider.add_span_processor(BatchSpanProcessor(exporter))
+        _state["export"] = export_settings(cli)
+        exporter = _exporter(_state["export"])
+        if exporter is not None:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
         return trace.get_tracer_provider()
-
-
-_metric_reader = None
-
-
-def metric_reader():
-    """The in-process reader of this process's OpenTelemetry metrics (the flag page reads it)."""
-    meter_provider()
-    return _metric_reader
-
-
-def meter_provider():
-    """The SDK meter provider: an in-process reader, plus OTLP export when
-    OTEL_METRICS_EXPORTER=otlp (Jaeger takes traces only, so export is off by default)."""
-    global _metric_reader
-    from opentelemetry import metrics
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
-
-    with _lock:
-        current = metrics.get_meter_provider()
-        if isinstance(current, MeterProvider):
-            return current
-        _metric_reader = InMemoryMetricReader()
-        readers = [_metric_reader]
-        if os.environ.get("OTEL_METRICS_EXPORTER", "none").lower() == "otlp":
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
-        provider = MeterProvider(metric_readers=readers, resource=tracer_provider().resource)
-        metrics.set_meter_provider(provider)
-        return provider
 
 
 def add_span_processor(processor: SpanProcessor) -> None:
     tracer_provider().add_span_processor(processor)
 
 
-def _exporter():
-    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").lower()
-    if kind == "none":
-        return None
-    if kind == "console":
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-        return ConsoleSpanExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+# A command that exits waits for its spans to be exported; with no collector listening the
+# OTLP exporter retries for its whole timeout (10 s by default) first.
+CLI_EXPORT_TIMEOUT_S = 1.0
 
+
+def export_settings(cli: bool = False) -> dict:
+    """Where spans go: {"exporter": "otlp" | "console" | "none", "endpoint", "timeout_s"}.
+
+    A server exports over OTLP by default. A command-line process (`flask --app shop ...`)
+    exports only when OTEL_TRACES_EXPORTER asks for it, and then gives up after
+    CLI_EXPORT_TIMEOUT_S, so no command waits on an absent collector.
+    """
+    requested = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    kind = requested or ("none" if cli else "otlp")
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        kind = "none"
+    if kind != "otlp":
+        return {"exporter": kind, "endpoint": None, "timeout_s": None}
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     if not endpoint:
         base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", DEFAULT_OTLP_ENDPOINT).rstrip("/")
         endpoint = f"{base}/v1/traces"
-    return OTLPSpanExporter(endpoint=endpoint)
+    timeout = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")
+    try:
+        timeout_s = float(timeout) if timeout else 10.0  # seconds, as the Python exporter reads it
+    except ValueError:
+        timeout_s = 10.0
+    if cli:
+        timeout_s = min(timeout_s, CLI_EXPORT_TIMEOUT_S)
+    return {"exporter": "otlp", "endpoint": endpoint, "timeout_s": timeout_s}
+
+
+def active_export_settings() -> dict | None:
+    """The export_settings() this process's provider was built with (None before)."""
+    return _state.get("export")
+
+
+def _exporter(config: dict):
+    if config["exporter"] == "none":
+        return None
+    if config["exporter"] == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+        return ConsoleSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=config["endpoint"], timeout=config["timeout_s"])
 
 
 def _version() -> str:
@@ -149,14 +164,16 @@ def _version() -> str:
 
 def init_app(app, settings=None) -> None:
     """Logging, tracing, and the Flask, pymysql and botocore instrumentations."""
+    import click
+
     configure_logging()
-    tracer_provider()
-    meter_provider()
+    # Loaded by the `flask` command (a click context is active): a short-lived process.
+    tracer_provider(cli=click.get_current_context(silent=True) is not None)
     from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
     from opentelemetry.instrumentation.pymysql import PyMySQLInstrumentor
 
-    FlaskInstrumentor().instrument_app(app, excluded_urls="static/.*")
+    FlaskInstrumentor().instrument_app(app, excluded_urls=EXCLUDED_URLS)
     with _lock:
         if not _state["pymysql"]:
             PyMySQLInstrumentor().instrument()

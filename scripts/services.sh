@@ -51,7 +51,7 @@ mysql_admin() {  # run SQL as an administrator: root over the socket, else root 
 app_user_ok() {
   local cli; cli=$(command -v mariadb || command -v mysql || true)
   [ -n "$cli" ] && "$cli" -u"$MYSQL_USER" -p"$MYSQL_PASSWORD" -h"$MYSQL_HOST" -P"$MYSQL_PORT" --protocol=tcp \
-    -e "USE \`$MYSQL_DATABASE\`; USE \`$MYSQL_TEST_DATABASE\`; USE \`${MYSQL_TEST_DATABASE}_seed\`; USE \`${MYSQL_TEST_DATABASE}_faults\`; USE \`${MYSQL_DATABASE}_bench\`; USE \`${MYSQL_DATABASE}_reliability\`" >/dev/null 2>&1
+    -e "USE \`$MYSQL_DATABASE\`; USE \`$MYSQL_TEST_DATABASE\`; USE \`${MYSQL_TEST_DATABASE}_seed\`; USE \`${MYSQL_TEST_DATABASE}_faults\`; USE \`${MYSQL_DATABASE}_bench\`; USE \`${MYSQL_DATABASE}_reliability\`; USE \`${MYSQL_DATABASE}_journey\`; USE \`${MYSQL_TEST_DATABASE}_journey\`" >/dev/null 2>&1
 }
 
 ensure_mysql() {
@@ -79,6 +79,8 @@ CREATE DATABASE IF NOT EXISTS \`${MYSQL_TEST_DATABASE}_seed\` CHARACTER SET utf8
 CREATE DATABASE IF NOT EXISTS \`${MYSQL_TEST_DATABASE}_faults\` CHARACTER SET utf8mb4;
 CREATE DATABASE IF NOT EXISTS \`${MYSQL_DATABASE}_bench\` CHARACTER SET utf8mb4;
 CREATE DATABASE IF NOT EXISTS \`${MYSQL_DATABASE}_reliability\` CHARACTER SET utf8mb4;
+CREATE DATABASE IF NOT EXISTS \`${MYSQL_DATABASE}_journey\` CHARACTER SET utf8mb4;
+CREATE DATABASE IF NOT EXISTS \`${MYSQL_TEST_DATABASE}_journey\` CHARACTER SET utf8mb4;
 CREATE USER IF NOT EXISTS '$MYSQL_USER'@'localhost' IDENTIFIED BY '$MYSQL_PASSWORD';
 CREATE USER IF NOT EXISTS '$MYSQL_USER'@'127.0.0.1' IDENTIFIED BY '$MYSQL_PASSWORD';
 CREATE USER IF NOT EXISTS '$MYSQL_USER'@'%' IDENTIFIED BY '$MYSQL_PASSWORD';
@@ -88,6 +90,8 @@ GRANT ALL PRIVILEGES ON \`${MYSQL_TEST_DATABASE}_seed\`.* TO '$MYSQL_USER'@'loca
 GRANT ALL PRIVILEGES ON \`${MYSQL_TEST_DATABASE}_faults\`.* TO '$MYSQL_USER'@'localhost', '$MYSQL_USER'@'127.0.0.1', '$MYSQL_USER'@'%';
 GRANT ALL PRIVILEGES ON \`${MYSQL_DATABASE}_bench\`.* TO '$MYSQL_USER'@'localhost', '$MYSQL_USER'@'127.0.0.1', '$MYSQL_USER'@'%';
 GRANT ALL PRIVILEGES ON \`${MYSQL_DATABASE}_reliability\`.* TO '$MYSQL_USER'@'localhost', '$MYSQL_USER'@'127.0.0.1', '$MYSQL_USER'@'%';
+GRANT ALL PRIVILEGES ON \`${MYSQL_DATABASE}_journey\`.* TO '$MYSQL_USER'@'localhost', '$MYSQL_USER'@'127.0.0.1', '$MYSQL_USER'@'%';
+GRANT ALL PRIVILEGES ON \`${MYSQL_TEST_DATABASE}_journey\`.* TO '$MYSQL_USER'@'localhost', '$MYSQL_USER'@'127.0.0.1', '$MYSQL_USER'@'%';
 FLUSH PRIVILEGES;
 SQL
   app_user_ok || die "user $MYSQL_USER still cannot reach both databases"

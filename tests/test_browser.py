@@ -1,6 +1,7 @@
 """A person at a real browser: Debian's Chromium, driven by Playwright, against gunicorn."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -87,7 +88,7 @@ def test_switch_phases_from_the_page_and_shop(server, browser, app, client, db, 
         page.get_by_role("link", name="Feature flags").click()
         page.wait_for_url(server + "/flags")
         switch_server(page, server, 2, "browser test: start dual writing")
-        assert "Server phase: phase 1 -> 2" in page.content()
+        assert "Server phase: phase 1 -> 2" in page.locator("main").inner_text()
         assert page.locator("#scenario").inner_text() == "Dual write, read MySQL"
         assert page.locator("#source").inner_text() == "server phase"
 
@@ -138,5 +139,7 @@ def test_the_guides_curl_flow_sets_flags(server):
     script = "set -euo pipefail\n" + block.replace("base=http://localhost:5000", f"base={server}")
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert '"scenario":"Dual write, read MySQL"' in out.stdout and '"source":"cookie"' in out.stdout
+    first, second = [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"')][:2]
+    assert first["phase"]["label"] == "2" and first["source"] == "server phase"
+    assert second["source"] == "cookie" and second["flags"]["READ_DDB"] and second["flags"]["WRITE_DDB"]
     assert '"success":true' in out.stdout

@@ -207,11 +207,39 @@ def test_health_and_trace_link(client):
     assert h["stores"]["mysql"]["write"]["calls"] >= 1 and "write" not in h["stores"]["dynamodb"]  # server: phase 1
     assert sum(h["comparisons"].values()) >= 1 and isinstance(h["repairs_pending"], int)
     assert re.fullmatch(r"[0-9a-f]{32}", h["last_trace"]["trace_id"])
+    assert h["last_trace"]["path"] == "/api/auth/register" and h["last_trace"]["status"] == 201
     html = client.get("/flags").get_data(as_text=True)
-    assert 'href="http://localhost:16686/trace/' in html
+    assert f'href="http://localhost:16686/trace/{h["last_trace"]["trace_id"]}"' in html
 
 
-def test_changes_are_logged_and_traced(client, caplog):
+def traced(client, path, trace_id, sampled=True):
+    """A request continuing a caller's trace (W3C traceparent), sampled or not."""
+    header = f"00-{trace_id}-{'1' * 16}-{'01' if sampled else '00'}"
+    return client.get(path, headers={"traceparent": header})
+
+
+def test_each_browser_links_its_own_last_traced_request(app):
+    from shop.flags_ui.last_trace import NAME as TRACE_COOKIE
+
+    ann, bob = app.test_client(), app.test_client()
+    assert traced(ann, "/api/categories", "a" * 32).status_code == 200
+    assert traced(bob, "/api/products?limit=1", "b" * 32).status_code == 200
+    assert health(ann)["last_trace"] == {"trace_id": "a" * 32, "method": "GET", "path": "/api/categories",
+                                         "status": 200}
+    assert health(bob)["last_trace"]["trace_id"] == "b" * 32  # not Ann's, though Ann came later
+    assert health(app.test_client())["last_trace"] is None  # a new browser has none
+    # No trace recorded (sampled out), the browser's own fetches, the flag page: the link stays.
+    traced(ann, "/api/categories", "c" * 32, sampled=False)
+    ann.get("/favicon.ico")
+    ann.get("/flags")
+    ann.get("/static/style.css")
+    assert health(ann)["last_trace"]["trace_id"] == "a" * 32
+    assert f'href="http://localhost:16686/trace/{"a" * 32}"' in ann.get("/flags").get_data(as_text=True)
+    ann.set_cookie(TRACE_COOKIE, "forged.value")
+    assert health(ann)["last_trace"] is None
+
+
+def test_changes_are_logged_and_traced(app, client, caplog):
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     import observability
@@ -224,6 +252,16 @@ def test_changes_are_logged_and_traced(client, caplog):
     assert (record.who, record.requested) == ("developer", "READ_MYSQL,WRITE_MYSQL,WRITE_DDB")
     span = next(s for s in exporter.get_finished_spans() if s.name == "flags.change")
     assert span.attributes["shop.flags.requested"] == "READ_MYSQL,WRITE_MYSQL,WRITE_DDB"
+    default = str(app.extensions["shop"].runtime.server_flags())
+    (event,) = [e for e in span.events if e.name == "flags changed"]  # Jaeger shows it as the span's log
+    assert dict(event.attributes) == {"event": "flags", "who": "developer", "remote_addr": record.remote_addr,
+                                      "from": default, "to": default, "requested": "READ_MYSQL,WRITE_MYSQL,WRITE_DDB",
+                                      "how": "preset 2"}
+    exporter.clear()
+    client.post("/flags/reset", data={"csrf_token": token})
+    request = next(s for s in exporter.get_finished_spans() if s.name == "POST /flags/reset")
+    assert [dict(e.attributes) for e in request.events if e.name == "flags reset"] == [
+        {"event": "flags", "to": default, "remote_addr": record.remote_addr}]
 
 
 def test_the_page_can_be_locked(settings):
@@ -234,7 +272,10 @@ def test_the_page_can_be_locked(settings):
     assert c.get("/flags", auth=("ops", "wrong")).status_code == 401
     assert c.post("/flags/preset/ddb-only", data={}).status_code == 401
     assert c.get("/flags", auth=("ops", "operator-secret")).status_code == 200
-    assert c.get("/").status_code == 200  # only the flag page is locked
+    assert c.get("/").status_code == 200  # only the flag page and /metrics are locked
+    assert c.get("/metrics").status_code == 401 and c.get("/metrics", auth=("ops", "wrong")).status_code == 401
+    r = c.get("/metrics", auth=("ops", "operator-secret"))
+    assert r.status_code == 200 and "shop_circuit_breaker_state 0.0" in r.get_data(as_text=True)
     locked.extensions["shop"].runtime.close()
 
 

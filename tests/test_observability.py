@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
+from logging.handlers import QueueHandler
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -65,8 +67,16 @@ def test_otlp_http_export_reaches_a_real_receiver(client, seller):
         path, ctype, msg = _Receiver.requests[-1]
         assert path == "/v1/traces" and ctype == "application/x-protobuf"
         resource = {a.key: a.value.string_value for a in msg.resource_spans[0].resource.attributes}
-        names = {s.name for rs in msg.resource_spans for ss in rs.scope_spans for s in ss.spans}
-        assert resource["service.name"] == "shop" and "GET /api/products/<product_id>" in names
+        spans = [s for _, _, m in _Receiver.requests for rs in m.resource_spans for ss in rs.scope_spans
+                 for s in ss.spans]
+        assert resource["service.name"] == "shop" and "GET /api/products/<product_id>" in {s.name for s in spans}
+        # The routed call's log fields travel as a span event: what Jaeger shows as the span's logs.
+        routed = next(s for s in spans if s.name == "ProductRepository.get_by_id")
+        (event,) = [e for e in routed.events if e.name == "read"]
+        fields = {a.key: a.value for a in event.attributes}
+        assert fields["operation"].string_value == "ProductRepository.get_by_id"
+        assert fields["key"].string_value == f"product_id={seller[3]['id']}"
+        assert fields["stores"].string_value in ("mysql", "dynamodb", "mysql+dynamodb")
         processor.shutdown()
     finally:
         server.shutdown()
@@ -103,3 +113,113 @@ def test_json_logs_carry_trace_and_span_ids():
     record = json.loads(line)
     assert record["message"] == "hello" and record["level"] == "WARNING" and record["order_id"] == 7
     assert record["trace_id"] == format(ctx.trace_id, "032x") and record["span_id"] == format(ctx.span_id, "016x")
+
+
+@pytest.fixture
+def log_output():
+    """The application's own log path (root QueueHandler, then the QueueListener's JSON
+    handler on its thread), writing into a buffer for the test's duration."""
+    import io
+
+    listener = observability.log_listener()
+    assert listener is not None and any(isinstance(h, QueueHandler) for h in logging.getLogger().handlers)
+    (handler,) = listener.handlers
+    buffer = io.StringIO()
+    old = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(old)
+
+
+def read_lines(buffer, predicate, timeout=10.0):
+    """Poll until the listener thread has written a line matching `predicate`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [json.loads(x) for x in buffer.getvalue().splitlines()]
+        if any(predicate(x) for x in lines):
+            return lines
+        time.sleep(0.01)
+    raise AssertionError(f"no matching line within {timeout}s: {buffer.getvalue()[-2000:]}")
+
+
+def test_log_lines_through_the_queue_carry_the_ids_of_their_span(client, seller, memory, log_output):
+    from opentelemetry import trace
+
+    with trace.get_tracer("test").start_as_current_span("work") as span:
+        logging.getLogger("shop.test").warning("inside a span", extra={"order_id": 7})
+        ctx = span.get_span_context()
+    logging.getLogger("shop.test").warning("outside any span")
+    memory.clear()
+    assert client.get(f"/api/products/{seller[3]['id']}").status_code == 200
+    routed = next(s for s in memory.get_finished_spans() if s.name == "ProductRepository.get_by_id")
+    trace_id = format(routed.context.trace_id, "032x")
+    # (Lines of the fixtures' earlier requests may still be in the queue: this request's is the one.)
+    lines = read_lines(log_output, lambda x: x.get("operation") == "ProductRepository.get_by_id"
+                       and x.get("trace_id") == trace_id)
+    inside = next(x for x in lines if x["message"] == "inside a span")
+    assert inside["trace_id"] == format(ctx.trace_id, "032x") and inside["span_id"] == format(ctx.span_id, "016x")
+    assert inside["order_id"] == 7 and inside["level"] == "WARNING"
+    outside = next(x for x in lines if x["message"] == "outside any span")
+    assert outside["trace_id"] is None and outside["span_id"] is None
+    # A routed read inside a request: the ids of the routed call's span, in the request's trace.
+    (read,) = [x for x in lines if x.get("operation") == "ProductRepository.get_by_id" and x["trace_id"] == trace_id]
+    assert read["span_id"] == format(routed.context.span_id, "016x") and read["key"] == f"product_id={seller[3]['id']}"
+
+
+# Runs a real `flask --app shop ...` command, then prints how its spans were exported.
+CLI_PROBE = """
+import json, sys
+from flask.cli import main
+import observability
+sys.argv = ["flask", "--app", "shop", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "export": observability.active_export_settings()}))
+"""
+
+
+def run_cli(settings, *args, **env):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    base.update(MYSQL_DATABASE=settings.mysql_database, DYNAMODB_TABLE_PREFIX=settings.dynamodb_table_prefix,
+                OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", **env)  # nothing listens on port 9
+    done = subprocess.run([sys.executable, "-c", CLI_PROBE, *args], env=base, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["code"] in (0, None), done.stderr
+    return result["export"], done.stderr
+
+
+def test_cli_commands_do_not_wait_for_an_absent_collector(settings):
+    export, stderr = run_cli(settings, "init-db")
+    assert export == {"exporter": "none", "endpoint": None, "timeout_s": None}  # nothing to flush at exit
+    assert "Failed to export" not in stderr and "Transient error" not in stderr
+    # Asked for explicitly, a command exports, but gives up on a dead collector within a second.
+    export, _ = run_cli(settings, "init-db", OTEL_TRACES_EXPORTER="otlp")
+    assert export == {"exporter": "otlp", "endpoint": "http://127.0.0.1:9/v1/traces",
+                      "timeout_s": observability.CLI_EXPORT_TIMEOUT_S} and observability.CLI_EXPORT_TIMEOUT_S <= 1
+
+
+def test_a_server_exports_over_otlp_by_default(monkeypatch):
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                 "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    assert observability.export_settings() == {"exporter": "otlp", "endpoint": "http://localhost:4318/v1/traces",
+                                               "timeout_s": 10.0}
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    assert observability.export_settings()["exporter"] == "none"
+
+
+def test_metrics_scrapes_are_not_traced(client, memory):
+    memory.clear()
+    for path in ("/metrics", "/metrics?name[]=shop_repairs_pending"):
+        r = client.get(path)
+        assert r.status_code == 200 and "shop_repairs_pending " in r.get_data(as_text=True)
+    assert memory.get_finished_spans() == ()  # neither the request nor its repair-count query
+    assert client.get("/api/health").status_code == 200
+    assert "GET /api/health" in [s.name for s in memory.get_finished_spans()]  # other requests still are

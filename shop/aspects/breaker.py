@@ -13,7 +13,8 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
 
 class CircuitBreaker:
-    def __init__(self, threshold: int = 5, cooldown: float = 30.0, clock=time.monotonic):
+    def __init__(self, threshold: int = 5, cooldown: float = 30.0, clock=time.monotonic, on_change=None):
+        """`on_change(state)` is told each transition, in order (under the lock: keep it quick)."""
         self.threshold = threshold
         self.cooldown = cooldown
         self.clock = clock
@@ -23,6 +24,8 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probing = False
         self.opened_count = 0
+        self._on_change = on_change or (lambda state: None)
+        self._on_change(CLOSED)
 
     @property
     def state(self) -> str:
@@ -36,24 +39,34 @@ class CircuitBreaker:
         with self._lock:
             if self._state == CLOSED:
                 return True
+            before = self._state
             if self._state == OPEN and self.clock() - self._opened_at >= self.cooldown:
                 self._state = HALF_OPEN
-            if self._state == HALF_OPEN and not self._probing:
+            allowed = self._state == HALF_OPEN and not self._probing
+            if allowed:
                 self._probing = True
-                return True
-            return False
+            self._changed(before, self._state)
+            return allowed
 
     def success(self) -> None:
         with self._lock:
+            before = self._state
             self._state, self._failures, self._probing = CLOSED, 0, False
+            self._changed(before, CLOSED)
 
     def failure(self) -> None:
         with self._lock:
+            before = self._state
             self._failures += 1
             if self._state == HALF_OPEN or self._failures >= self.threshold:
                 if self._state != OPEN:
                     self.opened_count += 1
                 self._state, self._opened_at, self._probing = OPEN, self.clock(), False
+            self._changed(before, self._state)
+
+    def _changed(self, before: str, after: str) -> None:
+        if before != after:
+            self._on_change(after)
 
     def release(self) -> None:
         """A probe ended without telling success or failure (e.g. a domain error)."""

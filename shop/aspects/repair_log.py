@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from observability.events import emit
+
 log = logging.getLogger("shop.aspects")
 
 SCHEMA = """
@@ -49,15 +51,14 @@ class RepairLog:
                                 " VALUES (%s, %s, %s, %s, %s)", rows)
         except Exception:
             # The entities stay findable by `verify`; the log line names them for an operator.
-            log.exception("repair entry could not be recorded",
-                          extra={"event": "repair", "targets": [f"{e}:{i}" for e, i, *_ in rows],
-                                 "operation": operation})
+            emit(log, logging.ERROR, "repair entry could not be recorded",
+                 {"event": "repair", "action": "unrecorded", "targets": [f"{e}:{i}" for e, i, *_ in rows],
+                  "operation": operation}, exc_info=True)
             raise
         for entity, entity_id, *_ in rows:
-            log.warning("secondary write recorded for repair",
-                        extra={"event": "repair", "action": "recorded", "entity": entity,
-                               "entity_id": entity_id, "operation": operation,
-                               "error_type": reason.split(":")[0]})
+            emit(log, logging.WARNING, "secondary write recorded for repair",
+                 {"event": "repair", "action": "recorded", "entity": entity, "entity_id": entity_id,
+                  "operation": operation, "error_type": reason.split(":")[0]})
         return len(rows)
 
     def pending(self) -> list[dict]:

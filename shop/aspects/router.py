@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from observability.events import emit, wanted
+
 from ..errors import ShopError, StoreUnavailableError
 from . import flags as flags_mod
 from .breaker import CircuitBreaker
@@ -41,9 +43,9 @@ class Runtime:
         self.journal = journal              # shop.migration.journal.Journal
         self.pinned = settings.shop_flags_pinned
         self.call_log_level = logging.getLevelName(settings.call_log_level)
-        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s)
         self.stats = Stats()
-        self.last_trace: dict[str, dict] = {}  # flags -> the last request routed by them
+        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s,
+                                      on_change=self.stats.breaker_state)
         self._pool = ThreadPoolExecutor(max_workers=settings.dual_read_workers, thread_name_prefix="dual-read")
         # Secondary writes run here so a stalled DynamoDB costs a request at most the deadline;
         # shared by the worker's threads, like the breaker that stops sending after repeated timeouts.
@@ -89,13 +91,13 @@ class Runtime:
                 error = exc
                 raise
             finally:
-                # One line per routed read or write (comparisons and repairs log their own).
-                if log.isEnabledFor(self.call_log_level):
-                    log.log(self.call_log_level, route.kind, extra={
+                # One line and span event per routed read or write (comparisons and repairs have their own).
+                if wanted(log, self.call_log_level, span):
+                    emit(log, self.call_log_level, route.kind, {
                         "event": route.kind, "operation": route.name, "flags": str(flags),
                         "stores": _stores(route, flags), "key": _key_text(route, arguments),
                         "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                        "error_type": type(error).__name__ if error else None})
+                        "error_type": type(error).__name__ if error else None}, span)
 
     def _read(self, route, flags, original, ddb_repo, arguments, args, kwargs, span):
         ddb_call = lambda: getattr(ddb_repo, route.target)(*args, **kwargs)  # noqa: E731
@@ -190,9 +192,10 @@ class Runtime:
                                       "shop.compare.mismatched_attributes": names})
                 if outcome == "mismatch":
                     cspan.set_status(Status(StatusCode.ERROR, "dual read mismatch"))
-        log_at = log.warning if outcome in ("mismatch", "candidate_error", "timeout", "authority_error") else log.info
-        log_at("dual read compared", extra={"event": "compare", "operation": route.name, "outcome": outcome,
-                                            "attributes": names, "key": _key_text(route, arguments)})
+            level = logging.WARNING if outcome in ("mismatch", "candidate_error", "timeout", "authority_error") \
+                else logging.INFO
+            emit(log, level, "dual read compared", {"event": "compare", "operation": route.name, "outcome": outcome,
+                                                    "attributes": names, "key": _key_text(route, arguments)}, cspan)
         if span.is_recording():
             span.set_attribute("shop.compare.outcome", outcome)
 
@@ -216,17 +219,17 @@ class Runtime:
         if self.journal is None or route.repairs is None or (route.deletes and not result):
             return
         targets = route.repairs(arguments, result)
+        names = [f"{e}:{i}" for e, i in targets]
         try:
             count = self.journal.record(direction, targets, route.name, why, deleted=route.deletes)
         except Exception as exc:  # noqa: BLE001
-            log.error("write not journaled", extra={"event": "journal", "operation": route.name, "direction": direction,
-                                                    "targets": [f"{e}:{i}" for e, i in targets],
-                                                    "error_type": type(exc).__name__})
+            emit(log, logging.ERROR, "write not journaled", {"event": "journal", "operation": route.name,
+                                                             "direction": direction, "targets": names,
+                                                             "error_type": type(exc).__name__}, span)
             return
-        if span.is_recording():
-            span.set_attribute("shop.journal.recorded", count)
-            span.add_event("write recorded for the other store", {"shop.journal.direction": direction,
-                                                                  "shop.journal.targets": [f"{e}:{i}" for e, i in targets]})
+        emit(log, logging.INFO, "write recorded for the other store", {
+            "event": "journal", "operation": route.name, "direction": direction, "targets": names,
+            "deleted": route.deletes, "recorded": count}, span)
 
     def _secondary_write(self, route, ddb_repo, arguments, args, kwargs, result, span):
         targets = route.repairs(arguments, result) if route.repairs else []
@@ -255,10 +258,8 @@ class Runtime:
     def _record_repair(self, route, targets, error, span, deleted=False):
         count = self.repair_log.record(targets, route.name, error, deleted=deleted)
         self.stats.repair(route.name, count)
-        if span.is_recording():
+        if span.is_recording():  # the repair log adds one event per target
             span.set_attribute("shop.repair.recorded", count)
-            span.add_event("secondary write recorded for repair", {"shop.repair.targets": [
-                f"{e}:{i}" for e, i in targets]})
 
     def _feed_breaker(self, error):
         if error is None:

@@ -1,89 +1,156 @@
-"""Migration health since start: calls, errors, latency percentiles, comparison outcomes.
+"""Migration health for the whole server: calls, errors and latency per store and operation,
+comparison outcomes, mismatched attributes per entity, repairs recorded, circuit breakers.
 
-OpenTelemetry instruments carry the same figures to a collector; this in-process copy is
-what the flag page and its JSON read, without a collector.
+Prometheus metrics (prometheus_client). Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` is set
+(gunicorn.conf.py) and every worker writes its samples into files there; reading sums them
+across workers, so `/metrics`, the flag page and `/flags/health.json` show the same numbers
+whichever worker answers. Without that directory (tests, one process) each application keeps
+its own in-process registry.
 """
 from __future__ import annotations
 
-import threading
-from collections import defaultdict, deque
+import math
+import os
+import time
+from collections import defaultdict
 
-from opentelemetry import metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 
-_meter = metrics.get_meter("shop.aspects")
-DURATION = _meter.create_histogram("shop.store.duration", unit="ms",
-                                   description="Duration of one repository call on one store")
-ERRORS = _meter.create_counter("shop.store.errors", description="Repository calls that raised, per store")
-# Recording into the SDK's histogram costs ~17 µs, a tenth of a MySQL read on a small machine.
-# Calls append to this buffer instead (~1 µs); the SDK drains it when metrics are collected.
-# Bounded: with no exporter nothing collects, and between collections only the most recent
-# samples reach shop.store.duration. Errors are counted exactly, at once (they are rare).
-_PENDING: deque = deque(maxlen=8192)
+from .breaker import CLOSED, HALF_OPEN, OPEN
 
-
-def _drain(options):
-    drained = 0
-    while True:
-        try:
-            ms, store, kind, operation = _PENDING.popleft()
-        except IndexError:
-            break
-        DURATION.record(ms, {"store": store, "kind": kind, "operation": operation})
-        drained += 1
-    yield metrics.Observation(drained)
+# Seconds; a MySQL read here takes ~0.4 ms, a DynamoDB Local call a few ms, a timeout seconds.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BREAKER_STATES = (CLOSED, HALF_OPEN, OPEN)  # the gauge's values 0, 1, 2
+ENTITIES = {"UserRepository": "user", "CategoryRepository": "category", "ProductRepository": "product",
+            "ShoppingCartRepository": "cart", "OrderRepository": "order"}
 
 
-_meter.create_observable_gauge("shop.store.samples_flushed", callbacks=[_drain],
-                               description="Call samples moved into shop.store.duration at this collection")
-COMPARISONS = _meter.create_counter("shop.compare.outcomes", description="Dual-read comparison outcomes")
-REPAIRS = _meter.create_counter("shop.repairs.recorded", description="Secondary writes recorded for repair")
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def entity_of(operation: str) -> str:
+    repository = operation.split(".", 1)[0]
+    return ENTITIES.get(repository, repository.removesuffix("Repository").lower())
 
 
 class Stats:
-    WINDOW = 2048  # latencies kept per (store, kind) for the percentiles
-
     def __init__(self):
-        self._lock = threading.Lock()
-        self._calls = defaultdict(int)
-        self._errors = defaultdict(int)
-        self._latency = defaultdict(lambda: deque(maxlen=self.WINDOW))
-        self._outcomes = defaultdict(int)
-        self.last_mismatch: dict | None = None
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.duration = Histogram("shop_store_duration_seconds", "One repository call on one store (its count is"
+                                  " the number of calls)", ["store", "kind", "operation"], buckets=BUCKETS, registry=r)
+        self.errors = Counter("shop_store_errors", "Repository calls that raised, per store and error type",
+                              ["store", "kind", "operation", "error_type"], registry=r)
+        self.comparisons = Counter("shop_compare_outcomes", "Dual-read comparisons by outcome",
+                                   ["operation", "outcome"], registry=r)
+        self.mismatches = Counter("shop_compare_mismatches", "Mismatched dual reads, per entity and attribute",
+                                  ["entity", "attribute"], registry=r)
+        self.last_mismatch = Gauge("shop_compare_last_mismatch_timestamp_seconds", "When each kind of mismatch"
+                                   " was last seen", ["operation", "attributes"], multiprocess_mode="max", registry=r)
+        self.repairs = Counter("shop_repairs_recorded", "Secondary writes recorded for repair", ["operation"],
+                               registry=r)
+        self.breaker = Gauge("shop_circuit_breaker_state", "DynamoDB circuit breaker of each worker: 0 closed,"
+                             " 1 half-open, 2 open", multiprocess_mode="liveall", registry=r)
+        self._timers: dict[tuple, object] = {}  # (store, kind, operation) -> its histogram child
+
+    # --- recording (the request path) -----------------------------------------------------
 
     def call(self, store: str, kind: str, operation: str, ms: float, error: BaseException | None) -> None:
-        _PENDING.append((ms, store, kind, operation))
+        key = (store, kind, operation)
+        timer = self._timers.get(key)
+        if timer is None:
+            timer = self._timers.setdefault(key, self.duration.labels(store, kind, operation))
+        timer.observe(ms / 1000)
         if error is not None:
-            ERRORS.add(1, {"store": store, "kind": kind, "operation": operation, "error.type": type(error).__name__})
-        with self._lock:
-            self._calls[(store, kind)] += 1
-            self._latency[(store, kind)].append(ms)
-            if error is not None:
-                self._errors[(store, kind)] += 1
+            self.errors.labels(store, kind, operation, type(error).__name__).inc()
 
     def comparison(self, operation: str, outcome: str, attributes=()) -> None:
-        COMPARISONS.add(1, {"operation": operation, "outcome": outcome})
-        with self._lock:
-            self._outcomes[outcome] += 1
-            if outcome == "mismatch":
-                self.last_mismatch = {"operation": operation, "attributes": list(attributes)}
+        self.comparisons.labels(operation, outcome).inc()
+        if outcome == "mismatch":
+            entity = entity_of(operation)
+            for name in attributes:
+                self.mismatches.labels(entity, name).inc()
+            self.last_mismatch.labels(operation, ",".join(attributes)).set(time.time())
 
     def repair(self, operation: str, count: int) -> None:
-        REPAIRS.add(count, {"operation": operation})
+        self.repairs.labels(operation).inc(count)
+
+    def breaker_state(self, state: str) -> None:
+        self.breaker.set(BREAKER_STATES.index(state))
+
+    # --- reading --------------------------------------------------------------------------
+
+    def families(self) -> list:
+        """The metric families of the whole server (all workers), or of this app alone."""
+        path = multiprocess_dir()
+        if path:
+            return list(MultiProcessCollector(None, path).collect())
+        return list(self.registry.collect())
 
     def snapshot(self) -> dict:
-        with self._lock:
-            stores = {}
-            for (store, kind), n in sorted(self._calls.items()):
-                lat = sorted(self._latency[(store, kind)])
-                stores.setdefault(store, {})[kind] = {
-                    "calls": n, "errors": self._errors[(store, kind)],
-                    "p50_ms": round(_pct(lat, 50), 3), "p99_ms": round(_pct(lat, 99), 3)}
-            return {"stores": stores, "comparisons": dict(self._outcomes),
-                    "last_mismatch": self.last_mismatch}
+        return summarize(self.families())
 
 
-def _pct(values, p) -> float:
-    if not values:
+def summarize(families) -> dict:
+    """The health view of a set of metric families: what the flag page and health.json show."""
+    samples = [(s.name, s.labels, s.value) for f in families for s in f.samples]
+    buckets = defaultdict(lambda: defaultdict(float))  # (store, kind, operation) -> le -> count
+    errors = defaultdict(int)
+    comparisons, mismatches, breakers = defaultdict(int), defaultdict(int), []
+    last = None
+    for name, labels, value in samples:
+        if name == "shop_store_duration_seconds_bucket":
+            buckets[(labels["store"], labels["kind"], labels["operation"])][float(labels["le"])] += value
+        elif name == "shop_store_errors_total":
+            errors[(labels["store"], labels["kind"], labels["operation"])] += int(value)
+        elif name == "shop_compare_outcomes_total":
+            comparisons[labels["outcome"]] += int(value)
+        elif name == "shop_compare_mismatches_total":
+            mismatches[f'{labels["entity"]}.{labels["attribute"]}'] += int(value)
+        elif name == "shop_compare_last_mismatch_timestamp_seconds" and (last is None or value > last[0]):
+            last = (value, labels)
+        elif name == "shop_circuit_breaker_state":
+            breakers.append(BREAKER_STATES[int(value)])
+    by_kind = defaultdict(lambda: defaultdict(float))
+    operations: dict = {}
+    kind_errors = defaultdict(int)
+    for (store, kind, operation), counts in sorted(buckets.items()):
+        for le, n in counts.items():
+            by_kind[(store, kind)][le] += n
+        kind_errors[(store, kind)] += errors[(store, kind, operation)]
+        operations.setdefault(operation, {})[store] = _row(counts, errors[(store, kind, operation)])
+    stores: dict = {}
+    for (store, kind), counts in sorted(by_kind.items()):
+        stores.setdefault(store, {})[kind] = _row(counts, kind_errors[(store, kind)])
+    worst = max(breakers, key=BREAKER_STATES.index, default=CLOSED)
+    return {
+        "stores": stores, "operations": operations, "comparisons": dict(comparisons),
+        "mismatches": dict(sorted(mismatches.items(), key=lambda kv: -kv[1])),
+        "last_mismatch": last and {"operation": last[1]["operation"],
+                                   "attributes": [a for a in last[1]["attributes"].split(",") if a],
+                                   "at": round(last[0], 3)},
+        "circuit_breaker": worst, "circuit_breakers": {s: breakers.count(s) for s in BREAKER_STATES if s in breakers},
+    }
+
+
+def _row(counts: dict, errors: int) -> dict:
+    cumulative = sorted(counts.items())
+    return {"calls": int(cumulative[-1][1]) if cumulative else 0, "errors": errors,
+            "p50_ms": round(quantile(0.5, cumulative) * 1000, 3), "p99_ms": round(quantile(0.99, cumulative) * 1000, 3)}
+
+
+def quantile(q: float, cumulative: list[tuple[float, float]]) -> float:
+    """Prometheus's histogram_quantile: linear interpolation inside the bucket holding rank q."""
+    if not cumulative or cumulative[-1][1] == 0:
         return 0.0
-    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
-    return values[k]
+    rank = q * cumulative[-1][1]
+    lower, below = 0.0, 0.0
+    for upper, count in cumulative:
+        if count >= rank:
+            if math.isinf(upper):
+                return lower  # beyond the largest bound: its lower edge, as Prometheus does
+            return lower + (upper - lower) * ((rank - below) / (count - below) if count > below else 1.0)
+        lower, below = upper, count
+    return lower

@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 
 from flask import current_app, g, request
-from opentelemetry import trace
 
 from ..aspects import flags as flags_mod
+from . import last_trace, metrics
 from .cookie import NAME, FlagCookie
 from .views import bp, require_operator
 
@@ -17,6 +17,7 @@ def register(app) -> None:
     settings = app.extensions["shop"].settings
     app.extensions["flag_cookie"] = FlagCookie(settings.secret_key, settings.flags_cookie_max_age)
     app.register_blueprint(bp)
+    app.register_blueprint(metrics.bp)
     app.before_request_funcs.setdefault(None, []).insert(0, require_operator)
     app.config.setdefault("EXTRA_MENU", []).append(("Feature flags", "flags.page"))
     # Right after the operator check, before anything that reads data (the logged-in user is
@@ -47,12 +48,7 @@ def _flags_from_cookie():
 
 
 def _remember_trace(response):
-    ctx = trace.get_current_span().get_span_context()
-    if ctx.is_valid and not request.path.startswith("/static/"):
-        runtime = current_app.extensions["shop"].runtime
-        runtime.last_trace[str(runtime.flags())] = {"trace_id": format(ctx.trace_id, "032x"),
-                                                    "path": request.path, "method": request.method}
-    return response
+    return last_trace.remember(response)  # this browser's, in its own cookie
 
 
 def _reset(exc):

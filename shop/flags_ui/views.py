@@ -7,8 +7,11 @@ import logging
 from flask import Blueprint, Response, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from opentelemetry import trace
 
+from observability.events import emit
+
 from ..aspects import flags as flags_mod
 from ..aspects.flags import NAMES, PRESETS, PRESETS_BY_KEY, FlagError, Flags
+from . import last_trace
 
 bp = Blueprint("flags", __name__, url_prefix="/flags")
 log = logging.getLogger("shop.flags")
@@ -25,6 +28,11 @@ def require_operator():
     everywhere else. Checked before anything else, CSRF included."""
     if request.blueprint != "flags":
         return None
+    return check_operator()
+
+
+def check_operator():
+    """None when this request may see operator pages (the flag page, /metrics); else the refusal."""
     settings = _state().settings
     password = settings.flags_page_password
     if not password:
@@ -58,8 +66,8 @@ def health() -> dict:
     return {
         "flags": {n: n in flags.names for n in NAMES}, "source": g.get("flags_source", "server default"),
         "scenario": flags.scenario, "risks": flags.risks, "server_default": str(runtime.server_flags()),
-        "pinned": runtime.pinned, "repairs_pending": pending, "circuit_breaker": runtime.breaker.state,
-        "last_trace": runtime.last_trace.get(str(flags)), **runtime.stats.snapshot(),
+        "pinned": runtime.pinned, "repairs_pending": pending, "last_trace": last_trace.recall(),
+        **runtime.stats.snapshot(),  # the whole server's figures, as /metrics has them
     }
 
 
@@ -137,8 +145,9 @@ def _apply(new: Flags, how: str):
     with tracer.start_as_current_span("flags.change") as span:
         span.set_attributes({"shop.flags.from": str(old), "shop.flags.to": str(effective), "shop.flags.who": who,
                              "shop.flags.how": how, "shop.flags.requested": str(new)})
-        log.info("flags changed", extra={"event": "flags", "who": who, "remote_addr": request.remote_addr,
-                                         "from": str(old), "to": str(effective), "requested": str(new), "how": how})
+        emit(log, logging.INFO, "flags changed", {"event": "flags", "who": who, "remote_addr": request.remote_addr,
+                                                  "from": str(old), "to": str(effective), "requested": str(new),
+                                                  "how": how}, span)
     note = ""
     if (new.write_mysql, new.write_ddb) != (effective.write_mysql, effective.write_ddb):
         note = (f" Writes follow the server's phase ({_writes(effective)}), whatever the cookie asks: "
@@ -196,8 +205,8 @@ def reset():
         return _done(error="The server pins the flags (SHOP_FLAGS_PINNED): they cannot be changed here.")
     response = _done("Back to the server's phase.")
     current_app.extensions["flag_cookie"].clear(response, secure=request.is_secure)
-    log.info("flags reset", extra={"event": "flags", "to": str(state.runtime.server_flags()),
-                                   "remote_addr": request.remote_addr})
+    emit(log, logging.INFO, "flags reset", {"event": "flags", "to": str(state.runtime.server_flags()),
+                                            "remote_addr": request.remote_addr})
     return response
 
 

@@ -15,6 +15,8 @@ from datetime import timedelta
 
 from opentelemetry import trace
 
+from observability.events import emit
+
 from .journal import TO_DYNAMODB, TO_MYSQL
 from .state import ConcurrentChange, PhaseState, flags_of, iso, now, parse
 
@@ -214,8 +216,9 @@ class PhaseControl:
                  "reason": reason, "gates": [g.as_dict() for g in gates]}
         if refused and not force:
             self.store.audit({**entry, "outcome": "refused"})
-            log.warning("phase change refused", extra={"event": "phase", "from": current.label, "to": target,
-                                                       "who": who, "gates": [g.name for g in refused]})
+            emit(log, logging.WARNING, "phase change refused", {"event": "phase", "from": current.label, "to": target,
+                                                                "who": who, "refused_by": [g.name for g in refused],
+                                                                "reason": reason})
             return Result(False, f"phase {target} refused: " + "; ".join(f"{g.name} ({g.detail})" for g in refused),
                           gates, current)
         if target == 5 and current.phase != 5:
@@ -236,9 +239,9 @@ class PhaseControl:
             return Result(False, str(exc), gates, current)
         self.store.audit({**entry, "outcome": "forced" if force and refused else "changed"})
         new = self.view.refresh()
-        log.warning("migration phase changed", extra={"event": "phase", "from": current.label, "to": target,
-                                                      "who": who, "forced": bool(force and refused),
-                                                      "version": version, "reason": reason})
+        emit(log, logging.WARNING, "migration phase changed", {
+            "event": "phase", "from": current.label, "to": str(target), "who": who, "forced": bool(force and refused),
+            "version": version, "reason": reason, "gates": [f"{'ok' if g.ok else 'refused'}: {g.name}" for g in gates]})
         message = f"phase {current.label} -> {target}" + (" (forced past: " + ", ".join(
             g.name for g in refused) + ")" if refused else "")
         if current.phase == 5 and settle:

@@ -54,8 +54,6 @@ class Journal:
                                                   ":d": bool(deleted), ":r": reason[:500], ":one": 1,
                                                   ":t": datetime.now(timezone.utc).isoformat()}))
             count += 1
-            log.info("write recorded for MySQL", extra={"event": "journal", "direction": TO_MYSQL, "entity": entity,
-                                                        "entity_id": str(entity_id), "operation": operation})
         return count
 
     def pending(self, direction: str) -> list[Entry]:

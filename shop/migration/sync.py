@@ -262,12 +262,9 @@ class Sync:
     # --- where are the entities, and do the stores agree? ---------------------------------------
 
     def ids_by_store(self) -> dict[str, dict[str, set[int]]]:
-        """{"mysql": {entity: ids}, "dynamodb": {entity: ids}}."""
-        mysql = {e.name: set() for e in ENTITIES}
-        with self.db.cursor() as cur:
-            for e in ENTITIES:
-                cur.execute(e.mysql_ids)
-                mysql[e.name].update(int(r["id"]) for r in cur.fetchall())
+        """{"mysql": {entity: ids}, "dynamodb": {entity: ids}}. DynamoDB is listed first: while
+        both are written, MySQL is written first, so an entity created during the listing
+        cannot look as if only DynamoDB held it."""
         ddb = {e.name: set() for e in ENTITIES}
         kinds = {}
         for e in ENTITIES:
@@ -278,6 +275,11 @@ class Sync:
                 e = by_kind.get(item.get("entity"))
                 if e is not None:
                     ddb[e.name].add(int(item[e.ddb_id]))
+        mysql = {e.name: set() for e in ENTITIES}
+        with self.db.cursor() as cur:
+            for e in ENTITIES:
+                cur.execute(e.mysql_ids)
+                mysql[e.name].update(int(r["id"]) for r in cur.fetchall())
         return {"mysql": mysql, "dynamodb": ddb}
 
     def targets(self) -> list[tuple[str, int]]:
