@@ -74,8 +74,17 @@ class OrderRepository:
             orders = [_rows.order(r, items.get(r["id"], [])) for r in rows]
         return Page(items=orders, total=total, page=page, limit=limit)
 
-    def set_status(self, order_id: int, status: str) -> Order | None:
+    def set_status(self, order_id: int, status: str, expected: str | None = None) -> Order | None:
+        """Set the status; with `expected`, only if the order still has that status (checked
+        under the row lock, so two racing transitions cannot both apply)."""
         with self.db.cursor(write=True) as cur:
+            if expected is not None:
+                cur.execute("SELECT status FROM orders WHERE id = %s FOR UPDATE", (order_id,))
+                row = cur.fetchone()
+                if row is None:
+                    return None
+                if row["status"] != expected:
+                    raise InvalidStateError(f"The order is {row['status']}, no longer {expected}")
             cur.execute("UPDATE orders SET status = %s WHERE id = %s", (status, order_id))
             return self._load(cur, order_id)
 
