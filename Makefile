@@ -12,6 +12,11 @@ export MYSQL_PORT ?= 3306
 export MYSQL_USER ?= shop
 export MYSQL_PASSWORD ?= shop
 export MYSQL_DATABASE ?= online_shopping_store
+# Outside SHOP_ENV=development the app refuses a missing or published key: use this machine's
+# generated one (kept outside git by scripts/secret-key.sh) unless SECRET_KEY is given.
+ifeq ($(origin SECRET_KEY), undefined)
+export SECRET_KEY := $(shell bash scripts/secret-key.sh)
+endif
 
 .PHONY: run test services browser install db bench reliability clean-venv
 

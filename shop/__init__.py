@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from . import aspects
-from .config import Settings
+from .config import DEVELOPMENT_SECRET_KEY, Settings
 from .db import Database
 
 # Weave the routing aspects into the MySQL repositories when they are imported.
@@ -61,8 +61,11 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
 
     settings = settings or Settings.from_env(**overrides)
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_content_length,
+    app.config.update(SECRET_KEY=settings.secret_key, SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
+                      MAX_CONTENT_LENGTH=settings.max_content_length,
                       TESTING=settings.testing, JSON_SORT_KEYS=False)
+    if settings.shop_env == "development" and settings.secret_key == DEVELOPMENT_SECRET_KEY:
+        app.logger.warning("SHOP_ENV=development with the published SECRET_KEY: tokens and cookies can be forged")
     app.json.sort_keys = False
     db = Database(settings)
     repos = Repositories.mysql(db)

@@ -66,10 +66,18 @@ class AuthService:
         return jwt.encode(claims, self.settings.secret_key, algorithm="HS256")
 
     def verify_token(self, token: str) -> int:
-        try:
-            claims = jwt.decode(token, self.settings.secret_key, algorithms=["HS256"])
-        except jwt.PyJWTError:
-            raise AuthenticationError("Invalid or expired token") from None
+        claims = None
+        # The current key first, then the fallbacks: rotating SECRET_KEY logs nobody out.
+        for key in self.settings.secret_keys:
+            try:
+                claims = jwt.decode(token, key, algorithms=["HS256"])
+                break
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.PyJWTError:
+                break
+        if claims is None:
+            raise AuthenticationError("Invalid or expired token")
         user_id = claims.get("userId")
         if not isinstance(user_id, int) or isinstance(user_id, bool):
             raise AuthenticationError("Invalid or expired token")
