@@ -55,7 +55,7 @@ class ShopState:
 
 def create_app(settings: Settings | None = None, **overrides) -> Flask:
     """Build the application; no connection is opened until a request needs one."""
-    from . import api, cli, flags_ui, web
+    from . import api, cli, flags_ui, security, web
     from .services import Services
     from observability import init_app as init_observability
 
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     cli.register(app)
     _register_errors(app)
     _rate_limits(app, settings)
+    security.init_app(app, settings)
     return app
 
 

@@ -89,6 +89,7 @@ class Settings:
     payment_delay_ms: int = 0
     max_content_length: int = 1024 * 1024
     port: int = 5000
+    trusted_proxies: int = 0
     shop_flags: str = "READ_MYSQL,WRITE_MYSQL"
     shop_flags_pinned: bool = False
     dual_read_mode: str = "raise"
@@ -134,6 +135,7 @@ class Settings:
             payment_delay_ms=_int("PAYMENT_DELAY_MS", cls.payment_delay_ms),
             max_content_length=_int("MAX_CONTENT_LENGTH", cls.max_content_length, 1024),
             port=_int("PORT", cls.port, 1),
+            trusted_proxies=_int("TRUSTED_PROXIES", cls.trusted_proxies),
             shop_flags=os.environ.get("SHOP_FLAGS", cls.shop_flags),
             shop_flags_pinned=_bool("SHOP_FLAGS_PINNED", cls.shop_flags_pinned),
             dual_read_mode=_str("SHOP_DUAL_READ_MODE", cls.dual_read_mode),

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 
 from ..errors import AuthenticationError, ShopError, ValidationError
 from ..services.validation import parse_int, positive_id
+from .redirects import referrer_path, same_site_path
 
 bp = Blueprint("web", __name__)
 
@@ -47,6 +48,10 @@ def seller_required(view):
             return redirect(url_for("web.index"))
         return view(*args, **kwargs)
     return wrapper
+
+
+def _back() -> str:
+    return referrer_path(request.referrer, request.host) or url_for("web.index")
 
 
 def form_error(exc: ShopError):
@@ -108,8 +113,7 @@ def login():
         session.clear()
         session["user_id"] = user.id
         flash(f"Logged in as {user.username}.")
-        target = request.args.get("next", "")
-        return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("web.index"))
+        return redirect(same_site_path(request.args.get("next")) or url_for("web.index"))
     return render_template("login.html", form={})
 
 
@@ -135,7 +139,7 @@ def cart_add():
         flash("Added to your cart.")
     except ShopError as exc:
         form_error(exc)
-        return redirect(request.referrer or url_for("web.index"))
+        return redirect(_back())
     return redirect(url_for("web.cart"))
 
 
