@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..domain import Order, Page
+from ..domain import MAX_ORDER_TOTAL, Order, Page
 from ..errors import AuthorizationError, InvalidStateError, NotFoundError, PaymentError, ValidationError
 from .cart import Cart
 
@@ -87,6 +87,9 @@ class OrderService:
         self.payments.validate(data)
         if cart.issues:
             raise ValidationError("Inventory issues: " + ", ".join(cart.issues), details=cart.issues)
+        if cart.total_amount > MAX_ORDER_TOTAL:
+            raise ValidationError(f"An order's total cannot exceed {MAX_ORDER_TOTAL:,}; "
+                                  f"this cart comes to {cart.total_amount:,}. Split it into several orders.")
         # The simulated charge is an authorisation: were the order transaction to fail
         # (a concurrent buyer took the last item), nothing would be captured.
         payment = self.payments.charge(cart.total_amount, data)

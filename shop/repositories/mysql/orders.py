@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ...domain import Order, OrderSummary, Page
-from ...errors import EmptyCartError, InsufficientInventoryError, InvalidStateError, NotFoundError
+from ...domain import MAX_ORDER_TOTAL, Order, OrderSummary, Page
+from ...errors import (EmptyCartError, InsufficientInventoryError, InvalidStateError, NotFoundError,
+                       ValidationError)
 from . import _rows
 
 _CENT = Decimal("0.01")
@@ -42,6 +43,8 @@ class OrderRepository:
             if issues:
                 raise InsufficientInventoryError("Inventory issues: " + ", ".join(issues), issues=issues)
             total = sum((Decimal(ln["price"]) * ln["quantity"] for ln in lines), Decimal(0)).quantize(_CENT)
+            if total > MAX_ORDER_TOTAL:  # prices may have risen since the service checked the cart
+                raise ValidationError(f"An order's total cannot exceed {MAX_ORDER_TOTAL:,}")
             cur.execute("INSERT INTO orders (user_id, total_amount, status) VALUES (%s, %s, 'completed')",
                         (user_id, total))
             order_id = cur.lastrowid
