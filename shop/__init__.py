@@ -108,12 +108,19 @@ def _rate_limits(app: Flask, settings: Settings) -> None:
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
+    # Counters live in Redis, so every gunicorn worker (and every server) counts the same
+    # attempts; were Redis unreachable, each worker falls back to its own memory.
     limiter = Limiter(get_remote_address, app=app, default_limits=[settings.rate_limit_default],
-                      enabled=settings.rate_limit_enabled, storage_uri="memory://",
-                      default_limits_exempt_when=lambda: not _is_api())
+                      enabled=settings.rate_limit_enabled, storage_uri=settings.rate_limit_storage_uri,
+                      storage_options={"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+                      key_prefix=settings.rate_limit_key_prefix or settings.mysql_database,
+                      in_memory_fallback_enabled=True, default_limits_exempt_when=lambda: not _is_api())
     app.extensions["rate_limiter"] = limiter  # the decorators below hold it only weakly
-    for endpoint in ("api_auth.register", "api_auth.login"):
-        app.view_functions[endpoint] = limiter.limit(settings.rate_limit_auth)(app.view_functions[endpoint])
+    # One budget per address for every way to try a password or make accounts, API and form
+    # alike (as the reference's single authRateLimit does for its two routes).
+    auth = limiter.shared_limit(settings.rate_limit_auth, scope="auth", methods=["POST"])
+    for endpoint in ("api_auth.register", "api_auth.login", "web.login", "web.register"):
+        app.view_functions[endpoint] = auth(app.view_functions[endpoint])
 
 
 def _is_api() -> bool:

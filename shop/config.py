@@ -86,6 +86,8 @@ class Settings:
     rate_limit_enabled: bool = True
     rate_limit_default: str = "1000 per 15 minutes"
     rate_limit_auth: str = "20 per 15 minutes"
+    rate_limit_storage_uri: str = "redis://127.0.0.1:6379/0"
+    rate_limit_key_prefix: str | None = None
     payment_delay_ms: int = 0
     max_content_length: int = 1024 * 1024
     port: int = 5000
@@ -132,6 +134,8 @@ class Settings:
             rate_limit_enabled=_bool("RATE_LIMIT_ENABLED", cls.rate_limit_enabled),
             rate_limit_default=_str("RATE_LIMIT_DEFAULT", cls.rate_limit_default),
             rate_limit_auth=_str("RATE_LIMIT_AUTH", cls.rate_limit_auth),
+            rate_limit_storage_uri=_str("RATE_LIMIT_STORAGE_URI", cls.rate_limit_storage_uri),
+            rate_limit_key_prefix=_str("RATE_LIMIT_KEY_PREFIX", None),
             payment_delay_ms=_int("PAYMENT_DELAY_MS", cls.payment_delay_ms),
             max_content_length=_int("MAX_CONTENT_LENGTH", cls.max_content_length, 1024),
             port=_int("PORT", cls.port, 1),
