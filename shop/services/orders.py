@@ -18,6 +18,18 @@ DECLINES = {
     "4000000000000119": "Payment processing error. Please try again later.",
     "4000000000000127": "Insufficient funds. Please check your account balance.",
 }
+SUCCEEDING_CARD = "4242424242424242"
+DECLINE_OUTCOMES = {"4000000000000002": "is declined", "4000000000000119": "fails with a processing error",
+                    "4000000000000127": "is refused for insufficient funds"}
+
+
+def card_hints() -> dict:
+    """The simulated provider's test numbers, as the checkout page shows them."""
+    spaced = lambda n: " ".join(n[i:i + 4] for i in range(0, len(n), 4))  # noqa: E731
+    return {"success": spaced(SUCCEEDING_CARD),
+            "declines": [(spaced(n), DECLINE_OUTCOMES[n]) for n in DECLINES]}
+
+
 STATUS_MAP = {"pending": "pending", "processing": "pending", "shipped": "completed",
               "delivered": "completed", "completed": "completed", "cancelled": "cancelled"}
 
