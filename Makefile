@@ -18,7 +18,7 @@ ifeq ($(origin SECRET_KEY), undefined)
 export SECRET_KEY := $(shell bash scripts/secret-key.sh)
 endif
 
-.PHONY: run test services browser install db bench reliability clean-venv
+.PHONY: run test services browser install db bench reliability fuzz clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench: install services
 
 reliability: install services
 	$(BIN)/python -m reliability.run
+
+# 10,000 generated requests over the JSON API; reports the responses >= 500 (target 0).
+fuzz: install services
+	$(BIN)/python -m reliability.fuzz
 
 clean-venv:
 	rm -rf $(VENV)

@@ -196,7 +196,10 @@ def main() -> None:
     test_db = os.environ.get("MYSQL_DATABASE", "online_shopping_store") + "_reliability"
     s = replace(Settings.from_env(mysql_database=test_db, rate_limit_enabled=False, bcrypt_rounds=4,
                                   secret_key=secrets.token_urlsafe(48),
-                                  dynamodb_table_prefix=os.environ.get("DYNAMODB_TABLE_PREFIX", "shop") + "fz",
+                                  # Fresh tables each run: ids restart, and DynamoDB remembers a checkout's
+                                  # idempotency token (derived from the order id) for 10 minutes.
+                                  dynamodb_table_prefix=os.environ.get("DYNAMODB_TABLE_PREFIX", "shop")
+                                  + "fz" + secrets.token_hex(3),
                                   # Cycling phases per request leaves the stores apart on purpose;
                                   # a difference is logged, not raised: inputs are under test here.
                                   dual_read_mode="report"),
