@@ -108,3 +108,13 @@ def test_checkout_page_names_the_test_cards(client, seller):
     for number, outcome in (("4000 0000 0000 0002", "declined"), ("4000 0000 0000 0119", "processing error"),
                             ("4000 0000 0000 0127", "insufficient funds")):
         assert re.search(number + r"</strong> [^;.]*" + outcome, hint), number
+
+
+def test_a_long_description_is_not_kept_in_the_cookie(seller_client):
+    client, token, cat_id, pid = seller_client
+    r = client.post(f"/seller/products/{pid}/edit", data={"csrf_token": token, "name": "", "price": "30",
+                                                          "inventory_quantity": "3", "category_id": cat_id,
+                                                          "description": "😀" * 1000})
+    assert len(r.headers["Set-Cookie"]) < 4000
+    html = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "Please enter the description again" in html and 'value="30"' in html

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 
@@ -63,10 +64,11 @@ def _again(endpoint: str, exc: ShopError, form, keep=(), **values):
     kept, budget = {}, _KEEP_BUDGET
     for name in keep:
         value = form.get(name, "")
-        if len(value) > budget:
+        size = len(json.dumps(value))  # as the cookie encodes it: "é" takes 6 bytes, "😀" 12
+        if size > budget:
             flash(f"Please enter the {name.replace('_', ' ')} again: it was too long to keep.", "error")
             continue
-        kept[name], budget = value, budget - len(value)
+        kept[name], budget = value, budget - size
     session["form"] = kept
     return redirect(url_for(endpoint, **values), code=303)
 
