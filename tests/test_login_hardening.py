@@ -69,6 +69,6 @@ def test_the_html_login_form_is_limited_and_shares_the_budget(limited):
     codes += [second.post("/api/auth/login", json={"username": "nobody_x", "password": "x"}).status_code
               for _ in range(2)]
     r = second.post("/login", data=form)
-    assert codes == [401, 401, 401, 401, 401] and r.status_code == 429
+    assert codes == [303, 303, 303, 401, 401] and r.status_code == 429  # a refused form redirects back
     assert b"Too many attempts" in r.data
     assert first.get("/login").status_code == 200  # reading the form is not an attempt
