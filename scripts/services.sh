@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make MySQL (MariaDB) and DynamoDB Local available on this machine, idempotently.
+# Make MySQL (MariaDB), DynamoDB Local and Redis (the rate limiter's shared counters)
+# available on this machine, idempotently.
 # Reuses servers already listening; otherwise installs (as root with apt) and starts them.
 # Creates the app's user and its databases. Safe to run any number of times.
 set -euo pipefail
@@ -14,6 +15,7 @@ DDB_PORT=${DDB_PORT:-8000}
 CACHE_DIR=${SHOP_CACHE_DIR:-$HOME/.cache/shop}
 DDB_DIR="$CACHE_DIR/dynamodb-local"
 DDB_PACKAGE=${DDB_PACKAGE:-amplify-dynamodb-simulator@2.9.30}
+REDIS_PORT=${REDIS_PORT:-6379}
 
 say() { echo "services: $*"; }
 die() { echo "services: error: $*" >&2; exit 1; }
@@ -129,6 +131,20 @@ ensure_dynamodb_local() {
   say "DynamoDB Local ready on 127.0.0.1:$DDB_PORT"
 }
 
+ensure_redis() {
+  if listening 127.0.0.1 "$REDIS_PORT"; then
+    say "Redis ready on 127.0.0.1:$REDIS_PORT (already running)"
+    return
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  say "starting Redis on 127.0.0.1:$REDIS_PORT (counters only: nothing saved to disk)"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir "$CACHE_DIR" --pidfile "$CACHE_DIR/redis.pid" --logfile "$CACHE_DIR/redis.log" >/dev/null
+  wait_for 127.0.0.1 "$REDIS_PORT" Redis 30
+  say "Redis ready on 127.0.0.1:$REDIS_PORT"
+}
+
 mkdir -p "$CACHE_DIR"
 ensure_mysql
 ensure_dynamodb_local
+ensure_redis

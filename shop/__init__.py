@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from . import aspects
-from .config import Settings
+from .config import DEVELOPMENT_SECRET_KEY, Settings
 from .db import Database
 
 # Weave the routing aspects into the MySQL repositories when they are imported.
@@ -55,14 +55,17 @@ class ShopState:
 
 def create_app(settings: Settings | None = None, **overrides) -> Flask:
     """Build the application; no connection is opened until a request needs one."""
-    from . import api, cli, flags_ui, web
+    from . import api, cli, flags_ui, security, web
     from .services import Services
     from observability import init_app as init_observability
 
     settings = settings or Settings.from_env(**overrides)
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_content_length,
+    app.config.update(SECRET_KEY=settings.secret_key, SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
+                      MAX_CONTENT_LENGTH=settings.max_content_length,
                       TESTING=settings.testing, JSON_SORT_KEYS=False)
+    if settings.shop_env == "development" and settings.secret_key == DEVELOPMENT_SECRET_KEY:
+        app.logger.warning("SHOP_ENV=development with the published SECRET_KEY: tokens and cookies can be forged")
     app.json.sort_keys = False
     db = Database(settings)
     repos = Repositories.mysql(db)
@@ -88,6 +91,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     cli.register(app)
     _register_errors(app)
     _rate_limits(app, settings)
+    security.init_app(app, settings)
     return app
 
 
@@ -111,12 +115,19 @@ def _rate_limits(app: Flask, settings: Settings) -> None:
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
+    # Counters live in Redis, so every gunicorn worker (and every server) counts the same
+    # attempts; were Redis unreachable, each worker falls back to its own memory.
     limiter = Limiter(get_remote_address, app=app, default_limits=[settings.rate_limit_default],
-                      enabled=settings.rate_limit_enabled, storage_uri="memory://",
-                      default_limits_exempt_when=lambda: not _is_api())
+                      enabled=settings.rate_limit_enabled, storage_uri=settings.rate_limit_storage_uri,
+                      storage_options={"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+                      key_prefix=settings.rate_limit_key_prefix or settings.mysql_database,
+                      in_memory_fallback_enabled=True, default_limits_exempt_when=lambda: not _is_api())
     app.extensions["rate_limiter"] = limiter  # the decorators below hold it only weakly
-    for endpoint in ("api_auth.register", "api_auth.login"):
-        app.view_functions[endpoint] = limiter.limit(settings.rate_limit_auth)(app.view_functions[endpoint])
+    # One budget per address for every way to try a password or make accounts, API and form
+    # alike (as the reference's single authRateLimit does for its two routes).
+    auth = limiter.shared_limit(settings.rate_limit_auth, scope="auth", methods=["POST"])
+    for endpoint in ("api_auth.register", "api_auth.login", "web.login", "web.register"):
+        app.view_functions[endpoint] = auth(app.view_functions[endpoint])
 
 
 def _is_api() -> bool:

@@ -9,6 +9,27 @@ class ConfigError(ValueError):
     """A setting is present but unusable; start-up stops with this message."""
 
 
+# Published in this repository's history and docs: anyone can sign tokens and cookies with them.
+DEVELOPMENT_SECRET_KEY = "dev-only-secret-change-me-in-production"
+PUBLISHED_SECRET_KEYS = frozenset({DEVELOPMENT_SECRET_KEY, "change-me-to-a-long-random-string-please"})
+ENVIRONMENTS = ("production", "development")
+
+
+def weak_secret(key: str) -> str | None:
+    """Why `key` cannot sign anything outside development, or None when it is strong enough."""
+    if key in PUBLISHED_SECRET_KEYS:
+        return "is a published example value"
+    if len(key) < 32:
+        return "is shorter than 32 characters"
+    if len(set(key)) < 10:
+        return "has fewer than 10 different characters"
+    return None
+
+
+def _list(name: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in os.environ.get(name, "").split(",") if v.strip())
+
+
 def _int(name: str, default: int, minimum: int = 0) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -58,15 +79,19 @@ class Settings:
     dynamodb_backoff_cap_ms: int = 500
     aws_region: str = "us-east-1"
     shop_env: str = "production"
-    secret_key: str = "dev-only-secret-change-me-in-production"
+    secret_key: str = DEVELOPMENT_SECRET_KEY
+    secret_key_fallbacks: tuple = ()
     jwt_expires_hours: int = 24
     bcrypt_rounds: int = 12
     rate_limit_enabled: bool = True
     rate_limit_default: str = "1000 per 15 minutes"
     rate_limit_auth: str = "20 per 15 minutes"
+    rate_limit_storage_uri: str = "redis://127.0.0.1:6379/0"
+    rate_limit_key_prefix: str | None = None
     payment_delay_ms: int = 0
     max_content_length: int = 1024 * 1024
     port: int = 5000
+    trusted_proxies: int = 0
     shop_flags: str = "READ_MYSQL,WRITE_MYSQL"
     shop_flags_pinned: bool = False
     dual_read_mode: str = "raise"
@@ -116,14 +141,18 @@ class Settings:
             aws_region=_str("AWS_REGION", _str("AWS_DEFAULT_REGION", cls.aws_region)),
             shop_env=_str("SHOP_ENV", cls.shop_env).lower(),
             secret_key=_str("SECRET_KEY", cls.secret_key),
+            secret_key_fallbacks=_list("SECRET_KEY_FALLBACKS"),
             jwt_expires_hours=_int("JWT_EXPIRES_HOURS", cls.jwt_expires_hours, 1),
             bcrypt_rounds=_int("BCRYPT_ROUNDS", cls.bcrypt_rounds, 4),
             rate_limit_enabled=_bool("RATE_LIMIT_ENABLED", cls.rate_limit_enabled),
             rate_limit_default=_str("RATE_LIMIT_DEFAULT", cls.rate_limit_default),
             rate_limit_auth=_str("RATE_LIMIT_AUTH", cls.rate_limit_auth),
+            rate_limit_storage_uri=_str("RATE_LIMIT_STORAGE_URI", cls.rate_limit_storage_uri),
+            rate_limit_key_prefix=_str("RATE_LIMIT_KEY_PREFIX", None),
             payment_delay_ms=_int("PAYMENT_DELAY_MS", cls.payment_delay_ms),
             max_content_length=_int("MAX_CONTENT_LENGTH", cls.max_content_length, 1024),
             port=_int("PORT", cls.port, 1),
+            trusted_proxies=_int("TRUSTED_PROXIES", cls.trusted_proxies),
             shop_flags=os.environ.get("SHOP_FLAGS", cls.shop_flags),
             shop_flags_pinned=_bool("SHOP_FLAGS_PINNED", cls.shop_flags_pinned),
             dual_read_mode=_str("SHOP_DUAL_READ_MODE", cls.dual_read_mode),
@@ -159,8 +188,30 @@ class Settings:
             raise ConfigError(f"SHOP_DUAL_WRITE_POLICY must be repair or raise, got {values['dual_write_policy']!r}")
         if values["call_log_level"] not in ("DEBUG", "INFO", "WARNING"):
             raise ConfigError(f"SHOP_CALL_LOG_LEVEL must be DEBUG, INFO or WARNING, got {values['call_log_level']!r}")
-        if values["shop_env"] not in ("production", "development"):
-            raise ConfigError(f"SHOP_ENV must be production or development, got {values['shop_env']!r}")
-        if len(values["secret_key"]) < 32:
-            raise ConfigError("SECRET_KEY must be at least 32 characters (it signs tokens and cookies)")
+        _check_secrets(values)
         return cls(**values)
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """Every key that verifies a signature, newest (the signing key) first."""
+        return (self.secret_key, *self.secret_key_fallbacks)
+
+
+def _check_secrets(values: dict) -> None:
+    if values["shop_env"] not in ENVIRONMENTS:
+        raise ConfigError(f"SHOP_ENV must be production or development, got {values['shop_env']!r}")
+    values["secret_key_fallbacks"] = tuple(values["secret_key_fallbacks"])
+    if len(values["secret_key"]) < 32:
+        raise ConfigError("SECRET_KEY must be at least 32 characters (it signs tokens and cookies)")
+    if values["shop_env"] == "development":
+        return
+    hint = ("Generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'. "
+            "On a developer's machine, `make run` keeps a generated key outside git, "
+            "or set SHOP_ENV=development to accept the published development key.")
+    if values["secret_key"] == DEVELOPMENT_SECRET_KEY and not os.environ.get("SECRET_KEY"):
+        raise ConfigError("SECRET_KEY is not set: it signs bearer tokens, session cookies and flag cookies. " + hint)
+    for name, key in [("SECRET_KEY", values["secret_key"])] + [
+            ("a key in SECRET_KEY_FALLBACKS", k) for k in values["secret_key_fallbacks"]]:
+        reason = weak_secret(key)
+        if reason:
+            raise ConfigError(f"{name} {reason}: anyone could forge tokens and cookies with it. " + hint)

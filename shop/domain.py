@@ -13,6 +13,7 @@ from typing import Generic, Optional, TypeVar
 T = TypeVar("T")
 
 ORDER_STATUSES = ("pending", "completed", "cancelled")
+MAX_ORDER_TOTAL = Decimal("99999999.99")  # orders.total_amount is DECIMAL(10,2)
 
 
 @dataclass(frozen=True)

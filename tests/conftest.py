@@ -13,6 +13,8 @@ from decimal import Decimal
 from urllib.parse import urlparse
 
 os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
+# Bare Settings.from_env() calls (configuration tests) need a key; `make test` exports one.
+os.environ.setdefault("SECRET_KEY", __import__("secrets").token_urlsafe(48))
 
 import pytest  # noqa: E402
 

@@ -154,7 +154,9 @@ def test_rate_limit_on_login(settings):
     from dataclasses import replace
 
     from shop import create_app
-    limited = create_app(replace(settings, rate_limit_enabled=True, rate_limit_auth="2 per minute"))
+    from .conftest import unique
+    limited = create_app(replace(settings, rate_limit_enabled=True, rate_limit_auth="2 per minute",
+                                 rate_limit_key_prefix=unique("rl")))
     client = limited.test_client()
     codes = [client.post("/api/auth/login", json={"username": "nobody_x", "password": "x"}).status_code
              for _ in range(3)]

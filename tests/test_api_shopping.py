@@ -141,11 +141,10 @@ def test_order_status_and_cancel(api, seller, buyer):
     _, stranger = api.register()
     assert api.call("PUT", f"/api/orders/{oid}/status", stranger, {"status": "processing"}).status_code == 403
     assert api.call("PUT", f"/api/orders/{oid}/cancel", stranger).status_code == 403
-    r = api.call("PUT", f"/api/orders/{oid}/status", buyer, {"status": "processing"})
-    assert r.status_code == 200
-    assert api.call("GET", f"/api/orders/{oid}", buyer).get_json()["data"]["order"]["status"] == "pending"
-    r = api.call("PUT", f"/api/orders/{oid}/cancel", buyer)
-    assert r.status_code == 200 and r.get_json()["data"]["message"] == "Order cancelled successfully"
-    assert api.call("GET", f"/api/products/{prod['id']}").get_json()["data"]["product"]["inventory_quantity"] == 10
+    # A completed order is not reopened, by its buyer or by its seller.
+    assert api.call("PUT", f"/api/orders/{oid}/status", buyer, {"status": "processing"}).status_code == 403
+    r = api.call("PUT", f"/api/orders/{oid}/status", seller[1], {"status": "processing"})
+    assert r.status_code == 400 and r.get_json()["error"]["type"] == "InvalidStateError"
+    assert api.call("GET", f"/api/orders/{oid}", buyer).get_json()["data"]["order"]["status"] == "completed"
     assert api.call("PUT", "/api/orders/999999999/cancel", buyer).status_code == 404
     assert api.call("PUT", "/api/orders/999999999/status", buyer, {"status": "pending"}).status_code == 404

@@ -148,3 +148,62 @@ def test_database_down_gives_clean_503():
     assert r.status_code == 503 and r.get_json()["error"]["type"] == "SERVICE_UNAVAILABLE"
     r = client.get("/")
     assert r.status_code == 503 and b"database is unavailable" in r.data
+
+
+# --- the inputs that answered 500 before issue 10 --------------------------------------------
+
+def _raw(api, method, path, token, raw):
+    return api.call(method, path, token, data=raw, headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("number", ["1e26", "-1e26", "1e400", "99999999999999999999999999.5", "1e-400"])
+def test_prices_and_price_filters_at_the_edges(api, db, seller_ctx, number):
+    before = snapshot(db)
+    for method, path in (("POST", "/api/products"), ("PUT", "/api/products/{pid}")):
+        r = _raw(api, method, path.format(**seller_ctx), seller_ctx["token"],
+                 '{"name": "n", "price": %s, "inventory_quantity": 1, "category_id": %d}' % (number, seller_ctx["cid"]))
+        assert_clean_error(r, (400,))
+    for query in (f"min_price={number}", f"max_price={number}", f"min_price=0&max_price={number}"):
+        r = api.call("GET", f"/api/products?{query}")
+        assert r.status_code in (200, 400) and r.get_json()["success"] is (r.status_code == 200), (query, r.get_json())
+    assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("method,path,fields", [
+    ("POST", "/api/products", ["name", "description"]), ("PUT", "/api/products/{pid}", ["name"]),
+    ("POST", "/api/categories", ["name"]), ("PUT", "/api/categories/{cid}", ["name"]),
+    ("PUT", "/api/auth/profile", ["first_name", "last_name"]), ("POST", "/api/auth/login", ["username", "password"]),
+    ("POST", "/api/auth/register", ["username", "first_name"]), ("PUT", "/api/seller/profile", ["first_name"]),
+])
+def test_lone_surrogates_are_a_clear_400(api, db, seller_ctx, method, path, fields):
+    before = snapshot(db)
+    body = {"name": "ok", "price": 1, "inventory_quantity": 1, "category_id": seller_ctx["cid"],
+            "username": unique(), "password": "Secret123!", "email": unique() + "@example.com"}
+    raw = json.dumps(body)[:-1] + "".join(f', "{f}": "a\\ud800b"' for f in fields) + "}"
+    r = _raw(api, method, path.format(**seller_ctx), seller_ctx["token"], raw)
+    assert_clean_error(r, (400,))
+    assert "surrogate" in r.get_json()["error"]["message"]
+    assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("method,path", WRITE_ENDPOINTS)
+@pytest.mark.parametrize("depth", [33, 5000])
+def test_deep_nesting_is_a_clear_400(api, db, seller_ctx, method, path, depth):
+    before = snapshot(db)
+    r = _raw(api, method, path.format(**seller_ctx), seller_ctx["token"], '{"a": ' + "[" * depth + "]" * depth + "}")
+    assert_clean_error(r, (400,))
+    assert "nested more than 32 levels" in r.get_json()["error"]["message"]
+    assert snapshot(db) == before
+
+
+def test_checkout_beyond_the_total_column_is_a_clear_400(api, db, seller_ctx):
+    token, cid = seller_ctx["token"], seller_ctx["cid"]
+    _, buyer = api.register()
+    for _ in range(2):  # 2 x 100 x 999,999.99 > 99,999,999.99, the largest DECIMAL(10,2)
+        p = api.product(token, cid, price=999999.99, inventory_quantity=100)
+        assert api.call("POST", "/api/cart/items", buyer, {"productId": p["id"], "quantity": 100}).status_code == 201
+    before = snapshot(db)
+    r = api.call("POST", "/api/orders/checkout", buyer, {"paymentMethod": "paypal"})
+    assert_clean_error(r, (400,))
+    assert "cannot exceed 99,999,999.99" in r.get_json()["error"]["message"]
+    assert snapshot(db) == before

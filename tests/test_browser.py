@@ -143,3 +143,48 @@ def test_the_guides_curl_flow_sets_flags(server):
     assert first["phase"]["label"] == "2" and first["source"] == "server phase"
     assert second["source"] == "cookie" and second["flags"]["READ_DDB"] and second["flags"]["WRITE_DDB"]
     assert '"success":true' in out.stdout
+
+
+REPORT_CSP = """document.addEventListener('securitypolicyviolation',
+    e => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));"""
+
+
+def test_headers_and_no_csp_violations_on_every_page(server, browser, client):
+    with use_flags(PRESETS[1].flags):
+        _, token = Api(client).register(seller=True)
+        cat = Api(client).category(token)
+        product = Api(client).product(token, cat["id"])
+    page = browser.new_page()
+    page.add_init_script(REPORT_CSP)
+    console = []
+    page.on("console", lambda m: console.append(m.text))
+    violations = lambda: [t for t in console if "Content Security Policy" in t or "CSP violation" in t]  # noqa: E731
+
+    def visit(path):
+        r = page.goto(server + path)
+        assert r.status == 200, (path, r.status)
+        h = r.headers
+        assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in h["content-security-policy"], path
+        assert h["referrer-policy"] == "same-origin", path
+
+    name = unique()
+    visit("/register")
+    page.fill("#username", name)
+    page.fill("#email", f"{name}@example.com")
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Register").click()
+    for path in ("/", f"/products/{product['id']}", "/cart", "/flags", "/orders", "/login"):
+        visit(path)
+    buy(page, server, product["id"])
+    visit("/cart")
+    page.get_by_role("button", name="Become a seller").click()
+    for path in ("/seller", "/seller/products/new", "/categories/manage", "/api/health"):
+        visit(path)
+    assert violations() == [], violations()
+    # The listener does hear violations: an inline script is refused and reported.
+    with page.expect_console_message(lambda m: "CSP violation" in m.text, timeout=10_000):
+        page.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.x = 1';"
+                      " document.body.appendChild(s); }")
+    assert page.evaluate("() => window.x") is None
+    page.close()

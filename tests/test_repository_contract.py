@@ -280,3 +280,37 @@ def test_edge_values_round_trip(repos, world):
     assert line.quantity == 100 and repos.carts.set_quantity(buyer.id, world["p1"].id, 1).quantity == 1
     user = repos.users.update_profile(buyer.id, {"first_name": "", "last_name": None})
     assert user.first_name == "" and user.last_name is None
+
+
+def test_conditional_status_and_cancel_race_return_stock_once(repos, world):
+    """A cancel and a forward move race on one pending order: exactly one applies, and the
+    stock comes back only if the order ends cancelled (both families, conditional writes)."""
+    buyer, p1 = world["buyer"], world["p1"]
+    repos.carts.add_item(buyer.id, p1.id, 2)
+    order = repos.orders.checkout(buyer.id)
+    with pytest.raises(InvalidStateError):
+        repos.orders.set_status(order.id, "completed", expected="pending")  # it is completed
+    assert repos.orders.set_status(2_000_000_000, "completed", expected="pending") is None
+    for _ in range(3):
+        repos.orders.set_status(order.id, "pending")
+        stock = repos.products.get_by_id(p1.id).inventory_quantity
+        results = []
+        moves = [lambda: repos.orders.cancel(order.id),
+                 lambda: repos.orders.set_status(order.id, "completed", expected="pending"),
+                 lambda: repos.orders.cancel(order.id)]
+
+        def run(move):
+            try:
+                results.append(move().status)
+            except InvalidStateError as exc:
+                results.append(exc)
+
+        threads = [threading.Thread(target=run, args=(m,)) for m in moves]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        final = repos.orders.get_by_id(order.id).status
+        assert len([r for r in results if isinstance(r, str)]) == 1 and final in results
+        returned = repos.products.get_by_id(p1.id).inventory_quantity - stock
+        assert returned == (2 if final == "cancelled" else 0)

@@ -2,21 +2,19 @@
 from __future__ import annotations
 
 import logging
-import os
-import time
 
-from flask import current_app, request
+from flask import request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ShopError, StoreUnavailableError
 from .accounts import auth_bp, seller_bp
 from .catalog import categories_bp, products_bp
-from .common import fail, ok
+from .common import fail
+from .health import health
 from .shopping import cart_bp, orders_bp
 
 log = logging.getLogger("shop.api")
 BLUEPRINTS = (auth_bp, seller_bp, products_bp, categories_bp, cart_bp, orders_bp)
-_STARTED = time.monotonic()
 
 
 def is_api_request() -> bool:
@@ -47,11 +45,4 @@ def register(app) -> None:
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
 
-    @app.get("/api/health")
-    def health():
-        db = current_app.extensions["shop"].db
-        if not db.ping():
-            return fail(503, "SERVICE_UNAVAILABLE", "Health check failed", "Database connection failed")
-        return ok({"status": "OK", "uptime": round(time.monotonic() - _STARTED, 3),
-                   "database": {"connected": True}, "pid": os.getpid(),
-                   "environment": "test" if current_app.testing else "production"})
+    app.add_url_rule("/api/health", "health", health)

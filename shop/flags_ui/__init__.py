@@ -15,7 +15,8 @@ log = logging.getLogger("shop.flags")
 
 def register(app) -> None:
     settings = app.extensions["shop"].settings
-    app.extensions["flag_cookie"] = FlagCookie(settings.secret_key, settings.flags_cookie_max_age)
+    # itsdangerous signs with the last key of the list and verifies with all: old keys keep working.
+    app.extensions["flag_cookie"] = FlagCookie(list(reversed(settings.secret_keys)), settings.flags_cookie_max_age)
     app.register_blueprint(bp)
     app.register_blueprint(metrics.bp)
     app.before_request_funcs.setdefault(None, []).insert(0, require_operator)

@@ -17,7 +17,7 @@ log = logging.getLogger("shop.flags")
 
 
 class FlagCookie:
-    def __init__(self, secret: str, max_age: int):
+    def __init__(self, secret, max_age: int):
         self.serializer = URLSafeTimedSerializer(secret, salt="shop-flags")
         self.max_age = max_age
 

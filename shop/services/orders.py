@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..domain import Order, Page
-from ..errors import AuthorizationError, NotFoundError, PaymentError, ValidationError
+from ..domain import MAX_ORDER_TOTAL, Order, Page
+from ..errors import AuthorizationError, InvalidStateError, NotFoundError, PaymentError, ValidationError
 from .cart import Cart
 
 PAYMENT_METHODS = ("credit_card", "debit_card", "paypal")
@@ -18,6 +18,18 @@ DECLINES = {
     "4000000000000119": "Payment processing error. Please try again later.",
     "4000000000000127": "Insufficient funds. Please check your account balance.",
 }
+SUCCEEDING_CARD = "4242424242424242"
+DECLINE_OUTCOMES = {"4000000000000002": "is declined", "4000000000000119": "fails with a processing error",
+                    "4000000000000127": "is refused for insufficient funds"}
+
+
+def card_hints() -> dict:
+    """The simulated provider's test numbers, as the checkout page shows them."""
+    spaced = lambda n: " ".join(n[i:i + 4] for i in range(0, len(n), 4))  # noqa: E731
+    return {"success": spaced(SUCCEEDING_CARD),
+            "declines": [(spaced(n), DECLINE_OUTCOMES[n]) for n in DECLINES]}
+
+
 STATUS_MAP = {"pending": "pending", "processing": "pending", "shipped": "completed",
               "delivered": "completed", "completed": "completed", "cancelled": "cancelled"}
 
@@ -87,6 +99,9 @@ class OrderService:
         self.payments.validate(data)
         if cart.issues:
             raise ValidationError("Inventory issues: " + ", ".join(cart.issues), details=cart.issues)
+        if cart.total_amount > MAX_ORDER_TOTAL:
+            raise ValidationError(f"An order's total cannot exceed {MAX_ORDER_TOTAL:,}; "
+                                  f"this cart comes to {cart.total_amount:,}. Split it into several orders.")
         # The simulated charge is an authorisation: were the order transaction to fail
         # (a concurrent buyer took the last item), nothing would be captured.
         payment = self.payments.charge(cart.total_amount, data)
@@ -121,17 +136,35 @@ class OrderService:
         return self.orders.cancel(order_id)
 
     def set_status(self, order_id: int, user_id: int, status) -> Order:
+        """Move an order along pending -> completed, or cancel it (the rules are listed in docs/api.md).
+
+        Sellers of the order's products move it forward; its buyer may cancel it while it is
+        pending; nobody moves a completed or cancelled order anywhere else.
+        """
         if not status:
             raise ValidationError("Status is required")
         order = self.orders.get_by_id(order_id)
         if order is None:
             raise NotFoundError("Order not found")
-        if order.user_id != user_id:
+        target = STATUS_MAP.get(status) if isinstance(status, str) else None
+        if target is None:
+            raise ValidationError("Invalid status. Must be one of: " + ", ".join(STATUS_MAP))
+        buyer = order.user_id == user_id
+        seller = any(i.product is not None and i.product.seller_id == user_id for i in order.items)
+        if not (buyer or seller):
             raise AuthorizationError("You are not authorized to update this order")
-        mapped = STATUS_MAP.get(status) if isinstance(status, str) else None
-        if mapped is None:
-            raise ValidationError("Invalid status")
-        return self.orders.set_status(order_id, mapped)
+        if target == "cancelled" and not buyer:
+            raise AuthorizationError("Only the buyer can cancel an order")
+        if target != "cancelled" and not seller:
+            raise AuthorizationError("Only a seller of this order's products can change its status")
+        if order.status == target:
+            return order  # "shipped" then "delivered" both mean completed: a repeat is not an error
+        if order.status != "pending":
+            raise InvalidStateError(f"The order is {order.status}; its status can no longer change")
+        if target == "cancelled":
+            return self.orders.cancel(order_id)  # the one path that returns stock, exactly once
+        # Conditional on the status read above: a cancel racing this cannot be overwritten.
+        return self.orders.set_status(order_id, target, expected=order.status)
 
     def summary(self, user_id: int) -> dict:
         s = self.orders.summary_by_user(user_id)

@@ -98,6 +98,8 @@ def parse_money(value) -> Decimal | None:
         return None
     if d is None or not d.is_finite() or d.as_tuple().exponent < -2:
         return None
+    if d.adjusted() > 20:  # 1e26 would not fit the context's 28 digits with two decimals
+        return None
     return d.quantize(Decimal("0.01"))
 
 

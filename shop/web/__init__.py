@@ -44,7 +44,8 @@ def handle_shop_error(exc: ShopError):
 
 def handle_http_error(exc):
     messages = {404: "That page does not exist.", 413: "What you sent is too large.",
-                405: "That action is not allowed here."}
+                405: "That action is not allowed here.",
+                429: "Too many attempts from your address. Please wait a few minutes and try again."}
     message = messages.get(exc.code, exc.description)
     return render_template("error.html", status=exc.code, message=message), exc.code
 

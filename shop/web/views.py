@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import functools
+import json
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 
-from ..errors import AuthenticationError, ShopError, ValidationError
+from ..errors import AuthenticationError, AuthorizationError, ShopError, ValidationError
+from ..services.orders import card_hints
 from ..services.validation import parse_int, positive_id
+from .redirects import referrer_path, same_site_path
 
 bp = Blueprint("web", __name__)
 
@@ -49,6 +52,35 @@ def seller_required(view):
     return wrapper
 
 
+# Form values kept across the redirect after a failed post live in the (cookie) session:
+# a bounded amount, never a password, so the cookie stays far below browsers' 4 KB.
+_KEEP_BUDGET = 1200
+
+
+def _again(endpoint: str, exc: ShopError, form, keep=(), **values):
+    """Post/redirect/get for a refused form: flash what is wrong, keep what was typed, and
+    send the browser back to the form (a reload then shows it again instead of re-posting)."""
+    form_error(exc)
+    kept, budget = {}, _KEEP_BUDGET
+    for name in keep:
+        value = form.get(name, "")
+        size = len(json.dumps(value))  # as the cookie encodes it: "é" takes 6 bytes, "😀" 12
+        if size > budget:
+            flash(f"Please enter the {name.replace('_', ' ')} again: it was too long to keep.", "error")
+            continue
+        kept[name], budget = value, budget - size
+    session["form"] = kept
+    return redirect(url_for(endpoint, **values), code=303)
+
+
+def _kept(default=None) -> dict:
+    return session.pop("form", None) or (default or {})
+
+
+def _back() -> str:
+    return referrer_path(request.referrer, request.host) or url_for("web.index")
+
+
 def form_error(exc: ShopError):
     """One message per problem, for the page to show."""
     if exc.details:
@@ -88,13 +120,12 @@ def register():
         try:
             user, _ = services().auth.register(request.form.to_dict())
         except ShopError as exc:
-            form_error(exc)
-            return render_template("register.html", form=request.form), exc.status
+            return _again("web.register", exc, request.form, ("username", "email", "first_name", "last_name"))
         session.clear()
         session["user_id"] = user.id
         flash(f"Welcome, {user.username}! Your account is ready.")
         return redirect(url_for("web.index"))
-    return render_template("register.html", form={})
+    return render_template("register.html", form=_kept())
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -103,14 +134,13 @@ def login():
         try:
             user, _ = services().auth.login(request.form.to_dict())
         except (ValidationError, AuthenticationError) as exc:
-            form_error(exc)
-            return render_template("login.html", form=request.form), exc.status
+            target = same_site_path(request.args.get("next"))
+            return _again("web.login", exc, request.form, ("username",), **({"next": target} if target else {}))
         session.clear()
         session["user_id"] = user.id
         flash(f"Logged in as {user.username}.")
-        target = request.args.get("next", "")
-        return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("web.index"))
-    return render_template("login.html", form={})
+        return redirect(same_site_path(request.args.get("next")) or url_for("web.index"))
+    return render_template("login.html", form=_kept())
 
 
 @bp.post("/logout")
@@ -123,7 +153,7 @@ def logout():
 @bp.get("/cart")
 @login_required
 def cart():
-    return render_template("cart.html", cart=services().cart.get(g.user.id))
+    return render_template("cart.html", cart=services().cart.get(g.user.id), test_cards=card_hints())
 
 
 @bp.post("/cart/add")
@@ -135,7 +165,7 @@ def cart_add():
         flash("Added to your cart.")
     except ShopError as exc:
         form_error(exc)
-        return redirect(request.referrer or url_for("web.index"))
+        return redirect(_back())
     return redirect(url_for("web.cart"))
 
 
@@ -195,10 +225,14 @@ def order(order_id):
     return render_template("order.html", order=o)
 
 
-@bp.post("/orders/<order_id>/cancel")
+@bp.route("/orders/<order_id>/cancel", methods=["GET", "POST"])
 @login_required
 def order_cancel(order_id):
     oid = positive_id(order_id, "order ID")
+    if request.method == "GET":
+        services().orders.get(oid, g.user.id)  # someone else's order is refused here already
+        return _confirm(f"Cancel order #{oid}?", "Its items go back in stock; this cannot be undone.",
+                        "Cancel order", url_for("web.order", order_id=oid))
     try:
         services().orders.cancel(oid, g.user.id)
         flash("Order cancelled; the items are back in stock.")
@@ -224,10 +258,21 @@ def seller():
     return render_template("seller.html", page=page, stats=s.products.stats(g.user.id))
 
 
+PRODUCT_FIELDS = ("name", "description", "category_id", "price", "inventory_quantity", "image_url")
+
+
 def _product_form_data(form) -> dict:
-    data = {k: form.get(k, "") for k in ("name", "description", "category_id", "price",
-                                         "inventory_quantity", "image_url")}
-    return {k: v for k, v in data.items() if v != "" or k in ("description", "image_url")}
+    # Every field as sent, empty ones included: clearing the name is an error to show,
+    # not a field left out of the update.
+    return {k: form.get(k, "") for k in PRODUCT_FIELDS}
+
+
+def _own_product(product_id):
+    """The signed-in seller's product, refused as the page opens when it is someone else's."""
+    p = services().products.get(positive_id(product_id, "product ID"))
+    if p.seller_id != g.user.id:
+        raise AuthorizationError("You can only change your own products.")
+    return p
 
 
 @bp.route("/seller/products/new", methods=["GET", "POST"])
@@ -238,43 +283,48 @@ def product_new():
         try:
             p = s.products.create(g.user.id, _product_form_data(request.form))
         except ShopError as exc:
-            form_error(exc)
-            return render_template("product_form.html", form=request.form, product=None,
-                                   categories=s.categories.flat()), exc.status
+            return _again("web.product_new", exc, request.form, PRODUCT_FIELDS)
         flash(f"Product “{p.name}” created.")
         return redirect(url_for("web.seller"))
-    return render_template("product_form.html", form={}, product=None, categories=s.categories.flat())
+    return render_template("product_form.html", form=_kept(), product=None, categories=s.categories.flat())
 
 
 @bp.route("/seller/products/<product_id>/edit", methods=["GET", "POST"])
 @seller_required
 def product_edit(product_id):
     s = services()
-    pid = positive_id(product_id, "product ID")
-    p = s.products.get(pid)
+    p = _own_product(product_id)
     if request.method == "POST":
         try:
-            p = s.products.update(pid, g.user.id, _product_form_data(request.form))
+            p = s.products.update(p.id, g.user.id, _product_form_data(request.form))
         except ShopError as exc:
-            form_error(exc)
-            return render_template("product_form.html", form=request.form, product=p,
-                                   categories=s.categories.flat()), exc.status
+            return _again("web.product_edit", exc, request.form, PRODUCT_FIELDS, product_id=p.id)
         flash(f"Product “{p.name}” saved.")
         return redirect(url_for("web.seller"))
     form = {"name": p.name, "description": p.description or "", "category_id": p.category_id,
             "price": p.price, "inventory_quantity": p.inventory_quantity, "image_url": p.image_url or ""}
-    return render_template("product_form.html", form=form, product=p, categories=s.categories.flat())
+    return render_template("product_form.html", form=_kept(form), product=p, categories=s.categories.flat())
 
 
-@bp.post("/seller/products/<product_id>/delete")
+@bp.route("/seller/products/<product_id>/delete", methods=["GET", "POST"])
 @seller_required
 def product_delete(product_id):
+    p = _own_product(product_id)
+    if request.method == "GET":
+        return _confirm(f"Delete the product “{p.name}”?", "It disappears from the shop and from carts.",
+                        "Delete product", url_for("web.seller"))
     try:
-        services().products.delete(positive_id(product_id, "product ID"), g.user.id)
-        flash("Product deleted.")
+        services().products.delete(p.id, g.user.id)
+        flash(f"Product “{p.name}” deleted.")
     except ShopError as exc:
         form_error(exc)
     return redirect(url_for("web.seller"))
+
+
+def _confirm(question: str, consequence: str, button: str, cancel_url: str):
+    """A page that asks before a destructive action; its form posts to the same address."""
+    return render_template("confirm.html", question=question, consequence=consequence, button=button,
+                           cancel_url=cancel_url)
 
 
 @bp.post("/seller/products/<product_id>/inventory")
@@ -308,19 +358,24 @@ def categories():
 @seller_required
 def category_rename(category_id):
     try:
-        services().categories.update(positive_id(category_id, "category ID"), {"name": request.form.get("name")})
+        services().categories.update(positive_id(category_id, "category ID"), {"name": request.form.get("name", "")})
         flash("Category renamed.")
     except ShopError as exc:
         form_error(exc)
     return redirect(url_for("web.categories"))
 
 
-@bp.post("/categories/<category_id>/delete")
+@bp.route("/categories/<category_id>/delete", methods=["GET", "POST"])
 @seller_required
 def category_delete(category_id):
+    c = services().categories.get(positive_id(category_id, "category ID"))
+    if request.method == "GET":
+        return _confirm(f"Delete the category “{c.name}”?",
+                        "Only a category without products or subcategories can be deleted.",
+                        "Delete category", url_for("web.categories"))
     try:
-        services().categories.delete(positive_id(category_id, "category ID"))
-        flash("Category deleted.")
+        services().categories.delete(c.id)
+        flash(f"Category “{c.name}” deleted.")
     except ShopError as exc:
         form_error(exc)
     return redirect(url_for("web.categories"))

@@ -190,17 +190,24 @@ class OrderRepository:
         products = products_by_id(self.dynamo, {int(i["product_id"]) for o in chosen for i in o.get("items", [])})
         return Page(items=[_to_order(o, products) for o in chosen], total=len(items), page=page, limit=limit)
 
-    def set_status(self, order_id: int, status: str, *, mirror_of: Order | None = None) -> Order | None:
+    def set_status(self, order_id: int, status: str, expected: str | None = None, *,
+                   mirror_of: Order | None = None) -> Order | None:
+        # Mirrored: the status MySQL ended with (the condition still guards the move).
+        condition, values = "attribute_exists(PK)", {":s": mirror_of.status if mirror_of else status, ":u": iso(
+            mirror_of.updated_at if mirror_of else utcnow())}
+        if expected is not None:
+            condition, values[":e"] = condition + " AND #s = :e", expected
         try:
             self.dynamo.call("update_item", TableName=self.table, Key=encode(keys.order(order_id)),
-                             UpdateExpression="SET #s = :s, updated_at = :u", ConditionExpression="attribute_exists(PK)",
-                             ExpressionAttributeNames={"#s": "status"},
-                             ExpressionAttributeValues=encode({":s": mirror_of.status if mirror_of else status, ":u": iso(
-                                 mirror_of.updated_at if mirror_of else utcnow())}))
+                             UpdateExpression="SET #s = :s, updated_at = :u", ConditionExpression=condition,
+                             ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues=encode(values))
         except ClientError as exc:
-            if condition_failed(exc):
+            if not condition_failed(exc):
+                raise
+            current = self.dynamo.get(self.table, keys.order(order_id))
+            if current is None:
                 return None
-            raise
+            raise InvalidStateError(f"The order is {current['status']}, no longer {expected}") from exc
         return self.get_by_id(order_id)
 
     def cancel(self, order_id: int, *, mirror_of: Order | None = None) -> Order:

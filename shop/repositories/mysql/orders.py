@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ...domain import Order, OrderSummary, Page
-from ...errors import EmptyCartError, InsufficientInventoryError, InvalidStateError, NotFoundError
+from ...domain import MAX_ORDER_TOTAL, Order, OrderSummary, Page
+from ...errors import (EmptyCartError, InsufficientInventoryError, InvalidStateError, NotFoundError,
+                       ValidationError)
 from . import _rows
 
 _CENT = Decimal("0.01")
@@ -42,6 +43,8 @@ class OrderRepository:
             if issues:
                 raise InsufficientInventoryError("Inventory issues: " + ", ".join(issues), issues=issues)
             total = sum((Decimal(ln["price"]) * ln["quantity"] for ln in lines), Decimal(0)).quantize(_CENT)
+            if total > MAX_ORDER_TOTAL:  # prices may have risen since the service checked the cart
+                raise ValidationError(f"An order's total cannot exceed {MAX_ORDER_TOTAL:,}")
             cur.execute("INSERT INTO orders (user_id, total_amount, status) VALUES (%s, %s, 'completed')",
                         (user_id, total))
             order_id = cur.lastrowid
@@ -74,8 +77,17 @@ class OrderRepository:
             orders = [_rows.order(r, items.get(r["id"], [])) for r in rows]
         return Page(items=orders, total=total, page=page, limit=limit)
 
-    def set_status(self, order_id: int, status: str) -> Order | None:
+    def set_status(self, order_id: int, status: str, expected: str | None = None) -> Order | None:
+        """Set the status; with `expected`, only if the order still has that status (checked
+        under the row lock, so two racing transitions cannot both apply)."""
         with self.db.cursor(write=True) as cur:
+            if expected is not None:
+                cur.execute("SELECT status FROM orders WHERE id = %s FOR UPDATE", (order_id,))
+                row = cur.fetchone()
+                if row is None:
+                    return None
+                if row["status"] != expected:
+                    raise InvalidStateError(f"The order is {row['status']}, no longer {expected}")
             cur.execute("UPDATE orders SET status = %s WHERE id = %s", (status, order_id))
             return self._load(cur, order_id)
 

@@ -1,0 +1,88 @@
+"""Order status as a state machine: who may move an order where, and stock returned once."""
+from __future__ import annotations
+
+import pytest
+
+from .test_api_shopping import _buy
+
+
+@pytest.fixture
+def shop(app):
+    return app.extensions["shop"]
+
+
+def _stock(api, product_id):
+    return api.call("GET", f"/api/products/{product_id}").get_json()["data"]["product"]["inventory_quantity"]
+
+
+def _status(api, token, order_id):
+    return api.call("GET", f"/api/orders/{order_id}", token).get_json()["data"]["order"]["status"]
+
+
+def _pending_order(api, shop, token, product_id, quantity=1):
+    """An order awaiting fulfilment (as legacy data has them; checkout completes at once)."""
+    order = _buy(api, token, product_id, quantity)
+    shop.repos.orders.set_status(order["id"], "pending")
+    return order["id"]
+
+
+def test_reopen_then_cancel_cannot_inflate_stock(api, seller):
+    """The attack from issue 10: status back to pending, then cancel, repeated."""
+    prod = seller[3]
+    _, buyer = api.register()
+    oid = _buy(api, buyer, prod["id"], 1)["id"]
+    stock = _stock(api, prod["id"])
+    for _ in range(3):
+        r = api.call("PUT", f"/api/orders/{oid}/status", buyer, {"status": "pending"})
+        assert r.status_code in (400, 403) and r.get_json()["success"] is False
+        r = api.call("PUT", f"/api/orders/{oid}/cancel", buyer)
+        assert r.status_code == 400
+    assert _stock(api, prod["id"]) == stock and _status(api, buyer, oid) == "completed"
+
+
+def test_cancelled_order_stays_cancelled_and_stock_returns_once(api, shop, seller):
+    _, stoken, _, prod = seller
+    _, buyer = api.register()
+    oid = _pending_order(api, shop, buyer, prod["id"], 2)
+    stock = _stock(api, prod["id"])
+    r = api.call("PUT", f"/api/orders/{oid}/status", buyer, {"status": "cancelled"})
+    assert r.status_code == 200 and _stock(api, prod["id"]) == stock + 2
+    for token, status in ((stoken, "processing"), (stoken, "shipped"), (buyer, "pending"), (buyer, "cancelled")):
+        api.call("PUT", f"/api/orders/{oid}/status", token, {"status": status})
+        api.call("PUT", f"/api/orders/{oid}/cancel", buyer)
+    assert _status(api, buyer, oid) == "cancelled" and _stock(api, prod["id"]) == stock + 2
+    r = api.call("PUT", f"/api/orders/{oid}/status", stoken, {"status": "shipped"})
+    assert r.status_code == 400 and "can no longer change" in r.get_json()["error"]["message"]
+
+
+def test_seller_moves_an_order_forward_as_a_reference_client_expects(api, shop, seller):
+    _, stoken, _, prod = seller
+    _, buyer = api.register()
+    oid = _pending_order(api, shop, buyer, prod["id"])
+    r = api.call("PUT", f"/api/orders/{oid}/status", stoken, {"status": "processing"})
+    assert r.status_code == 200 and _status(api, buyer, oid) == "pending"
+    r = api.call("PUT", f"/api/orders/{oid}/status", stoken, {"status": "shipped"})
+    assert r.status_code == 200 and r.get_json()["data"]["message"] == "Order status updated successfully"
+    assert _status(api, buyer, oid) == "completed"
+    assert api.call("PUT", f"/api/orders/{oid}/status", stoken, {"status": "delivered"}).status_code == 200
+    r = api.call("PUT", f"/api/orders/{oid}/status", stoken, {"status": "pending"})
+    assert r.status_code == 400 and r.get_json()["error"]["type"] == "InvalidStateError"
+    assert api.call("PUT", f"/api/orders/{oid}/cancel", buyer).status_code == 400
+    assert _status(api, buyer, oid) == "completed"
+
+
+def test_who_may_change_an_order(api, shop, seller):
+    _, stoken, cat, prod = seller
+    _, buyer = api.register()
+    _, other_seller = api.register(seller=True)
+    api.product(other_seller, cat["id"])
+    oid = _pending_order(api, shop, buyer, prod["id"])
+    stock = _stock(api, prod["id"])
+    # A seller whose products are not in the order, the seller cancelling, the buyer shipping.
+    for token, status in ((other_seller, "shipped"), (stoken, "cancelled"), (buyer, "shipped")):
+        r = api.call("PUT", f"/api/orders/{oid}/status", token, {"status": status})
+        assert r.status_code == 403 and r.get_json()["error"]["type"] == "AuthorizationError", (status, r.get_json())
+    assert api.call("PUT", f"/api/orders/{oid}/cancel", stoken).status_code == 403
+    assert _status(api, buyer, oid) == "pending" and _stock(api, prod["id"]) == stock
+    r = api.call("PUT", f"/api/orders/{oid}/cancel", buyer)
+    assert r.status_code == 200 and _stock(api, prod["id"]) == stock + 1
