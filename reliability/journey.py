@@ -218,7 +218,9 @@ def main() -> int:
     os.environ.update(env_settings)
     app = create_app(Settings.from_env())
     state = app.extensions["shop"]
-    prepare(app, empty=True)  # this run's own database and tables
+    from shop.repositories.dynamodb.tables import delete_tables
+    delete_tables(state.dynamo)  # this run's own tables, empty (DynamoDB Local outlives a run)
+    prepare(app, empty=True)     # and its own MySQL database, emptied
     operator = PhaseControl(state)
 
     port = free_port()
