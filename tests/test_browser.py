@@ -119,7 +119,9 @@ def test_switch_phases_from_the_page_and_shop(server, browser, app, client, db, 
         page.wait_for_url(server + "/flags")
         assert page.locator("#scenario").inner_text() == "MySQL only"
         page.set_viewport_size({"width": 390, "height": 844})  # a phone: the page fits by its markup
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, page.evaluate(
+            "Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > 390)"
+            ".slice(0, 5).map(e => e.tagName + ' ' + (e.textContent || '').slice(0, 60))")
         page.screenshot(path=str(Path(os.environ.get("TMPDIR", "/tmp")) / "shop-flags-page.png"), full_page=True)
         page.set_viewport_size({"width": 1280, "height": 900})
         second = buy(page, server, product["id"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app, g, request
+from markupsafe import Markup, escape
 
 from ..aspects import flags as flags_mod
 from . import last_trace, metrics
@@ -21,6 +22,7 @@ def register(app) -> None:
     app.register_blueprint(metrics.bp)
     app.before_request_funcs.setdefault(None, []).insert(0, require_operator)
     app.config.setdefault("EXTRA_MENU", []).append(("Feature flags", "flags.page"))
+    app.jinja_env.filters["breakable"] = _breakable
     # Right after the operator check, before anything that reads data (the logged-in user is
     # loaded by the browser's flags, or a trial of DynamoDB reads would log the shopper out).
     app.before_request_funcs[None].insert(1, _flags_from_cookie)
@@ -56,3 +58,9 @@ def _reset(exc):
     token = g.pop("flags_token", None)
     if token is not None:
         flags_mod.reset_browser(token)
+
+
+def _breakable(value) -> Markup:
+    """Long identifiers (flag lists, Repository.method names) may wrap on a phone: a line-break
+    opportunity after each comma and dot, invisible to text and to copy-paste."""
+    return Markup(str(escape(str(value))).replace(",", ",<wbr>").replace(".", ".<wbr>"))
