@@ -70,7 +70,7 @@ def test_checkout_retry_with_the_same_token_applies_once(ddb, store_dynamo, call
     _, _, product, buyer = world(ddb)
     ddb.carts.add_item(buyer.id, product.id, 2)
     sent = calls("TransactWriteItems")
-    order = ddb.orders.checkout(buyer.id)
+    ddb.orders.checkout(buyer.id)
     request = sent.params[-1]
     assert request["ClientRequestToken"].startswith("co-")
     store_dynamo.client.transact_write_items(**request)  # a client retry of the same request

@@ -8,7 +8,7 @@ from ...domain import Category
 from ...errors import ConflictError, DuplicateError, InvalidStateError, NotFoundError
 from . import keys
 from .catalog_items import to_category
-from .counters import ID_ATTEMPTS, IdTaken
+from .counters import IdTaken, create_with_free_id
 from .client import cancellation_codes, check_size, condition_failed, decode, encode, exists_check, iso, utcnow
 
 
@@ -50,13 +50,8 @@ class CategoryRepository:
         return list(reversed(path))
 
     def create(self, name: str, parent_id: int | None = None, *, mirror_of: Category | None = None) -> Category:
-        for _ in range(ID_ATTEMPTS):
-            try:
-                return self._create(name, parent_id, mirror_of)
-            except IdTaken:
-                if mirror_of is not None:
-                    raise DuplicateError(f"Category {mirror_of.id} already exists", field="id") from None
-        raise ConflictError("Could not allocate a free category id; try again")
+        return create_with_free_id(lambda: self._create(name, parent_id, mirror_of), "category", mirror_of,
+                                   lambda m: DuplicateError(m, field="id"))
 
     def _create(self, name, parent_id, mirror_of) -> Category:
         if mirror_of is not None:

@@ -18,6 +18,19 @@ class IdTaken(Exception):
     """A freshly allocated id already belongs to an item: allocate another."""
 
 
+def create_with_free_id(create, what: str, mirror_of, duplicate):
+    """Run `create()` until it finds a free id. A mirrored id that is taken is the caller's
+    problem (`duplicate(message)` is raised); a new one is replaced by the next, never shown."""
+    from ...errors import ConflictError
+    for _ in range(ID_ATTEMPTS):
+        try:
+            return create()
+        except IdTaken:
+            if mirror_of is not None:
+                raise duplicate(f"{what.capitalize()} {mirror_of.id} already exists") from None
+    raise ConflictError(f"Could not allocate a free {what} id; try again")
+
+
 class IdAllocator:
     def __init__(self, dynamo):
         self.dynamo = dynamo

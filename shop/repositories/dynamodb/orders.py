@@ -12,7 +12,7 @@ from ...errors import (ConflictError, DuplicateError, EmptyCartError, Insufficie
                        InvalidStateError, NotFoundError, ValidationError)
 from . import keys
 from .catalog_items import products_by_id
-from .counters import ID_ATTEMPTS, IdTaken
+from .counters import IdTaken, create_with_free_id
 from .client import cancellation_codes, check_size, condition_failed, encode, iso, money, parse_iso, utcnow
 
 MAX_LINES = 49  # 1 order put + 2 actions per line within TransactWriteItems' 100
@@ -65,13 +65,8 @@ class OrderRepository:
         self.users = dynamo.table("users")
 
     def checkout(self, user_id: int, *, mirror_of: Order | None = None) -> Order:
-        for _ in range(ID_ATTEMPTS):
-            try:
-                return self._checkout(user_id, mirror_of)
-            except IdTaken:
-                if mirror_of is not None:
-                    raise DuplicateError(f"Order {mirror_of.id} already exists", field="id") from None
-        raise ConflictError("Could not allocate a free order id; try again")
+        return create_with_free_id(lambda: self._checkout(user_id, mirror_of), "order", mirror_of,
+                                   lambda m: DuplicateError(m, field="id"))
 
     def _checkout(self, user_id: int, mirror_of: Order | None) -> Order:
         lines = self.dynamo.query_all(TableName=self.users, ConsistentRead=True,

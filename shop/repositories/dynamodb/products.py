@@ -11,7 +11,7 @@ from ...errors import ConflictError, NotFoundError
 from . import keys
 from .catalog_items import with_details
 from .categories import CategoryRepository
-from .counters import ID_ATTEMPTS, IdTaken
+from .counters import IdTaken, create_with_free_id
 from .client import (cancellation_codes, check_size, condition_failed, encode, exists_check, iso, money,
                      utcnow, value)
 from .tables import PRODUCT_SHARDS
@@ -86,13 +86,8 @@ class ProductRepository:
         return [category_id] + [c.id for c in children]
 
     def create(self, seller_id: int, new: NewProduct, *, mirror_of: Product | None = None) -> Product:
-        for _ in range(ID_ATTEMPTS):
-            try:
-                return self._create(seller_id, new, mirror_of)
-            except IdTaken:
-                if mirror_of is not None:
-                    raise ConflictError(f"Product {mirror_of.id} already exists") from None
-        raise ConflictError("Could not allocate a free product id; try again")
+        return create_with_free_id(lambda: self._create(seller_id, new, mirror_of), "product", mirror_of,
+                                   ConflictError)
 
     def _create(self, seller_id: int, new: NewProduct, mirror_of: Product | None) -> Product:
         if mirror_of is not None:  # MySQL's resulting row, not the request

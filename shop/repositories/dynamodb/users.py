@@ -4,9 +4,9 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from ...domain import NewUser, User
-from ...errors import ConflictError, DuplicateError
+from ...errors import DuplicateError
 from . import keys
-from .counters import ID_ATTEMPTS, IdTaken
+from .counters import IdTaken, create_with_free_id
 from .client import cancellation_codes, check_size, condition_failed, decode, encode, iso, parse_iso, utcnow
 
 
@@ -37,13 +37,8 @@ class UserRepository:
         """One transaction: the user and both guards, each only if absent. A mirrored write
         stores the user as MySQL saved it; a new id that is already taken (counters behind
         ids mirrored earlier) is replaced by the next one, never reported to the caller."""
-        for _ in range(ID_ATTEMPTS):
-            try:
-                return self._create(new, mirror_of)
-            except IdTaken:
-                if mirror_of is not None:
-                    raise DuplicateError(f"User {mirror_of.id} already exists", field="id") from None
-        raise ConflictError("Could not allocate a free user id; try again")
+        return create_with_free_id(lambda: self._create(new, mirror_of), "user", mirror_of,
+                                   lambda m: DuplicateError(m, field="id"))
 
     def _create(self, new: NewUser, mirror_of: User | None) -> User:
         if mirror_of is not None:  # MySQL's resulting row, not the request
