@@ -266,6 +266,51 @@ def scenario_slow_dynamodb(tmp):
     ddb.stop()
 
 
+def scenario_stalled_dual_writes(tmp, requests):
+    print("\n7. A stalled DynamoDB (accepts, never answers) under dual writes", flush=True)
+    from tests.conftest import Api
+    ddb = DynamoDBLocal(Path(tmp) / "s7").start()
+    proxy = Proxy(ddb.port)
+    app = fresh_app(settings(dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}", dynamodb_read_timeout=20,
+                             dynamodb_max_attempts=4, dual_write_timeout_ms=1000, breaker_threshold=5,
+                             breaker_cooldown_s=30, shop_flags="READ_MYSQL,WRITE_MYSQL,WRITE_DDB"))
+    proxy.stall = True
+    timings, statuses, lock = [], [], threading.Lock()
+
+    def shopper(n):
+        api = Api(app.test_client())
+        for i in range(n):
+            start = time.perf_counter()
+            name = f"stall{threading.get_ident() % 10_000}x{i}"
+            r = api.call("POST", "/api/auth/register", json={"username": name, "email": f"{name}@example.com",
+                                                              "password": "Secret123!"})
+            with lock:
+                timings.append(time.perf_counter() - start)
+                statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=shopper, args=(requests // 4,)) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join(300) for t in threads]
+    timings.sort()
+    figure("7", "requests / failed", f"{len(statuses)} / {sum(1 for c in statuses if c >= 300)}", "failed 0")
+    figure("7", "slowest request, median (deadline 1.0 s, botocore would wait 4 x 20 s)",
+           f"{timings[-1]:.2f} s, {timings[len(timings) // 2]:.3f} s", "slowest about the deadline")
+    figure("7", "requests that waited the deadline before the breaker opened",
+           sum(1 for t in timings if t >= 0.9), "the breaker threshold (5), shared by the worker's threads")
+    pending = app.extensions["shop"].runtime.repair_log.pending_count()
+    figure("7", "writes recorded for repair", f"{pending} of {len(statuses)}", "all")
+    proxy.stall = False
+    proxy.cut = True
+    proxy.drop_all()
+    proxy.cut = False
+    app.extensions["shop"].runtime.breaker.success()
+    cli(app, "repair")
+    figure("7", "after repair + verify", cli(app, "verify").output.strip().splitlines()[-1], "divergent: 0")
+    app.extensions["shop"].runtime.close()
+    proxy.close()
+    ddb.stop()
+
+
 def scenario_properties(examples):
     print("\n6. Property-based: comparator, cookies, configuration", flush=True)
     from datetime import datetime, timezone
@@ -366,6 +411,7 @@ def main() -> None:
         scenario_killed_worker(tmp, count=3 if args.quick else 10)
         scenario_last_items(tmp, buyers=6 if args.quick else 12, stock=3 if args.quick else 5)
         scenario_slow_dynamodb(tmp)
+        scenario_stalled_dual_writes(tmp, requests=20 if args.quick else 40)
         scenario_properties(examples=1000 if args.quick else 10_000)
     print("\n| scenario | figure | measured | target |\n|---|---|---|---|")
     for row in FIGURES:

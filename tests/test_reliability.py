@@ -1,5 +1,6 @@
 """The quick part of the reliability suite (the whole: `make reliability`): a worker killed
-between the MySQL commit and the DynamoDB write, and a slow DynamoDB under dual reads."""
+between the MySQL commit and the DynamoDB write, a slow DynamoDB under dual reads, and a stalled
+DynamoDB under dual writes."""
 from __future__ import annotations
 
 from reliability import run
@@ -24,3 +25,14 @@ def test_slow_dynamodb_is_bounded_by_the_dual_read_timeout(tmp_path):
     # The read was answered (by MySQL) and counted as a timeout, not a match: DynamoDB's late
     # answer was not waited for. The elapsed time is reported by `make reliability`, not asserted.
     assert status == "200" and "'timeout': 1" in _figures("5")["comparison outcome recorded"]
+
+
+def test_a_stalled_dynamodb_costs_a_dual_write_at_most_its_deadline(tmp_path):
+    """DynamoDB accepts connections and never answers: every dual write still succeeds (MySQL has
+    it), is recorded for repair once the deadline passes, and repair makes the stores agree. The
+    seconds are reported by `make reliability`, not asserted."""
+    run.scenario_stalled_dual_writes(str(tmp_path), requests=8)
+    f = _figures("7")
+    assert f["requests / failed"] == "8 / 0"
+    assert f["writes recorded for repair"] == "8 of 8"
+    assert f["after repair + verify"].startswith("divergent: 0 of")
