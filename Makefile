@@ -40,10 +40,9 @@ db: install services
 	$(BIN)/flask --app shop init-db
 	$(BIN)/flask --app shop ddb-create-tables
 	$(BIN)/flask --app shop seed --if-empty
-	@# DynamoDB Local keeps nothing across restarts: while both stores are written, copy
-	@# MySQL's data over (idempotent). Never in phase 5, where DynamoDB holds writes MySQL lacks.
-	@case ",$$SHOP_FLAGS," in *,WRITE_MYSQL,*) case ",$$SHOP_FLAGS," in *,WRITE_DDB,*) \
-	  $(BIN)/flask --app shop backfill ;; esac ;; esac
+	@# DynamoDB Local keeps nothing across restarts: while the server's phase (stored, or SHOP_FLAGS)
+	@# writes both stores, copy MySQL's data over (idempotent). Never in phase 5.
+	$(BIN)/flask --app shop backfill --if-dual-writing
 
 # A developer's machine: the flag page opens without a password (SHOP_ENV=production locks it).
 run: export SHOP_ENV ?= development

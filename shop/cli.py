@@ -139,9 +139,15 @@ def register_migration(app) -> None:
             sys.exit(1)
 
     @app.cli.command("backfill")
-    def backfill_cmd():
+    @click.option("--if-dual-writing", is_flag=True,
+                  help="Only when the server's phase writes both stores (what `make run` uses: DynamoDB "
+                       "Local keeps nothing across restarts).")
+    def backfill_cmd(if_dual_writing):
         """Copy every user, category, product, cart and order from MySQL into DynamoDB (its
         current state; idempotent). Never deletes what only DynamoDB holds: lists it instead."""
+        if if_dual_writing and not _state().runtime.server_flags().dual_write:
+            click.echo(f"backfill skipped: the server's phase ({_state().runtime.server_flags()}) does not dual-write")
+            return
         report = _ddb(lambda: runs.backfill(_state(), control=_control(), progress=_progress))
         _report(report, "backfilled")
         if report.failed:

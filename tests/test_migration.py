@@ -295,3 +295,24 @@ def test_a_recorded_deletion_is_the_only_thing_that_deletes(world, control):
     assert ddb.categories.get_by_id(only_ddb.id) is not None  # not recorded: left, and said so
     assert ("category", only_ddb.id) in {(e, int(i)) for e, i, _ in report.left}
     _to(control, 1)
+
+
+def test_backfill_and_verify_marks_never_store_a_phase():
+    """`make run` backfills when SHOP_FLAGS dual-writes; that must not pin the server to those
+    flags for every later start (SHOP_FLAGS applies until an operator stores a phase)."""
+    app = _app(shop_flags="READ_MYSQL,WRITE_MYSQL,WRITE_DDB")
+    try:
+        control = PhaseControl(app.extensions["shop"])
+        runs.backfill(app.extensions["shop"], control=control)
+        state = control.view.refresh()
+        assert state.source == "SHOP_FLAGS" and state.mark("backfill") and state.phase == 2
+        later = create_app(replace(app.extensions["shop"].settings, shop_flags="READ_MYSQL,WRITE_MYSQL"))
+        try:
+            assert later.extensions["shop"].runtime.server_flags().write_ddb is False
+        finally:
+            later.extensions["shop"].runtime.close()
+        assert not control.set(3, "pytest").ok  # when dual writing began is unknown: record it first
+        assert control.set(2, "pytest", reason="record it").ok
+        assert control.view.refresh().source == "stored" and control.view.current().doc["dual_write_since"]
+    finally:
+        _close(app)

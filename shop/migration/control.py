@@ -125,7 +125,7 @@ class PhaseControl:
         since = parse(current.doc.get("dual_write_since"))
         backfill, check = current.mark("backfill"), current.mark("verify")
         started, completed = parse(backfill.get("started_at")), parse(backfill.get("completed_at"))
-        if since is None and not current.version and current.flags.dual_write:
+        if since is None and current.source != "stored" and current.flags.dual_write:
             g1 = Gate("backfill after dual writing began", False,
                       "the phase comes from SHOP_FLAGS, so when dual writing began is unknown: record it with "
                       "`flask --app shop phase set 2 --reason ...`, then backfill and verify")
@@ -199,7 +199,7 @@ class PhaseControl:
         if self.runtime.pinned:
             return Result(False, "the server pins its flags (SHOP_FLAGS_PINNED): unpin them to change the phase")
         current = self.view.refresh()
-        unrecorded = not current.version or (current.flags.dual_write and not current.doc.get("dual_write_since"))
+        unrecorded = current.source != "stored" or (current.flags.dual_write and not current.doc.get("dual_write_since"))
         if current.phase == target and not unrecorded:
             return Result(True, f"already in phase {target}", state=current)
         if current.phase == target:  # from SHOP_FLAGS: store it, so its start is on record
@@ -272,9 +272,8 @@ class PhaseControl:
         """Record a run (backfill, verify) in the state, retrying a concurrent change."""
         for _ in range(5):
             current = self.view.refresh()
-            # Unstored (SHOP_FLAGS): when dual writing began is unknown, so it stays unset.
-            doc = {**current.doc} if current.version else {"flags": str(current.flags), "phase": current.phase,
-                                                           "phase_since": None, "dual_write_since": None}
+            # Marks never store a phase: with none stored, SHOP_FLAGS keeps applying.
+            doc = {**current.doc} if current.version else {"flags": None}
             doc["marks"] = {**doc.get("marks", {}), name: data}
             try:
                 self.store.save(doc, current.version)

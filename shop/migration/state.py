@@ -94,7 +94,9 @@ class PhaseState:
 
     @property
     def source(self) -> str:
-        return "stored" if self.version else "SHOP_FLAGS"
+        """stored: changed at runtime; SHOP_FLAGS: nothing stored yet (a document may still hold
+        marks of backfill and verify runs made before the first phase change)."""
+        return "stored" if self.doc.get("flags") else "SHOP_FLAGS"
 
     def mark(self, name: str) -> dict:
         return self.doc.get("marks", {}).get(name) or {}
@@ -144,7 +146,7 @@ class PhaseStore:
             found.append(self._mysql())
         except Exception as exc:  # noqa: BLE001 - DynamoDB may answer
             errors.append(exc)
-        if not found or not found[0][0] or Flags.parse(found[0][1]["flags"]) == flags_of(5):
+        if not found or not found[0][0] or found[0][1].get("flags") in (None, str(flags_of(5))):
             try:
                 found.append(self._dynamodb())
             except Exception as exc:  # noqa: BLE001
@@ -154,7 +156,7 @@ class PhaseStore:
         version, doc = max(found, key=lambda vd: vd[0])
         if not version:
             return PhaseState(default)
-        return PhaseState(Flags.parse(doc["flags"]), version, doc)
+        return PhaseState(Flags.parse(doc["flags"]) if doc.get("flags") else default, version, doc)
 
     # --- writing ------------------------------------------------------------------------
 
