@@ -56,6 +56,7 @@ class Settings:
     dynamodb_conflict_attempts: int = 4
     dynamodb_backoff_base_ms: int = 25
     dynamodb_backoff_cap_ms: int = 500
+    dynamodb_filtered_read_limit: int = 2000
     aws_region: str = "us-east-1"
     secret_key: str = "dev-only-secret-change-me-in-production"
     jwt_expires_hours: int = 24
@@ -99,6 +100,7 @@ class Settings:
             dynamodb_max_attempts=_int("DYNAMODB_MAX_ATTEMPTS", cls.dynamodb_max_attempts, 1),
             dynamodb_connect_timeout=_int("DYNAMODB_CONNECT_TIMEOUT", cls.dynamodb_connect_timeout, 1),
             dynamodb_read_timeout=_int("DYNAMODB_READ_TIMEOUT", cls.dynamodb_read_timeout, 1),
+            dynamodb_filtered_read_limit=_int("DYNAMODB_FILTERED_READ_LIMIT", cls.dynamodb_filtered_read_limit, 1),
             aws_region=_str("AWS_REGION", _str("AWS_DEFAULT_REGION", cls.aws_region)),
             secret_key=_str("SECRET_KEY", cls.secret_key),
             jwt_expires_hours=_int("JWT_EXPIRES_HOURS", cls.jwt_expires_hours, 1),
