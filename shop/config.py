@@ -72,6 +72,7 @@ class Settings:
     dual_read_mode: str = "raise"
     dual_read_timeout_ms: int = 2000
     dual_read_workers: int = 8
+    dual_read_execution: str = "auto"
     dual_read_recheck_ms: int = 50
     dual_write_policy: str = "repair"
     breaker_threshold: int = 5
@@ -116,6 +117,7 @@ class Settings:
             dual_read_mode=_str("SHOP_DUAL_READ_MODE", cls.dual_read_mode),
             dual_read_timeout_ms=_int("SHOP_DUAL_READ_TIMEOUT_MS", cls.dual_read_timeout_ms, 1),
             dual_read_workers=_int("SHOP_DUAL_READ_WORKERS", cls.dual_read_workers, 1),
+            dual_read_execution=_str("SHOP_DUAL_READ_EXECUTION", cls.dual_read_execution),
             dual_read_recheck_ms=_int("SHOP_DUAL_READ_RECHECK_MS", cls.dual_read_recheck_ms, 0),
             dual_write_policy=_str("SHOP_DUAL_WRITE_POLICY", cls.dual_write_policy),
             breaker_threshold=_int("SHOP_BREAKER_THRESHOLD", cls.breaker_threshold, 1),
@@ -138,6 +140,9 @@ class Settings:
             raise ConfigError(f"SHOP_FLAGS={values['shop_flags']!r}: {exc}") from None
         if values["dual_read_mode"] not in ("raise", "report"):
             raise ConfigError(f"SHOP_DUAL_READ_MODE must be raise or report, got {values['dual_read_mode']!r}")
+        if values["dual_read_execution"] not in ("auto", "inline", "concurrent"):
+            raise ConfigError("SHOP_DUAL_READ_EXECUTION must be auto, inline or concurrent, "
+                              f"got {values['dual_read_execution']!r}")
         if values["dual_write_policy"] not in ("repair", "raise"):
             raise ConfigError(f"SHOP_DUAL_WRITE_POLICY must be repair or raise, got {values['dual_write_policy']!r}")
         if values["call_log_level"] not in ("DEBUG", "INFO", "WARNING"):

@@ -68,6 +68,8 @@ def test_an_item_read_is_one_request(ddb, shop, requests_of):
         ddb.carts.add_item(seller.id, p.id, 1)
     cart, sent = requests_of(lambda: ddb.carts.list_items(seller.id))
     assert sent == {"Query": 1, "BatchGetItem": 1} and {i.product.category_name for i in cart} == {cat.name}
+    line, sent = requests_of(lambda: ddb.carts.get_item(seller.id, p1.id))
+    assert sent == {"BatchGetItem": 1} and line.product.seller_username == seller.username
     order = ddb.orders.checkout(seller.id)
     # An order shows its products' current state (as MySQL's join does): the order, then its products.
     assert requests_of(lambda: ddb.orders.get_by_id(order.id))[1] == {"GetItem": 1, "BatchGetItem": 1}

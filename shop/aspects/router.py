@@ -43,6 +43,8 @@ class Runtime:
         self.stats = Stats()
         self.last_trace: dict[str, dict] = {}  # flags -> the last request routed by them
         self._pool = ThreadPoolExecutor(max_workers=settings.dual_read_workers, thread_name_prefix="dual-read")
+        self._paces: dict[str, Pace] = {}  # route name -> how its dual reads run
+        self.dual_read_execution = settings.dual_read_execution  # auto | inline | concurrent
 
     def flags(self) -> flags_mod.Flags:
         return self.default_flags if self.pinned else flags_mod.current(self.default_flags)
@@ -107,17 +109,49 @@ class Runtime:
         return authority.unwrap()
 
     def _read_both(self, route, flags, original, ddb_call, args, kwargs):
-        future = self._pool.submit(contextvars.copy_context().run, self._store, "dynamodb", route, ddb_call)
+        pace = self._paces.get(route.name) or self._paces.setdefault(route.name, Pace(self.settings))
+        way = pace.choose(self.dual_read_execution)
+        start = time.perf_counter()
+        if way == INLINE:
+            mysql, ddb = self._read_inline(route, original, ddb_call, args, kwargs, pace)
+        else:
+            mysql, ddb = self._read_concurrent(route, original, ddb_call, args, kwargs, pace)
+        pace.record(way, time.perf_counter() - start)
+        authority, candidate = (mysql, ddb) if flags.authority == "mysql" else (ddb, mysql)
+        self._feed_breaker(ddb.outcome.error)
+        differences, outcome = self._compare(route, mysql.outcome, ddb.outcome, authority.outcome, candidate.outcome)
+        return mysql, ddb, differences, outcome
+
+    def _read_concurrent(self, route, original, ddb_call, args, kwargs, pace):
+        """DynamoDB on the pool, MySQL on the caller's thread; DynamoDB waited for at most the
+        dual-read timeout."""
+        def timed_ddb():
+            begin = time.perf_counter()
+            try:
+                return self._store("dynamodb", route, ddb_call)
+            finally:
+                pace.dynamodb_took(time.perf_counter() - begin)
+        future = self._pool.submit(contextvars.copy_context().run, timed_ddb)
         mysql = self._store("mysql", route, lambda: original(*args, **kwargs))
         try:
             ddb = future.result(timeout=self.settings.dual_read_timeout_ms / 1000)
         except FutureTimeout:
             future.cancel()
-            ddb = _Result(Outcome(error=TimeoutError("DynamoDB read exceeded the dual-read timeout")))
-        authority, candidate = (mysql, ddb) if flags.authority == "mysql" else (ddb, mysql)
-        self._feed_breaker(ddb.outcome.error)
-        differences, outcome = self._compare(route, mysql.outcome, ddb.outcome, authority.outcome, candidate.outcome)
-        return mysql, ddb, differences, outcome
+            ddb = _timed_out()
+        return mysql, ddb
+
+    def _read_inline(self, route, original, ddb_call, args, kwargs, pace):
+        """Both on the caller's thread, one after the other: no hand-off between threads. Chosen
+        only while DynamoDB's recent answers came well within the timeout (Pace); an answer later
+        than the timeout still counts as a timeout, and sends the route back to concurrent reads."""
+        mysql = self._store("mysql", route, lambda: original(*args, **kwargs))
+        begin = time.perf_counter()
+        ddb = self._store("dynamodb", route, ddb_call)
+        took = time.perf_counter() - begin
+        pace.dynamodb_took(took)
+        if took * 1000 > self.settings.dual_read_timeout_ms:
+            ddb = _timed_out()
+        return mysql, ddb
 
     def _compare(self, route, mysql: Outcome, ddb: Outcome, authority: Outcome, candidate: Outcome):
         """Availability failures are not disagreements: the authority's failure fails the
@@ -139,12 +173,13 @@ class Runtime:
     def _compared(self, route, outcome, differences, arguments, span):
         names = attribute_names(differences)
         self.stats.comparison(route.name, outcome, names)
-        with tracer.start_as_current_span(f"compare {route.name}") as cspan:
-            if cspan.is_recording():
-                cspan.set_attributes({"shop.compare.outcome": outcome, "shop.operation": route.name,
-                                      "shop.compare.mismatched_attributes": names})
-                if outcome == "mismatch":
-                    cspan.set_status(Status(StatusCode.ERROR, "dual read mismatch"))
+        if span.is_recording():  # under a span not recorded, the compare span would not be either
+            with tracer.start_as_current_span(f"compare {route.name}") as cspan:
+                if cspan.is_recording():
+                    cspan.set_attributes({"shop.compare.outcome": outcome, "shop.operation": route.name,
+                                          "shop.compare.mismatched_attributes": names})
+                    if outcome == "mismatch":
+                        cspan.set_status(Status(StatusCode.ERROR, "dual read mismatch"))
         log_at = log.warning if outcome in ("mismatch", "candidate_error", "timeout", "authority_error") else log.info
         log_at("dual read compared", extra={"event": "compare", "operation": route.name, "outcome": outcome,
                                             "attributes": names, "key": _key_text(route, arguments)})
@@ -216,6 +251,61 @@ class Runtime:
                 return _Result(Outcome(error=exc))
         self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, None)
         return _Result(Outcome(value=value))
+
+
+INLINE, CONCURRENT = "inline", "concurrent"
+
+
+class Pace:
+    """How one route's dual reads run, chosen from what each way has cost lately.
+
+    Concurrent reads overlap the two stores' waits but pay a hand-off between threads; when the
+    stores answer from this machine's own busy cores, there is little wait to overlap and the
+    hand-off costs more than it saves. So each way keeps the durations of its recent dual reads,
+    the cheaper median wins, and every EXPLORE-th call measures the other way again (loads
+    change). Inline reads cannot abandon a late DynamoDB, so they are allowed only while
+    DynamoDB's last WINDOW answers for this route all came within INLINE_SHARE of the timeout.
+    Races between threads updating these lists cost a sample at worst.
+    """
+
+    WINDOW, EXPLORE, INLINE_SHARE = 15, 25, 0.25
+
+    __slots__ = ("costs", "medians", "calls", "dynamodb", "inline_limit")
+
+    def __init__(self, settings):
+        self.costs = {INLINE: [], CONCURRENT: []}
+        self.medians = {INLINE: None, CONCURRENT: None}
+        self.calls = 0
+        self.dynamodb: list[float] = []
+        self.inline_limit = settings.dual_read_timeout_ms / 1000 * self.INLINE_SHARE
+
+    def choose(self, execution: str) -> str:
+        if execution != "auto":
+            return execution
+        if len(self.dynamodb) < self.WINDOW or max(self.dynamodb) > self.inline_limit:
+            return CONCURRENT
+        self.calls += 1
+        inline, concurrent = self.medians[INLINE], self.medians[CONCURRENT]
+        if inline is None or concurrent is None:
+            return INLINE if inline is None else CONCURRENT
+        best, other = (INLINE, CONCURRENT) if inline <= concurrent else (CONCURRENT, INLINE)
+        return other if self.calls % self.EXPLORE == 0 else best
+
+    def record(self, way: str, seconds: float) -> None:
+        costs = self.costs[way]
+        costs.append(seconds)
+        if len(costs) > self.WINDOW:
+            del costs[0]
+        self.medians[way] = sorted(costs)[len(costs) // 2] if len(costs) >= 5 else None
+
+    def dynamodb_took(self, seconds: float) -> None:
+        self.dynamodb.append(seconds)
+        if len(self.dynamodb) > self.WINDOW:
+            del self.dynamodb[0]
+
+
+def _timed_out() -> "_Result":
+    return _Result(Outcome(error=TimeoutError("DynamoDB read exceeded the dual-read timeout")))
 
 
 class _Result:
