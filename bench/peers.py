@@ -140,7 +140,7 @@ def main() -> None:
         "LaunchDarkly Migrator SERIAL": lambda: ld_serial.read("migration", context, Stage.OFF),
         "laboratory Experiment": lab_read,
     }
-    samples = interleaved(reads, args.iterations)
+    samples = interleaved(reads, args.iterations, shuffle=True)
     slower = max(statistics.median(samples["MySQL alone (unwrapped)"]), statistics.median(samples["DynamoDB alone"]))
     report(f"dual read of one product ({mode}), {args.iterations} interleaved rounds; "
            "ratio to the slower single store", samples, baseline=slower)

@@ -83,11 +83,31 @@ def main() -> None:
     call("PUT /api/categories/:id (rename, 15 products)", "PUT", f"/api/categories/{cat['id']}", st,
          {"name": f"Renamed {tag}"})
 
+    fan_out = []
+    for n in (10, 100):
+        owner, ot = register(f"f{n}{tag}")
+        call(None, "POST", "/api/auth/upgrade-seller", ot)
+        c = call(None, "POST", "/api/categories", ot, {"name": f"Fan {n} {tag}"})["data"]["category"]
+        for i in range(n):
+            call(None, "POST", "/api/products", ot, {"name": f"Fan {i}", "price": 1.5, "inventory_quantity": 1,
+                                                     "category_id": c["id"]})
+        for label, method, path, body in (
+                (f"rename a category of {n} products", "PUT", f"/api/categories/{c['id']}", {"name": f"Fan* {n} {tag}"}),
+                (f"change the email of a seller of {n} products", "PUT", "/api/auth/profile",
+                 {"email": f"f{n}x{tag}@example.com"})):
+            start = time.perf_counter()
+            call(None, method, path, ot, body)
+            fan_out.append((label, dict(counted.seen), (time.perf_counter() - start) * 1000))
+
     print("\n## DynamoDB requests per API endpoint (DynamoDB-only phase)")
     print("| Endpoint | Requests | By operation |\n|---|---|---|")
     for label, seen in rows:
         detail = ", ".join(f"{op} {n}" for op, n in sorted(seen.items()))
         print(f"| {label} | {sum(seen.values())} | {detail} |")
+    print("\n## Fan-out of the writes that rewrite copies\n| Write | Requests | By operation | ms |\n|---|---|---|---|")
+    for label, seen, ms in fan_out:
+        detail = ", ".join(f"{op} {n}" for op, n in sorted(seen.items()))
+        print(f"| {label} | {sum(seen.values())} | {detail} | {ms:.0f} |")
     app.extensions["shop"].runtime.close()
 
 

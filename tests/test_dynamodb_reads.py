@@ -127,3 +127,13 @@ def test_a_filtered_listing_reads_a_bounded_window_newest_first(store_dynamo, sh
     assert {p.id for p in found.items} == set(newest_per_shard.values()) and found.total == len(newest_per_shard)
     wide = Repositories.dynamodb(store_dynamo).products.list_products(ProductFilters(search=tag), 1, 10)
     assert wide.total == 6
+
+
+def test_a_rename_rewrites_every_copy_also_when_written_several_at_once(ddb, shop):
+    seller, cat, products = shop
+    more = [ddb.products.create(seller.id, NewProduct(category_id=cat.id, name=unique("M "), price=Decimal("1.00"),
+                                                      inventory_quantity=1)) for _ in range(9)]
+    renamed = ddb.categories.update(cat.id, {"name": unique("Renamed ")})
+    shown = ddb.products.list_products(ProductFilters(category_id=cat.id), 1, 50)
+    assert shown.total == 12 and {p.category_name for p in shown.items} == {renamed.name}
+    assert {ddb.products.get_by_id(p.id).category_name for p in products + more} == {renamed.name}

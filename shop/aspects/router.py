@@ -116,7 +116,8 @@ class Runtime:
             mysql, ddb = self._read_inline(route, original, ddb_call, args, kwargs, pace)
         else:
             mysql, ddb = self._read_concurrent(route, original, ddb_call, args, kwargs, pace)
-        pace.record(way, time.perf_counter() - start)
+        if self.dual_read_execution == "auto":  # a fixed way measures nothing for the choice
+            pace.record(way, time.perf_counter() - start)
         authority, candidate = (mysql, ddb) if flags.authority == "mysql" else (ddb, mysql)
         self._feed_breaker(ddb.outcome.error)
         differences, outcome = self._compare(route, mysql.outcome, ddb.outcome, authority.outcome, candidate.outcome)
@@ -263,19 +264,21 @@ class Pace:
     stores answer from this machine's own busy cores, there is little wait to overlap and the
     hand-off costs more than it saves. So each way keeps the durations of its recent dual reads,
     the cheaper median wins, and every EXPLORE-th call measures the other way again (loads
-    change). Inline reads cannot abandon a late DynamoDB, so they are allowed only while
-    DynamoDB's last WINDOW answers for this route all came within INLINE_SHARE of the timeout.
-    Races between threads updating these lists cost a sample at worst.
+    change); the way in use changes only when the other is cheaper by MARGIN, so noise does not
+    flip it back and forth. Inline reads cannot abandon a late DynamoDB, so they are allowed only
+    while DynamoDB's last WINDOW answers for this route all came within INLINE_SHARE of the
+    timeout. Races between threads updating these lists cost a sample at worst.
     """
 
-    WINDOW, EXPLORE, INLINE_SHARE = 15, 25, 0.25
+    WINDOW, EXPLORE, INLINE_SHARE, MARGIN = 31, 16, 0.25, 0.05
 
-    __slots__ = ("costs", "medians", "calls", "dynamodb", "inline_limit")
+    __slots__ = ("costs", "medians", "calls", "dynamodb", "inline_limit", "best")
 
     def __init__(self, settings):
         self.costs = {INLINE: [], CONCURRENT: []}
         self.medians = {INLINE: None, CONCURRENT: None}
         self.calls = 0
+        self.best = CONCURRENT
         self.dynamodb: list[float] = []
         self.inline_limit = settings.dual_read_timeout_ms / 1000 * self.INLINE_SHARE
 
@@ -288,8 +291,10 @@ class Pace:
         inline, concurrent = self.medians[INLINE], self.medians[CONCURRENT]
         if inline is None or concurrent is None:
             return INLINE if inline is None else CONCURRENT
-        best, other = (INLINE, CONCURRENT) if inline <= concurrent else (CONCURRENT, INLINE)
-        return other if self.calls % self.EXPLORE == 0 else best
+        other = INLINE if self.best == CONCURRENT else CONCURRENT
+        if self.medians[other] < self.medians[self.best] * (1 - self.MARGIN):
+            self.best, other = other, self.best
+        return other if self.calls % self.EXPLORE == 0 else self.best
 
     def record(self, way: str, seconds: float) -> None:
         costs = self.costs[way]

@@ -8,6 +8,7 @@ before the copies existed is joined with one batched get, as it always was.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from ...domain import Category, Product
@@ -15,6 +16,7 @@ from . import keys
 from .client import parse_iso
 
 NAME_COPIES = ("category_name", "seller_username", "seller_email")
+FAN_OUT_THREADS = 8
 
 
 def to_category(item: dict) -> Category:
@@ -79,19 +81,23 @@ def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict) -> int:
     sets = ", ".join(f"#{k} = :{k}" for k, v in copies.items() if v is not None)
     removes = ", ".join(f"#{k}" for k, v in copies.items() if v is None)
     expression = (f"SET {sets}" if sets else "") + (f" REMOVE {removes}" if removes else "")
-    rewritten = 0
-    for product in products:
+    values = encode({":owner": owner_id, **{f":{k}": v for k, v in copies.items() if v is not None}})
+
+    def rewrite(product) -> int:
         try:
             dynamo.call("update_item", TableName=table, Key=encode({"PK": product["PK"], "SK": product["SK"]}),
                         UpdateExpression=expression.strip(), ConditionExpression="#owner = :owner",
-                        ExpressionAttributeNames=names,
-                        ExpressionAttributeValues=encode({":owner": owner_id,
-                                                          **{f":{k}": v for k, v in copies.items() if v is not None}}))
-            rewritten += 1
+                        ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+            return 1
         except ClientError as exc:
             if not condition_failed(exc):  # moved to another category, or deleted, meanwhile
                 raise
-    return rewritten
+            return 0
+    if len(products) <= FAN_OUT_THREADS:
+        return sum(rewrite(p) for p in products)
+    # Independent single-item writes: several in flight at once, as many as the client's pool.
+    with ThreadPoolExecutor(FAN_OUT_THREADS, thread_name_prefix="copies") as pool:
+        return sum(pool.map(rewrite, products))
 
 
 def copies_unchanged(item: dict) -> tuple[str, dict, dict]:
