@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from contextlib import nullcontext
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ..errors import ShopError, StoreUnavailableError
+from ..inflight import REQUEST_SENT
 from . import flags as flags_mod
 from .breaker import CircuitBreaker
 from .compare import Difference, attribute_names, diff
@@ -124,18 +126,25 @@ class Runtime:
         return mysql, ddb, differences, outcome
 
     def _read_concurrent(self, route, original, ddb_call, args, kwargs, pace):
-        """DynamoDB on the pool, MySQL on the caller's thread; DynamoDB waited for at most the
-        dual-read timeout."""
+        """DynamoDB on the pool, MySQL on the caller's thread once DynamoDB's first request is
+        on the wire (shop.inflight); DynamoDB waited for at most the dual-read timeout."""
+        sent = threading.Event()
+
         def timed_ddb():
             begin = time.perf_counter()
+            token = REQUEST_SENT.set(sent)
             try:
                 return self._store("dynamodb", route, ddb_call)
             finally:
+                REQUEST_SENT.reset(token)
+                sent.set()
                 pace.dynamodb_took(time.perf_counter() - begin)
+        timeout = self.settings.dual_read_timeout_ms / 1000
         future = self._pool.submit(contextvars.copy_context().run, timed_ddb)
+        sent.wait(timeout)
         mysql = self._store("mysql", route, lambda: original(*args, **kwargs))
         try:
-            ddb = future.result(timeout=self.settings.dual_read_timeout_ms / 1000)
+            ddb = future.result(timeout=timeout)
         except FutureTimeout:
             future.cancel()
             ddb = _timed_out()
@@ -174,7 +183,10 @@ class Runtime:
     def _compared(self, route, outcome, differences, arguments, span):
         names = attribute_names(differences)
         self.stats.comparison(route.name, outcome, names)
-        if span.is_recording():  # under a span not recorded, the compare span would not be either
+        # A match is recorded on the routed span (below); a span of its own is kept for what an
+        # operator looks for: mismatches, timeouts, failures. Under a span not recorded, it
+        # would not be recorded either.
+        if span.is_recording() and outcome != "match":
             with tracer.start_as_current_span(f"compare {route.name}") as cspan:
                 if cspan.is_recording():
                     cspan.set_attributes({"shop.compare.outcome": outcome, "shop.operation": route.name,

@@ -14,6 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ...inflight import signal_sent
 from .errors import DynamoDBError, ItemTooLargeError, TransactionConflictError, error_code
 
 MAX_ITEM_BYTES = 400 * 1024
@@ -39,7 +40,9 @@ def make_client(settings):
         session = boto3.session.Session()
         if session.get_credentials() is None:
             kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
-    return boto3.client("dynamodb", **kwargs)
+    client = boto3.client("dynamodb", **kwargs)
+    client.meta.events.register("before-send.dynamodb", signal_sent)
+    return client
 
 
 def iso(dt: datetime) -> str:
