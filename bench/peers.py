@@ -117,6 +117,15 @@ def main() -> None:
         with use_flags(PRESETS[2].flags):
             return mysql_repo.get_by_id(pid)
 
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+    sampled_out = NonRecordingSpan(SpanContext(trace_id=1, span_id=1, is_remote=False, trace_flags=TraceFlags(0)))
+
+    def ours_unsampled():
+        """As inside a request that tracing sampled out: no span of ours is recorded."""
+        with trace.use_span(sampled_out):
+            return ours_read()
+
     def ours_forced(way):
         def read():
             state.runtime.dual_read_execution = way
@@ -136,6 +145,7 @@ def main() -> None:
         "shop dual read (chooses per route)": ours_read,
         "  shop, always concurrent": ours_forced("concurrent"),
         "  shop, always inline": ours_forced("inline"),
+        "  shop, request sampled out (no spans)": ours_unsampled,
         "LaunchDarkly Migrator PARALLEL": lambda: ld_parallel.read("migration", context, Stage.OFF),
         "LaunchDarkly Migrator SERIAL": lambda: ld_serial.read("migration", context, Stage.OFF),
         "laboratory Experiment": lab_read,
