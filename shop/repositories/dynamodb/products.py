@@ -66,7 +66,7 @@ class ProductRepository:
             return self._filtered(filters, partitions, page, limit)
         total = sum(listing_counts.totals(self.dynamo, scopes).values())
         offset = (page - 1) * limit
-        if offset >= total:
+        if offset >= total or limit < 1:
             return Page(items=[], total=total, page=page, limit=limit)
         wanted = offset + limit
         # Shards share products evenly: each is asked for its part first, then more as the
