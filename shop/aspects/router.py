@@ -141,7 +141,9 @@ class Runtime:
                 pace.dynamodb_took(time.perf_counter() - begin)
         timeout = self.settings.dual_read_timeout_ms / 1000
         future = self._pool.submit(contextvars.copy_context().run, timed_ddb)
-        sent.wait(timeout)
+        # Building a request takes a millisecond or two; a pool with no free thread (DynamoDB
+        # stalling every read) must not hold MySQL back: after SENT_WAIT_S, read MySQL anyway.
+        sent.wait(min(timeout, SENT_WAIT_S))
         mysql = self._store("mysql", route, lambda: original(*args, **kwargs))
         try:
             ddb = future.result(timeout=timeout)
@@ -267,6 +269,7 @@ class Runtime:
 
 
 INLINE, CONCURRENT = "inline", "concurrent"
+SENT_WAIT_S = 0.05
 
 
 class Pace:
