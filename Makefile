@@ -66,6 +66,11 @@ bench: install services
 	bash scripts/bench-tools.sh
 	$(BIN)/python bench/layer_overhead.py
 	$(BIN)/python bench/peers.py
+	$(BIN)/python bench/peers.py --reads-only --busy
+	$(BIN)/python bench/peers.py --reads-only --ddb-latency-ms 2
+	$(BIN)/python bench/peers.py --reads-only --busy --ddb-latency-ms 2
+	$(BIN)/python bench/requests_per_endpoint.py
+	$(BIN)/python bench/catalog_scale.py
 	$(BIN)/python bench/http_load.py
 	$(BIN)/python bench/telemetry_memory.py
 

@@ -59,14 +59,20 @@ def pct(values, p):
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-def interleaved(cases: dict, iterations: int, warmup: int = 20) -> dict:
-    """Run every case once per round, round after round, so noise hits all alike (µs)."""
+def interleaved(cases: dict, iterations: int, warmup: int = 20, shuffle: bool = False) -> dict:
+    """Run every case once per round, round after round, so noise hits all alike (µs).
+    With `shuffle`, each round runs the cases in a new order (seeded), so no case always
+    follows the same neighbour."""
+    import random
+    order, rng = list(cases.items()), random.Random(12)
     samples = {name: [] for name in cases}
     for _ in range(warmup):
         for fn in cases.values():
             fn()
     for _ in range(iterations):
-        for name, fn in cases.items():
+        if shuffle:
+            rng.shuffle(order)
+        for name, fn in order:
             start = time.perf_counter_ns()
             fn()
             samples[name].append((time.perf_counter_ns() - start) / 1000)

@@ -3,19 +3,64 @@
 Peers (from PyPI, offline): LaunchDarkly's Python SDK migration support (`ldclient.migrations`
 Migrator, flag from its TestData source, execution order PARALLEL and SERIAL) and laboratory
 (the Python port of GitHub's Scientist). Every variant compares with the same comparator.
+
+Modes: `--busy` keeps a second process spinning on the CPU for the whole run (a loaded
+application server); `--ddb-latency-ms N` puts DynamoDB behind reliability/proxy.py, in a
+process of its own, adding N ms to every request (a network-distant DynamoDB).
 """
 from __future__ import annotations
 
 import argparse
+import atexit
+import multiprocessing
+import os
 import statistics
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
 
 from common import interleaved, make_app, report, seed_products
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def busy_core() -> multiprocessing.Process:
+    """A process keeping one core busy until the benchmark ends."""
+    spinner = multiprocessing.Process(target=_spin, daemon=True)
+    spinner.start()
+    return spinner
+
+
+def distant_dynamodb(latency_ms: float) -> tuple[subprocess.Popen, str]:
+    """DynamoDB behind a proxy adding `latency_ms` per request; returns the proxy and its endpoint."""
+    target = urlparse(os.environ.get("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000")).port
+    root = Path(__file__).resolve().parent.parent
+    proxy = subprocess.Popen([sys.executable, "-m", "reliability.proxy", str(target), str(latency_ms)],
+                             cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # Registered before the app's own exit handler, so it runs after it (the tables are
+    # deleted through the proxy).
+    atexit.register(lambda: (proxy.stdin.close(), proxy.wait(timeout=10)))
+    return proxy, f"http://127.0.0.1:{proxy.stdout.readline().strip()}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--busy", action="store_true", help="keep another core busy during the run")
+    parser.add_argument("--ddb-latency-ms", type=float, default=0, help="latency added per DynamoDB request")
+    parser.add_argument("--reads-only", action="store_true", help="the dual-read table only")
     args = parser.parse_args()
+    overrides = {}
+    if args.ddb_latency_ms:
+        _, overrides["dynamodb_endpoint"] = distant_dynamodb(args.ddb_latency_ms)
+    spinner = busy_core() if args.busy else None
+    mode = ", ".join(m for m in ("another core busy" if args.busy else "quiet",
+                                 f"DynamoDB +{args.ddb_latency_ms:g} ms per request" if args.ddb_latency_ms else "")
+                     if m)
 
     import laboratory
     from ldclient import Config, Context, LDClient
@@ -27,7 +72,7 @@ def main() -> None:
     from shop.aspects.compare import diff
     from shop.repositories.mysql import ProductRepository
 
-    app = make_app()
+    app = make_app(**overrides)
     state = app.extensions["shop"]
     _, _, (product,) = seed_products(app)
     pid = product.id
@@ -72,6 +117,24 @@ def main() -> None:
         with use_flags(PRESETS[2].flags):
             return mysql_repo.get_by_id(pid)
 
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+    sampled_out = NonRecordingSpan(SpanContext(trace_id=1, span_id=1, is_remote=False, trace_flags=TraceFlags(0)))
+
+    def ours_unsampled():
+        """As inside a request that tracing sampled out: no span of ours is recorded."""
+        with trace.use_span(sampled_out):
+            return ours_read()
+
+    def ours_forced(way):
+        def read():
+            state.runtime.dual_read_execution = way
+            try:
+                return ours_read()
+            finally:
+                state.runtime.dual_read_execution = "auto"
+        return read
+
     def ours_write():
         with use_flags(PRESETS[1].flags):
             return mysql_repo.set_inventory(pid, 1000)
@@ -79,15 +142,24 @@ def main() -> None:
     reads = {
         "MySQL alone (unwrapped)": lambda: mysql_get(mysql_repo, pid),
         "DynamoDB alone": lambda: ddb_repo.get_by_id(pid),
-        "shop dual read (concurrent)": ours_read,
+        "shop dual read (chooses per route)": ours_read,
+        "  shop, always concurrent": ours_forced("concurrent"),
+        "  shop, always inline": ours_forced("inline"),
+        "  shop, request sampled out (no spans)": ours_unsampled,
         "LaunchDarkly Migrator PARALLEL": lambda: ld_parallel.read("migration", context, Stage.OFF),
         "LaunchDarkly Migrator SERIAL": lambda: ld_serial.read("migration", context, Stage.OFF),
         "laboratory Experiment": lab_read,
     }
-    samples = interleaved(reads, args.iterations)
+    samples = interleaved(reads, args.iterations, shuffle=True)
     slower = max(statistics.median(samples["MySQL alone (unwrapped)"]), statistics.median(samples["DynamoDB alone"]))
-    report(f"dual read of one product, {args.iterations} interleaved rounds; ratio to the slower single store",
-           samples, baseline=slower)
+    report(f"dual read of one product ({mode}), {args.iterations} interleaved rounds; "
+           "ratio to the slower single store", samples, baseline=slower)
+    pace = state.runtime._paces.get("ProductRepository.get_by_id")
+    if pace is not None:
+        print(f"shop's choice at the end: medians inline {pace.medians['inline']}, "
+              f"concurrent {pace.medians['concurrent']} (s)")
+    if args.reads_only:
+        return _finish(client, state, spinner)
 
     td.update(td.flag("migration").variations("off", "dualwrite", "shadow", "live", "rampdown", "complete")
               .variation_for_all(1))  # dualwrite: old then new
@@ -114,8 +186,14 @@ def main() -> None:
                 "compare a page of 100 products": lambda: diff(page_m, page_d)}
     report(f"comparison cost, {args.iterations} rounds (ratio to one product)",
            interleaved(compares, args.iterations), baseline="compare one product")
+    _finish(client, state, spinner)
+
+
+def _finish(client, state, spinner) -> None:
     client.close()
     state.runtime.close()
+    if spinner is not None:
+        spinner.terminate()
 
 
 if __name__ == "__main__":

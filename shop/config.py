@@ -77,6 +77,7 @@ class Settings:
     dynamodb_conflict_attempts: int = 4
     dynamodb_backoff_base_ms: int = 25
     dynamodb_backoff_cap_ms: int = 500
+    dynamodb_filtered_read_limit: int = 2000
     aws_region: str = "us-east-1"
     shop_env: str = "production"
     secret_key: str = DEVELOPMENT_SECRET_KEY
@@ -97,6 +98,7 @@ class Settings:
     dual_read_mode: str = "raise"
     dual_read_timeout_ms: int = 2000
     dual_read_workers: int = 8
+    dual_read_execution: str = "auto"
     dual_read_recheck_ms: int = 50
     dual_write_policy: str = "repair"
     breaker_threshold: int = 5
@@ -138,6 +140,7 @@ class Settings:
             dynamodb_max_attempts=_int("DYNAMODB_MAX_ATTEMPTS", cls.dynamodb_max_attempts, 1),
             dynamodb_connect_timeout=_int("DYNAMODB_CONNECT_TIMEOUT", cls.dynamodb_connect_timeout, 1),
             dynamodb_read_timeout=_int("DYNAMODB_READ_TIMEOUT", cls.dynamodb_read_timeout, 1),
+            dynamodb_filtered_read_limit=_int("DYNAMODB_FILTERED_READ_LIMIT", cls.dynamodb_filtered_read_limit, 1),
             aws_region=_str("AWS_REGION", _str("AWS_DEFAULT_REGION", cls.aws_region)),
             shop_env=_str("SHOP_ENV", cls.shop_env).lower(),
             secret_key=_str("SECRET_KEY", cls.secret_key),
@@ -158,6 +161,7 @@ class Settings:
             dual_read_mode=_str("SHOP_DUAL_READ_MODE", cls.dual_read_mode),
             dual_read_timeout_ms=_int("SHOP_DUAL_READ_TIMEOUT_MS", cls.dual_read_timeout_ms, 1),
             dual_read_workers=_int("SHOP_DUAL_READ_WORKERS", cls.dual_read_workers, 1),
+            dual_read_execution=_str("SHOP_DUAL_READ_EXECUTION", cls.dual_read_execution),
             dual_read_recheck_ms=_int("SHOP_DUAL_READ_RECHECK_MS", cls.dual_read_recheck_ms, 0),
             dual_write_policy=_str("SHOP_DUAL_WRITE_POLICY", cls.dual_write_policy),
             breaker_threshold=_int("SHOP_BREAKER_THRESHOLD", cls.breaker_threshold, 1),
@@ -184,6 +188,9 @@ class Settings:
             raise ConfigError(f"SHOP_FLAGS={values['shop_flags']!r}: {exc}") from None
         if values["dual_read_mode"] not in ("raise", "report"):
             raise ConfigError(f"SHOP_DUAL_READ_MODE must be raise or report, got {values['dual_read_mode']!r}")
+        if values["dual_read_execution"] not in ("auto", "inline", "concurrent"):
+            raise ConfigError("SHOP_DUAL_READ_EXECUTION must be auto, inline or concurrent, "
+                              f"got {values['dual_read_execution']!r}")
         if values["dual_write_policy"] not in ("repair", "raise"):
             raise ConfigError(f"SHOP_DUAL_WRITE_POLICY must be repair or raise, got {values['dual_write_policy']!r}")
         if values["call_log_level"] not in ("DEBUG", "INFO", "WARNING"):

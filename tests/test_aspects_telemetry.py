@@ -68,15 +68,14 @@ def test_dual_read_span_tree(product, memory):
     assert top.attributes["shop.compare.outcome"] == "match"
     mysql = by_name(spans, "mysql ProductRepository.get_by_id")
     ddb = by_name(spans, "dynamodb ProductRepository.get_by_id")
-    compare = by_name(spans, "compare ProductRepository.get_by_id")
-    for child in (mysql, ddb, compare):
+    for child in (mysql, ddb):
         assert child.parent.span_id == top.context.span_id  # the pool thread got the context
-    assert compare.attributes["shop.compare.outcome"] == "match"
-    assert tuple(compare.attributes["shop.compare.mismatched_attributes"]) == ()
+    # a match is on the routed span; only other outcomes get a compare span of their own
+    assert not [s for s in spans if s.name.startswith("compare ")]
     under_mysql = descendants(spans, mysql)
     under_ddb = descendants(spans, ddb)
     assert under_mysql and all("dynamodb" not in s.name.lower() for s in under_mysql)
-    assert {s.attributes.get("rpc.method") for s in under_ddb} >= {"GetItem", "BatchGetItem"}
+    assert [s.attributes.get("rpc.method") for s in under_ddb] == ["GetItem"]  # one request, names copied in
 
 
 def test_mismatch_outcome_names_the_attributes(product, memory, dynamo):

@@ -168,6 +168,45 @@ def test_product_update_inventory_delete_stats(repos, world):
     assert repos.products.delete(p1.id) is False
 
 
+def test_names_shown_with_products_follow_renames_and_email_changes(repos, world):
+    p1, p2, seller, buyer = world["p1"], world["p2"], world["seller"], world["buyer"]
+    repos.carts.add_item(buyer.id, p1.id, 1)
+    renamed = repos.categories.update(world["root"].id, {"name": unique("Renamed ")})
+    email = unique() + "@renamed.org"
+    repos.users.update_profile(seller.id, {"email": email})
+    shown = repos.products.get_by_id(p1.id)
+    assert (shown.category_name, shown.seller_email, shown.seller_username) == (renamed.name, email, seller.username)
+    assert repos.products.get_by_id(p2.id).category_name == world["child"].name  # another category: untouched
+    listed = repos.products.list_products(ProductFilters(seller_id=seller.id), 1, 10).items
+    assert {p.seller_email for p in listed} == {email}
+    assert repos.carts.list_items(buyer.id)[0].product.category_name == renamed.name
+    assert repos.products.update(p2.id, {"category_id": renamed.id}).category_name == renamed.name
+    later = repos.products.create(seller.id, NewProduct(category_id=renamed.id, name=unique("Later "),
+                                                        price=Decimal("1.00"), inventory_quantity=1))
+    assert (later.category_name, later.seller_email) == (renamed.name, email)
+    assert repos.products.get_by_id(later.id) == later
+
+
+def test_listing_totals_follow_creates_moves_and_deletes(repos, world):
+    seller, root, child = world["seller"], world["root"], world["child"]
+    total = lambda **f: repos.products.list_products(ProductFilters(**f), 1, 1).total  # noqa: E731
+    everything = total()
+    assert (total(category_id=root.id), total(category_id=child.id), total(seller_id=seller.id)) == (2, 1, 2)
+    p = repos.products.create(seller.id, NewProduct(category_id=child.id, name=unique("Count "),
+                                                    price=Decimal("2.00"), inventory_quantity=2))
+    assert total() == everything + 1
+    assert (total(category_id=root.id), total(category_id=child.id), total(seller_id=seller.id)) == (3, 2, 3)
+    repos.products.update(p.id, {"category_id": root.id, "name": unique("Moved ")})
+    assert (total(category_id=root.id), total(category_id=child.id), total(seller_id=seller.id)) == (3, 1, 3)
+    pages = [repos.products.list_products(ProductFilters(category_id=root.id), n, 1) for n in (1, 2, 3, 4)]
+    ids = [i.id for page in pages for i in page.items]
+    assert ids == sorted({p.id, world["p1"].id, world["p2"].id}, reverse=True)  # one second: newest id first
+    assert [page.total for page in pages] == [3, 3, 3, 3] and pages[3].items == []
+    repos.products.delete(p.id)
+    assert total() == everything
+    assert (total(category_id=root.id), total(category_id=child.id), total(seller_id=seller.id)) == (2, 1, 2)
+
+
 # --- cart --------------------------------------------------------------------------------
 
 def test_cart_lines(repos, world):

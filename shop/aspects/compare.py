@@ -103,6 +103,8 @@ class Keyed(dict):
 
 def diff(mysql, dynamodb, unordered: frozenset = frozenset()) -> list[Difference]:
     """Every attribute whose normalised values differ; empty when equivalent."""
+    if mysql == dynamodb:  # equal values normalise alike; the common case costs one comparison
+        return []
     out: list[Difference] = []
     _walk(normalise(mysql, unordered), normalise(dynamodb, unordered), "", out)
     return out

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from contextlib import nullcontext
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from observability.events import emit, wanted
 
 from ..errors import ShopError, StoreUnavailableError
+from ..inflight import REQUEST_SENT
 from . import flags as flags_mod
 from .breaker import CircuitBreaker
 from .compare import Difference, attribute_names, diff
@@ -50,6 +52,8 @@ class Runtime:
         # Secondary writes run here so a stalled DynamoDB costs a request at most the deadline;
         # shared by the worker's threads, like the breaker that stops sending after repeated timeouts.
         self._writes = ThreadPoolExecutor(max_workers=settings.dual_read_workers, thread_name_prefix="dual-write")
+        self._paces: dict[str, Pace] = {}  # route name -> how its dual reads run
+        self.dual_read_execution = settings.dual_read_execution  # auto | inline | concurrent
 
     def server_flags(self) -> flags_mod.Flags:
         """The server's phase: stored (changed at runtime), else SHOP_FLAGS; pinned: SHOP_FLAGS."""
@@ -131,13 +135,15 @@ class Runtime:
         return authority.unwrap()
 
     def _read_both(self, route, flags, original, ddb_call, args, kwargs):
-        future = self._pool.submit(contextvars.copy_context().run, self._store, "dynamodb", route, ddb_call)
-        mysql = self._store("mysql", route, lambda: original(*args, **kwargs))
-        try:
-            ddb = future.result(timeout=self.settings.dual_read_timeout_ms / 1000)
-        except FutureTimeout:
-            future.cancel()
-            ddb = _Result(Outcome(error=TimeoutError("DynamoDB read exceeded the dual-read timeout")))
+        pace = self._paces.get(route.name) or self._paces.setdefault(route.name, Pace(self.settings))
+        way = pace.choose(self.dual_read_execution)
+        start = time.perf_counter()
+        if way == INLINE:
+            mysql, ddb = self._read_inline(route, original, ddb_call, args, kwargs, pace)
+        else:
+            mysql, ddb = self._read_concurrent(route, original, ddb_call, args, kwargs, pace)
+        if self.dual_read_execution == "auto":  # a fixed way measures nothing for the choice
+            pace.record(way, time.perf_counter() - start)
         authority, candidate = (mysql, ddb) if flags.authority == "mysql" else (ddb, mysql)
         self._feed_breaker(ddb.outcome.error)
         differences, outcome = self._compare(route, mysql.outcome, ddb.outcome, authority.outcome, candidate.outcome)
@@ -166,6 +172,46 @@ class Runtime:
             self.phase.store.record_mismatch(route.name, "mismatch", attribute_names(differences),
                                              self.phase.current().label)
 
+    def _read_concurrent(self, route, original, ddb_call, args, kwargs, pace):
+        """DynamoDB on the pool, MySQL on the caller's thread once DynamoDB's first request is
+        on the wire (shop.inflight); DynamoDB waited for at most the dual-read timeout."""
+        sent = threading.Event()
+
+        def timed_ddb():
+            begin = time.perf_counter()
+            token = REQUEST_SENT.set(sent)
+            try:
+                return self._store("dynamodb", route, ddb_call)
+            finally:
+                REQUEST_SENT.reset(token)
+                sent.set()
+                pace.dynamodb_took(time.perf_counter() - begin)
+        timeout = self.settings.dual_read_timeout_ms / 1000
+        future = self._pool.submit(contextvars.copy_context().run, timed_ddb)
+        # Building a request takes a millisecond or two; a pool with no free thread (DynamoDB
+        # stalling every read) must not hold MySQL back: after SENT_WAIT_S, read MySQL anyway.
+        sent.wait(min(timeout, SENT_WAIT_S))
+        mysql = self._store("mysql", route, lambda: original(*args, **kwargs))
+        try:
+            ddb = future.result(timeout=timeout)
+        except FutureTimeout:
+            future.cancel()
+            ddb = _timed_out()
+        return mysql, ddb
+
+    def _read_inline(self, route, original, ddb_call, args, kwargs, pace):
+        """Both on the caller's thread, one after the other: no hand-off between threads. Chosen
+        only while DynamoDB's recent answers came well within the timeout (Pace); an answer later
+        than the timeout still counts as a timeout, and sends the route back to concurrent reads."""
+        mysql = self._store("mysql", route, lambda: original(*args, **kwargs))
+        begin = time.perf_counter()
+        ddb = self._store("dynamodb", route, ddb_call)
+        took = time.perf_counter() - begin
+        pace.dynamodb_took(took)
+        if took * 1000 > self.settings.dual_read_timeout_ms:
+            ddb = _timed_out()
+        return mysql, ddb
+
     def _compare(self, route, mysql: Outcome, ddb: Outcome, authority: Outcome, candidate: Outcome):
         """Availability failures are not disagreements: the authority's failure fails the
         call; the candidate's is counted and the authority's answer stands."""
@@ -186,16 +232,23 @@ class Runtime:
     def _compared(self, route, outcome, differences, arguments, span):
         names = attribute_names(differences)
         self.stats.comparison(route.name, outcome, names)
-        with tracer.start_as_current_span(f"compare {route.name}") as cspan:
-            if cspan.is_recording():
-                cspan.set_attributes({"shop.compare.outcome": outcome, "shop.operation": route.name,
-                                      "shop.compare.mismatched_attributes": names})
-                if outcome == "mismatch":
-                    cspan.set_status(Status(StatusCode.ERROR, "dual read mismatch"))
-            level = logging.WARNING if outcome in ("mismatch", "candidate_error", "timeout", "authority_error") \
-                else logging.INFO
-            emit(log, level, "dual read compared", {"event": "compare", "operation": route.name, "outcome": outcome,
-                                                    "attributes": names, "key": _key_text(route, arguments)}, cspan)
+        # A match is recorded on the routed span (below); a span of its own is kept for what an
+        # operator looks for: mismatches, timeouts, failures. Under a span not recorded, it
+        # would not be recorded either.
+        level = logging.WARNING if outcome in ("mismatch", "candidate_error", "timeout", "authority_error") \
+            else logging.INFO
+        fields = {"event": "compare", "operation": route.name, "outcome": outcome, "attributes": names,
+                  "key": _key_text(route, arguments)}
+        if span.is_recording() and outcome != "match":
+            with tracer.start_as_current_span(f"compare {route.name}") as cspan:
+                if cspan.is_recording():
+                    cspan.set_attributes({"shop.compare.outcome": outcome, "shop.operation": route.name,
+                                          "shop.compare.mismatched_attributes": names})
+                    if outcome == "mismatch":
+                        cspan.set_status(Status(StatusCode.ERROR, "dual read mismatch"))
+                emit(log, level, "dual read compared", fields, cspan)
+        elif wanted(log, level, span):
+            emit(log, level, "dual read compared", fields, span)
         if span.is_recording():
             span.set_attribute("shop.compare.outcome", outcome)
 
@@ -294,6 +347,66 @@ class Runtime:
                 return _Result(Outcome(error=exc))
         self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, None)
         return _Result(Outcome(value=value))
+
+
+INLINE, CONCURRENT = "inline", "concurrent"
+SENT_WAIT_S = 0.05
+
+
+class Pace:
+    """How one route's dual reads run, chosen from what each way has cost lately.
+
+    Concurrent reads overlap the two stores' waits but pay a hand-off between threads; when the
+    stores answer from this machine's own busy cores, there is little wait to overlap and the
+    hand-off costs more than it saves. So each way keeps the durations of its recent dual reads,
+    the cheaper median wins, and every EXPLORE-th call measures the other way again (loads
+    change); the way in use changes only when the other is cheaper by MARGIN, so noise does not
+    flip it back and forth. Inline reads cannot abandon a late DynamoDB, so they are allowed only
+    while DynamoDB's last WINDOW answers for this route all came within INLINE_SHARE of the
+    timeout. Races between threads updating these lists cost a sample at worst.
+    """
+
+    WINDOW, EXPLORE, INLINE_SHARE, MARGIN = 31, 16, 0.25, 0.05
+
+    __slots__ = ("costs", "medians", "calls", "dynamodb", "inline_limit", "best")
+
+    def __init__(self, settings):
+        self.costs = {INLINE: [], CONCURRENT: []}
+        self.medians = {INLINE: None, CONCURRENT: None}
+        self.calls = 0
+        self.best = CONCURRENT
+        self.dynamodb: list[float] = []
+        self.inline_limit = settings.dual_read_timeout_ms / 1000 * self.INLINE_SHARE
+
+    def choose(self, execution: str) -> str:
+        if execution != "auto":
+            return execution
+        if len(self.dynamodb) < self.WINDOW or max(self.dynamodb) > self.inline_limit:
+            return CONCURRENT
+        self.calls += 1
+        inline, concurrent = self.medians[INLINE], self.medians[CONCURRENT]
+        if inline is None or concurrent is None:
+            return INLINE if inline is None else CONCURRENT
+        other = INLINE if self.best == CONCURRENT else CONCURRENT
+        if self.medians[other] < self.medians[self.best] * (1 - self.MARGIN):
+            self.best, other = other, self.best
+        return other if self.calls % self.EXPLORE == 0 else self.best
+
+    def record(self, way: str, seconds: float) -> None:
+        costs = self.costs[way]
+        costs.append(seconds)
+        if len(costs) > self.WINDOW:
+            del costs[0]
+        self.medians[way] = sorted(costs)[len(costs) // 2] if len(costs) >= 5 else None
+
+    def dynamodb_took(self, seconds: float) -> None:
+        self.dynamodb.append(seconds)
+        if len(self.dynamodb) > self.WINDOW:
+            del self.dynamodb[0]
+
+
+def _timed_out() -> "_Result":
+    return _Result(Outcome(error=TimeoutError("DynamoDB read exceeded the dual-read timeout")))
 
 
 class _Result:

@@ -94,11 +94,12 @@ class Sync:
     def _forward_product(self, product_id: int, deleted: bool) -> str:
         source = self.mysql.products.get_by_id(product_id)
         if source is None:
-            outcome = self._forward_gone(self.ddb.products.get_by_id(product_id), deleted,
-                                         "catalog", keys.product(product_id))
-            if outcome == DELETED:
-                self._drop_cart_lines(product_id)
-            return outcome
+            if self.ddb.products.get_by_id(product_id) is None:
+                return ABSENT
+            if not deleted:
+                return LEFT
+            self.ddb.products.delete(product_id)  # uncounted from the listings, cart lines dropped
+            return DELETED
         if self.ddb.categories.get_by_id(source.category_id) is None:
             self._forward_category(source.category_id, False)
         self.dynamo.call("delete_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.product(product_id)))
@@ -120,12 +121,6 @@ class Sync:
             return LEFT
         self.dynamo.call("delete_item", TableName=self.dynamo.table(table), Key=encode(key))
         return DELETED
-
-    def _drop_cart_lines(self, product_id: int) -> None:
-        users = self.dynamo.table("users")
-        lines = self.dynamo.query_all(TableName=users, IndexName="GSI1", KeyConditionExpression="GSI1PK = :pk",
-                                      ExpressionAttributeValues=encode({":pk": f"PRODUCT#{product_id}"}))
-        self.dynamo.batch_delete(users, [{"PK": ln["PK"], "SK": ln["SK"]} for ln in lines])
 
     def _forward_cart(self, user_id: int, deleted: bool) -> str:
         if self.mysql.users.get_by_id(user_id) is None:

@@ -6,7 +6,7 @@ from botocore.exceptions import ClientError
 from ...domain import CartItem
 from ...errors import NotFoundError
 from . import keys
-from .catalog_items import products_by_id
+from .catalog_items import products_by_id, with_details
 from .client import cancellation_codes, condition_failed, encode, exists_check, iso, parse_iso, utcnow
 
 
@@ -36,11 +36,13 @@ class ShoppingCartRepository:
         return sorted(items, key=lambda i: (i.created_at, i.id), reverse=True)
 
     def get_item(self, user_id: int, product_id: int) -> CartItem | None:
-        line = self.dynamo.get(self.table, keys.cart_line(user_id, product_id))
-        if line is None:
+        """The line and its product in one BatchGetItem (strongly consistent, both tables)."""
+        catalog = self.dynamo.table("catalog")
+        found = self.dynamo.batch_get_tables({self.table: [keys.cart_line(user_id, product_id)],
+                                              catalog: [keys.product(product_id)]})
+        if not found[self.table] or not found[catalog]:
             return None
-        product = products_by_id(self.dynamo, [product_id]).get(product_id)
-        return to_line(line, product) if product else None
+        return to_line(found[self.table][0], with_details(self.dynamo, found[catalog])[0])
 
     def add_item(self, user_id: int, product_id: int, quantity: int, *, mirror_of: CartItem | None = None) -> CartItem:
         """Add to the line, creating it if needed. A mirrored write sets the line as MySQL has it."""

@@ -1,15 +1,22 @@
 """Turning catalog items into domain values, with the names the storefront shows.
 
-Products do not copy their category's name or their seller's username: those change,
-and a copy would need a fan-out update. Reads join them with one batched get instead.
+A product item carries copies of its category's name and its seller's username and email
+(`category_name`, `seller_username`, `seller_email`), so a product is one read. The copies
+are kept right by the writes that change the originals: a category rename and a profile
+update rewrite the copies of the products concerned (docs/data-model.md). An item written
+before the copies existed is joined with one batched get, as it always was.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from ...domain import Category, Product
 from . import keys
 from .client import parse_iso
+
+NAME_COPIES = ("category_name", "seller_username", "seller_email")
+FAN_OUT_THREADS = 8
 
 
 def to_category(item: dict) -> Category:
@@ -18,27 +25,90 @@ def to_category(item: dict) -> Category:
                     created_at=parse_iso(item["created_at"]))
 
 
-def to_product(item: dict, category: dict | None, seller: dict | None) -> Product:
+def to_product(item: dict) -> Product:
     return Product(
         id=int(item["id"]), seller_id=int(item["seller_id"]), category_id=int(item["category_id"]),
         name=item["name"], description=item.get("description"), price=Decimal(item["price"]).quantize(Decimal("0.01")),
         inventory_quantity=int(item["inventory_quantity"]), image_url=item.get("image_url"),
         created_at=parse_iso(item["created_at"]), updated_at=parse_iso(item["updated_at"]),
-        category_name=category["name"] if category else None,
-        seller_username=seller["username"] if seller else None, seller_email=seller["email"] if seller else None)
+        category_name=item.get("category_name"), seller_username=item.get("seller_username"),
+        seller_email=item.get("seller_email"))
+
+
+def name_copies(category: dict | None, seller: dict | None) -> dict:
+    """The copies a product item keeps, from its category's and its seller's items."""
+    return {"category_name": category["name"] if category else None,
+            "seller_username": seller["username"] if seller else None,
+            "seller_email": seller["email"] if seller else None}
 
 
 def with_details(dynamo, items: list[dict]) -> list[Product]:
-    """Products from their items, joined with categories and sellers in two batched gets."""
-    if not items:
-        return []
-    cats = dynamo.batch_get(dynamo.table("catalog"), [keys.category(int(i["category_id"])) for i in items])
-    users = dynamo.batch_get(dynamo.table("users"), [keys.user(int(i["seller_id"])) for i in items])
-    by_cat = {int(c["id"]): c for c in cats}
-    by_user = {int(u["id"]): u for u in users}
-    return [to_product(i, by_cat.get(int(i["category_id"])), by_user.get(int(i["seller_id"]))) for i in items]
+    """Products from their items; only items without name copies cost a batched join."""
+    bare = [i for i in items if "seller_username" not in i or "category_name" not in i]
+    if bare:
+        cats = dynamo.batch_get(dynamo.table("catalog"), [keys.category(int(i["category_id"])) for i in bare])
+        users = dynamo.batch_get(dynamo.table("users"), [keys.user(int(i["seller_id"])) for i in bare])
+        by_cat = {int(c["id"]): c for c in cats}
+        by_user = {int(u["id"]): u for u in users}
+        for i in bare:
+            i.update(name_copies(by_cat.get(int(i["category_id"])), by_user.get(int(i["seller_id"]))))
+    return [to_product(i) for i in items]
 
 
 def products_by_id(dynamo, product_ids) -> dict[int, Product]:
-    items = dynamo.batch_get(dynamo.table("catalog"), [keys.product(int(p)) for p in product_ids])
+    ids = list(product_ids)
+    if not ids:
+        return {}
+    items = dynamo.batch_get(dynamo.table("catalog"), [keys.product(int(p)) for p in ids])
     return {p.id: p for p in with_details(dynamo, items)}
+
+
+def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict) -> int:
+    """After a category rename (owner "category") or a seller's email change (owner
+    "seller"), set the new copies on every product the owner's index partition lists,
+    each only while the product still belongs to that owner. Returns how many were
+    rewritten: the fan-out is one UpdateItem per product (docs/performance.md)."""
+    from botocore.exceptions import ClientError
+
+    from .client import condition_failed, encode
+
+    index, pk = {"category": ("GSI2", f"CATEGORY#{owner_id}"), "seller": ("GSI1", f"SELLER#{owner_id}")}[owner]
+    table = dynamo.table("catalog")
+    products = dynamo.query_all(TableName=table, IndexName=index, KeyConditionExpression=f"{index}PK = :pk",
+                                ProjectionExpression="PK, SK", ExpressionAttributeValues=encode({":pk": pk}))
+    names = {f"#{k}": k for k in copies}
+    names["#owner"] = f"{owner}_id"
+    sets = ", ".join(f"#{k} = :{k}" for k, v in copies.items() if v is not None)
+    removes = ", ".join(f"#{k}" for k, v in copies.items() if v is None)
+    expression = (f"SET {sets}" if sets else "") + (f" REMOVE {removes}" if removes else "")
+    values = encode({":owner": owner_id, **{f":{k}": v for k, v in copies.items() if v is not None}})
+
+    def rewrite(product) -> int:
+        try:
+            dynamo.call("update_item", TableName=table, Key=encode({"PK": product["PK"], "SK": product["SK"]}),
+                        UpdateExpression=expression.strip(), ConditionExpression="#owner = :owner",
+                        ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+            return 1
+        except ClientError as exc:
+            if not condition_failed(exc):  # moved to another category, or deleted, meanwhile
+                raise
+            return 0
+    if len(products) <= FAN_OUT_THREADS:
+        return sum(rewrite(p) for p in products)
+    # Independent single-item writes: several in flight at once, as many as the client's pool.
+    with ThreadPoolExecutor(FAN_OUT_THREADS, thread_name_prefix="copies") as pool:
+        return sum(pool.map(rewrite, products))
+
+
+def copies_unchanged(item: dict) -> tuple[str, dict, dict]:
+    """A condition (with its names and values) that the item's name copies are still
+    those read, so a put of a product read earlier never undoes a rename's fan-out."""
+    parts, names, values = [], {}, {}
+    for i, k in enumerate(NAME_COPIES):
+        names[f"#c{i}"] = k
+        if item.get(k) is None:
+            parts.append(f"attribute_not_exists(#c{i})")
+        else:
+            parts.append(f"#c{i} = :c{i}")
+            values[f":c{i}"] = item[k]
+    return " AND ".join(parts), names, values

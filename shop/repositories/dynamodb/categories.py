@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 from ...domain import Category
 from ...errors import ConflictError, DuplicateError, InvalidStateError, NotFoundError
 from . import keys
-from .catalog_items import to_category
+from .catalog_items import rewrite_copies, to_category
 from .counters import IdTaken, create_with_free_id
 from .client import cancellation_codes, check_size, condition_failed, decode, encode, exists_check, iso, utcnow
 
@@ -97,7 +97,10 @@ class CategoryRepository:
             if condition_failed(exc):
                 return None
             raise
-        return to_category(decode(r["Attributes"]))
+        category = to_category(decode(r["Attributes"]))
+        if "name" in changes:
+            rewrite_copies(self.dynamo, "category", category_id, {"category_name": category.name})
+        return category
 
     def delete(self, category_id: int) -> bool:
         if self.get_by_id(category_id) is None:

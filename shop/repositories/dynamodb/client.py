@@ -14,6 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ...inflight import signal_sent
 from .errors import DynamoDBError, ItemTooLargeError, TransactionConflictError, error_code
 
 MAX_ITEM_BYTES = 400 * 1024
@@ -39,7 +40,9 @@ def make_client(settings):
         session = boto3.session.Session()
         if session.get_credentials() is None:
             kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
-    return boto3.client("dynamodb", **kwargs)
+    client = boto3.client("dynamodb", **kwargs)
+    client.meta.events.register("before-send.dynamodb", signal_sent)
+    return client
 
 
 def iso(dt: datetime) -> str:
@@ -167,14 +170,21 @@ class Dynamo:
 
     def batch_get(self, table: str, keys: list[dict], consistent: bool = True) -> list[dict]:
         """BatchGetItem in chunks of 100, retrying UnprocessedKeys with jittered backoff."""
-        unique = list({tuple(sorted((k, str(v)) for k, v in key.items())): key for key in keys}.values())
-        found: list[dict] = []
-        for start in range(0, len(unique), 100):
-            request = {table: {"Keys": [encode(k) for k in unique[start:start + 100]],
-                               "ConsistentRead": consistent}}
+        return self.batch_get_tables({table: keys}, consistent)[table]
+
+    def batch_get_tables(self, wanted: dict[str, list[dict]], consistent: bool = True) -> dict[str, list[dict]]:
+        """Items of several tables in as few BatchGetItem requests as the 100-key limit allows."""
+        pending = [(table, key) for table, keys in wanted.items() for key in
+                   {tuple(sorted((k, str(v)) for k, v in key.items())): key for key in keys}.values()]
+        found: dict[str, list[dict]] = {table: [] for table in wanted}
+        for start in range(0, len(pending), 100):
+            request: dict = {}
+            for table, key in pending[start:start + 100]:
+                request.setdefault(table, {"Keys": [], "ConsistentRead": consistent})["Keys"].append(encode(key))
             for attempt in range(self.settings.dynamodb_batch_attempts):
                 r = self.call("batch_get_item", RequestItems=request)
-                found.extend(decode(i) for i in r.get("Responses", {}).get(table, []))
+                for table, items in r.get("Responses", {}).items():
+                    found[table].extend(decode(i) for i in items)
                 request = r.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -186,8 +196,15 @@ class Dynamo:
 
     def batch_delete(self, table: str, keys: list[dict]) -> None:
         """BatchWriteItem deletes in chunks of 25, retrying UnprocessedItems."""
-        for start in range(0, len(keys), 25):
-            request = {table: [{"DeleteRequest": {"Key": encode(k)}} for k in keys[start:start + 25]]}
+        self._batch_write(table, [{"DeleteRequest": {"Key": encode(k)}} for k in keys])
+
+    def batch_put(self, table: str, items: list[dict]) -> None:
+        """BatchWriteItem puts (unconditional) in chunks of 25, retrying UnprocessedItems."""
+        self._batch_write(table, [{"PutRequest": {"Item": encode(i)}} for i in items])
+
+    def _batch_write(self, table: str, writes: list[dict]) -> None:
+        for start in range(0, len(writes), 25):
+            request = {table: writes[start:start + 25]}
             for attempt in range(self.settings.dynamodb_batch_attempts):
                 r = self.call("batch_write_item", RequestItems=request)
                 request = r.get("UnprocessedItems") or {}

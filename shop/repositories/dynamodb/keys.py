@@ -31,6 +31,17 @@ def product(product_id: int) -> dict:
     return {"PK": f"PRODUCT#{product_id}", "SK": META}
 
 
+def product_counted(product_id: int) -> dict:
+    """Which listing totals a product is counted in (beside its item, so a copy that
+    deletes and re-puts the product item does not count it twice)."""
+    return {"PK": f"PRODUCT#{product_id}", "SK": "#COUNTED"}
+
+
+def listing_count(scope: str) -> dict:
+    """The product total of one listing: `PRODUCTS`, `CATEGORY#<id>` or `SELLER#<id>`."""
+    return {"PK": f"COUNT#{scope}", "SK": "#COUNT"}
+
+
 def product_shard(product_id: int) -> str:
     return f"PRODUCTS#{int(product_id) % PRODUCT_SHARDS}"
 

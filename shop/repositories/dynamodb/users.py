@@ -6,6 +6,7 @@ from botocore.exceptions import ClientError
 from ...domain import NewUser, User
 from ...errors import DuplicateError
 from . import keys
+from .catalog_items import rewrite_copies
 from .counters import IdTaken, create_with_free_id
 from .client import cancellation_codes, check_size, condition_failed, decode, encode, iso, parse_iso, utcnow
 
@@ -116,7 +117,10 @@ class UserRepository:
             if codes and codes[0] == "ConditionalCheckFailed":
                 return self.update_profile(user_id, changes, mirror_of=mirror_of)  # raced; reread
             raise
-        return self.get_by_id(user_id)
+        updated = self.get_by_id(user_id)
+        if updated is not None and updated.email != current.email:
+            rewrite_copies(self.dynamo, "seller", user_id, {"seller_email": updated.email})
+        return updated
 
     def set_seller(self, user_id: int, is_seller: bool = True, *, mirror_of: User | None = None) -> User | None:
         updated_at = mirror_of.updated_at if mirror_of else utcnow()

@@ -1,0 +1,87 @@
+"""How a route's dual reads run (inline or concurrent), and that both ways keep the timeout policy."""
+from __future__ import annotations
+
+from dataclasses import replace
+from urllib.parse import urlparse
+
+import pytest
+
+from shop import create_app
+from shop.aspects import PRESETS, use_flags
+from shop.aspects.router import CONCURRENT, INLINE, Pace
+from shop.config import ConfigError, Settings
+
+from reliability.proxy import Proxy
+
+from .test_aspects_routing import _tamper, dual, stores  # noqa: F401  (fixtures shared with routing)
+
+
+def fast_dynamodb(pace, n=Pace.WINDOW):
+    for _ in range(n):
+        pace.dynamodb_took(0.001)
+
+
+def test_concurrent_until_dynamodb_has_answered_fast_for_a_whole_window(settings):
+    pace = Pace(settings)
+    assert pace.choose("auto") == CONCURRENT
+    fast_dynamodb(pace, Pace.WINDOW - 1)
+    assert pace.choose("auto") == CONCURRENT
+    fast_dynamodb(pace, 1)
+    assert pace.choose("auto") == INLINE  # never measured: measure it
+    pace.dynamodb_took(settings.dual_read_timeout_ms / 1000)  # one slow answer in the window
+    assert pace.choose("auto") == CONCURRENT
+
+
+@pytest.mark.parametrize("inline_s, concurrent_s, best", [(0.002, 0.004, INLINE), (0.004, 0.002, CONCURRENT)])
+def test_the_cheaper_way_wins_and_the_other_is_measured_again_now_and_then(settings, inline_s, concurrent_s, best):
+    pace = Pace(settings)
+    fast_dynamodb(pace)
+    for _ in range(5):
+        pace.record(INLINE, inline_s)
+        pace.record(CONCURRENT, concurrent_s)
+    chosen = [pace.choose("auto") for _ in range(Pace.EXPLORE * 2)]
+    other = CONCURRENT if best == INLINE else INLINE
+    assert chosen.count(other) == 2 and chosen.count(best) == Pace.EXPLORE * 2 - 2
+    for _ in range(Pace.WINDOW):  # the load changed: the other way is now cheaper
+        pace.record(other, min(inline_s, concurrent_s) / 2)
+    assert pace.choose("auto") == other
+
+
+def test_a_setting_can_fix_the_way():
+    assert Pace(Settings()).choose("inline") == INLINE
+    assert Settings.from_env(dual_read_execution="concurrent").dual_read_execution == "concurrent"
+    with pytest.raises(ConfigError):
+        Settings.from_env(dual_read_execution="parallel")
+
+
+@pytest.mark.parametrize("way", [INLINE, CONCURRENT])
+def test_a_late_dynamodb_answer_is_a_timeout_either_way(settings, dual, way):  # noqa: F811
+    _, _, p = dual
+    proxy = Proxy(urlparse(settings.dynamodb_endpoint).port)
+    proxy.latency = 0.5  # every DynamoDB answer arrives half a second late
+    app = create_app(replace(settings, dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}",
+                             dual_read_execution=way, dual_read_timeout_ms=100))
+    runtime = app.extensions["shop"].runtime
+    try:
+        with use_flags(PRESETS[2].flags):  # MySQL authoritative: its answer is served
+            assert app.extensions["shop"].repos.products.get_by_id(p.id) == p
+        assert runtime.stats.snapshot()["comparisons"] == {"timeout": 1}
+    finally:
+        runtime.close()
+        proxy.close()
+
+
+@pytest.mark.parametrize("way", [INLINE, CONCURRENT])
+def test_both_ways_compare_and_report_differences(settings, dual, dynamo, way):  # noqa: F811
+    from decimal import Decimal
+
+    from shop.aspects import DualReadMismatch
+    _, _, p = dual
+    app = create_app(replace(settings, dual_read_execution=way))
+    repo = app.extensions["shop"].repos.products
+    with use_flags(PRESETS[2].flags):
+        assert repo.get_by_id(p.id) == p
+        _tamper(dynamo, p.id, "SET price = :v", {":v": Decimal("1.00")})
+        with pytest.raises(DualReadMismatch):
+            repo.get_by_id(p.id)
+    app.extensions["shop"].runtime.close()
