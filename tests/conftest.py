@@ -174,3 +174,14 @@ def seller(api):
 
 def money(x) -> Decimal:
     return Decimal(str(x)).quantize(Decimal("0.01"))
+
+
+def forget_phase(app) -> None:
+    """Back to "nothing stored": the server routes by SHOP_FLAGS again (tests that change the
+    server's phase on the shared test database leave it as they found it)."""
+    from shop.repositories.dynamodb.client import encode
+    state = app.extensions["shop"]
+    with state.db.cursor(write=True) as cur:
+        cur.execute("DELETE FROM migration_state")
+    state.dynamo.call("delete_item", TableName=state.dynamo.table("counters"), Key=encode({"PK": "MIGRATION#server"}))
+    state.runtime.phase.refresh()

@@ -15,7 +15,7 @@ import pytest
 from shop import Repositories
 from shop.aspects import PRESETS, use_flags
 
-from .conftest import PASSWORD, TEST_DB, Api, unique, wait_for_port
+from .conftest import PASSWORD, TEST_DB, Api, forget_phase, unique, wait_for_port
 from .ddb_local import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,6 @@ def switch_server(page, base, phase: int, reason: str) -> None:
 
 
 def test_switch_phases_from_the_page_and_shop(server, browser, app, client, db, dynamo):
-    from shop.migration.control import PhaseControl
     with use_flags(PRESETS[1].flags):  # a seller's product that both stores hold
         seller, token = Api(client).register(seller=True)
         cat = Api(client).category(token)
@@ -131,15 +130,18 @@ def test_switch_phases_from_the_page_and_shop(server, browser, app, client, db, 
         assert mysql.products.get_by_id(product["id"]).inventory_quantity == 18
     finally:
         page.close()
-        PhaseControl(app.extensions["shop"]).set(1, "pytest", force=True, reason="leave the test database in phase 1")
+        forget_phase(app)
 
 
-def test_the_guides_curl_flow_sets_flags(server):
+def test_the_guides_curl_flow_sets_flags(server, app):
     """The command-line recipe of docs/enable-flags.md, run as written."""
     guide = (ROOT / "docs" / "enable-flags.md").read_text()
     block = guide.split("### From the command line")[1].split("```sh")[1].split("```")[0]
     script = "set -euo pipefail\n" + block.replace("base=http://localhost:5000", f"base={server}")
-    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    try:
+        out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    finally:
+        forget_phase(app)
     assert out.returncode == 0, out.stderr
     first, second = [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"')][:2]
     assert first["phase"]["label"] == "2" and first["source"] == "server phase"
