@@ -22,7 +22,7 @@ from shop.migration.control import PhaseControl
 from shop.migration.journal import TO_DYNAMODB, TO_MYSQL
 
 from .test_api_shopping import CARD
-from .conftest import PASSWORD, TEST_DB, Api, make_settings, unique
+from .conftest import PASSWORD, TEST_DB, Api, forget_phase, make_settings, unique
 
 
 def _app(**overrides):
@@ -297,22 +297,50 @@ def test_a_recorded_deletion_is_the_only_thing_that_deletes(world, control):
     _to(control, 1)
 
 
-def test_backfill_and_verify_marks_never_store_a_phase():
+def test_backfill_and_verify_marks_never_store_a_phase(world):
     """`make run` backfills when SHOP_FLAGS dual-writes; that must not pin the server to those
     flags for every later start (SHOP_FLAGS applies until an operator stores a phase)."""
-    app = _app(shop_flags="READ_MYSQL,WRITE_MYSQL,WRITE_DDB")
+    forget_phase(world)
+    app = create_app(replace(world.extensions["shop"].settings, shop_flags="READ_MYSQL,WRITE_MYSQL,WRITE_DDB"))
     try:
         control = PhaseControl(app.extensions["shop"])
         runs.backfill(app.extensions["shop"], control=control)
         state = control.view.refresh()
         assert state.source == "SHOP_FLAGS" and state.mark("backfill") and state.phase == 2
-        later = create_app(replace(app.extensions["shop"].settings, shop_flags="READ_MYSQL,WRITE_MYSQL"))
-        try:
-            assert later.extensions["shop"].runtime.server_flags().write_ddb is False
-        finally:
-            later.extensions["shop"].runtime.close()
+        world.extensions["shop"].runtime.phase.refresh()  # started with SHOP_FLAGS of phase 1
+        assert world.extensions["shop"].runtime.server_flags().write_ddb is False
         assert not control.set(3, "pytest").ok  # when dual writing began is unknown: record it first
         assert control.set(2, "pytest", reason="record it").ok
         assert control.view.refresh().source == "stored" and control.view.current().doc["dual_write_since"]
     finally:
-        _close(app)
+        app.extensions["shop"].runtime.close()
+        forget_phase(world)
+
+
+def test_carts_and_orders_are_compared_on_their_own_attributes(world, control):
+    """A hot product's stock, moved by other shoppers between the two stores' reads, is the
+    product's business (compared on its own reads), not a difference of every cart holding it."""
+    from shop.aspects import DualReadMismatch
+    from shop.repositories.dynamodb import keys
+    from shop.repositories.dynamodb.client import encode
+    _to(control, 1)
+    routed = world.extensions["shop"].repos
+    dynamo = world.extensions["shop"].dynamo
+    with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
+        owner = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+        cat = routed.categories.create(unique("C "), None)
+        p = routed.products.create(owner.id, NewProduct(category_id=cat.id, name="Hot", price=2, inventory_quantity=9))
+        routed.carts.add_item(owner.id, p.id, 2)
+
+    def tamper(table, key, expression, value):
+        dynamo.call("update_item", TableName=dynamo.table(table), Key=encode(key), UpdateExpression=expression,
+                    ExpressionAttributeValues=encode({":v": value}))
+    tamper("catalog", keys.product(p.id), "SET inventory_quantity = :v", 1)
+    with use_flags("READ_MYSQL,READ_DDB,WRITE_MYSQL,WRITE_DDB"):
+        assert routed.carts.list_items(owner.id)[0].quantity == 2  # the joined stock is not the cart's
+        with pytest.raises(DualReadMismatch):
+            routed.products.get_by_id(p.id)  # the product's own read still compares it
+        tamper("users", keys.cart_line(owner.id, p.id), "SET quantity = :v", 5)
+        with pytest.raises(DualReadMismatch) as raised:
+            routed.carts.list_items(owner.id)
+        assert raised.value.attributes == ["[].quantity"]

@@ -101,6 +101,24 @@ class Keyed(dict):
     """The elements of a list that promises no order, by their id."""
 
 
+def own(value):
+    """A cart, an order or a page of orders without the products they join in: those are
+    compared as products of their own (their own reads, verify), and a hot product's stock,
+    changed by other shoppers between the two stores' reads, is not this record's difference."""
+    from dataclasses import fields, is_dataclass, replace
+    if isinstance(value, list):
+        return [own(v) for v in value]
+    if not is_dataclass(value) or isinstance(value, type):
+        return value
+    names = {f.name for f in fields(value)}
+    changes = {}
+    if "product" in names and "product_id" in names:
+        changes["product"] = None
+    if "items" in names and isinstance(value.items, list):
+        changes["items"] = own(value.items)
+    return replace(value, **changes) if changes else value
+
+
 def diff(mysql, dynamodb, unordered: frozenset = frozenset()) -> list[Difference]:
     """Every attribute whose normalised values differ; empty when equivalent."""
     if mysql == dynamodb:  # equal values normalise alike; the common case costs one comparison

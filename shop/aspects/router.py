@@ -19,7 +19,7 @@ from ..errors import ShopError, StoreUnavailableError
 from ..inflight import REQUEST_SENT
 from . import flags as flags_mod
 from .breaker import CircuitBreaker
-from .compare import Difference, attribute_names, diff
+from .compare import Difference, attribute_names, diff, own
 from .errors import DualReadMismatch, SecondaryWriteFailed
 from .stats import Stats
 from .table import MIRROR, READ
@@ -226,7 +226,10 @@ class Runtime:
             if same:
                 return [], "match"
             return [Difference("", "error", _describe(mysql), _describe(ddb))], "mismatch"
-        differences = diff(mysql.value, ddb.value, route.unordered)
+        if route.joins:
+            differences = diff(own(mysql.value), own(ddb.value), route.unordered)
+        else:
+            differences = diff(mysql.value, ddb.value, route.unordered)
         return differences, ("mismatch" if differences else "match")
 
     def _compared(self, route, outcome, differences, arguments, span):

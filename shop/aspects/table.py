@@ -24,6 +24,7 @@ class Route:
     unordered: frozenset = field(default_factory=frozenset)  # list paths compared as sets
     repairs: Callable | None = None           # (arguments, result) -> [(entity, id)]
     deletes: bool = False                     # removes its entity: a replay may delete it elsewhere
+    joins: bool = False                       # returns records with their products joined in (compared apart)
 
     @property
     def name(self) -> str:
@@ -90,8 +91,8 @@ ROUTES = (
     Route("ProductRepository", "delete", WRITE, key=("product_id",), repairs=_product_and_carts, deletes=True),
     Route("ProductRepository", "seller_stats", READ, key=("seller_id",)),
 
-    Route("ShoppingCartRepository", "list_items", READ, key=("user_id",)),
-    Route("ShoppingCartRepository", "get_item", READ, key=("user_id", "product_id")),
+    Route("ShoppingCartRepository", "list_items", READ, key=("user_id",), joins=True),
+    Route("ShoppingCartRepository", "get_item", READ, key=("user_id", "product_id"), joins=True),
     Route("ShoppingCartRepository", "add_item", WRITE, MIRROR, key=("user_id", "product_id"), repairs=_cart),
     Route("ShoppingCartRepository", "set_quantity", WRITE, MIRROR, key=("user_id", "product_id"), repairs=_cart),
     Route("ShoppingCartRepository", "remove_item", WRITE, key=("user_id", "product_id"), repairs=_cart),
@@ -99,9 +100,9 @@ ROUTES = (
 
     Route("OrderRepository", "checkout", WRITE, MIRROR, key=("user_id",), unordered=frozenset({"items"}),
           repairs=_checkout),
-    Route("OrderRepository", "get_by_id", READ, key=("order_id",), unordered=frozenset({"items"})),
+    Route("OrderRepository", "get_by_id", READ, key=("order_id",), unordered=frozenset({"items"}), joins=True),
     Route("OrderRepository", "list_by_user", READ, key=("user_id", "page", "limit"),
-          unordered=frozenset({"items.items"})),
+          unordered=frozenset({"items.items"}), joins=True),
     Route("OrderRepository", "set_status", WRITE, MIRROR, key=("order_id",), unordered=frozenset({"items"}),
           repairs=_order_and_stock),
     Route("OrderRepository", "cancel", WRITE, MIRROR, key=("order_id",), unordered=frozenset({"items"}),

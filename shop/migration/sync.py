@@ -8,13 +8,11 @@ someone else (an id collision), rather than cross two records.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..domain import NewProduct, NewUser
 from ..repositories.dynamodb import keys
 from ..repositories.dynamodb.client import encode
 from ..repositories.dynamodb.orders import order_item
-from ..aspects.compare import diff
+from ..aspects.compare import diff, own
 from .entities import BY_NAME, ENTITIES, NAMES
 
 COPIED, DELETED, LEFT, ABSENT = "copied", "deleted", "left", "absent"
@@ -291,12 +289,5 @@ class Sync:
                 "product": lambda r: r.products.get_by_id(entity_id),
                 "cart": lambda r: r.carts.list_items(entity_id),
                 "order": lambda r: r.orders.get_by_id(entity_id)}[entity]
-        return diff(_own(read(self.mysql)), _own(read(self.ddb)), frozenset({"items"}))
+        return diff(own(read(self.mysql)), own(read(self.ddb)), frozenset({"items"}))
 
-
-def _own(value):
-    if isinstance(value, list):
-        return [replace(line, product=None) for line in value]
-    if value is not None and hasattr(value, "items") and isinstance(getattr(value, "items"), list):
-        return replace(value, items=[replace(i, product=None) for i in value.items])
-    return value
