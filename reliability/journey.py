@@ -323,6 +323,10 @@ def main() -> int:
           f"{sum(final.compared.values())} (target 0)")
     print(f"id collisions: {len(traffic.collisions) + own} (target 0)")
     print(f"run time {time.monotonic() - started:.0f} s")
+    print("\n| step | requests | unexpected 5xx | 503 while DynamoDB was down | dropped connections |")
+    print("|---|---|---|---|---|")
+    for s in steps:  # each step's figures include the operator's work that followed it
+        print(f"| {s.name} | {s.requests} | {s.unexpected_5xx} | {s.expected_503} | {s.connection_errors} |")
     for s in steps:
         for note in s.notes[:5]:
             print(f"  {s.name}: {note}")

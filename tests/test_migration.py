@@ -344,3 +344,27 @@ def test_carts_and_orders_are_compared_on_their_own_attributes(world, control):
         with pytest.raises(DualReadMismatch) as raised:
             routed.carts.list_items(owner.id)
         assert raised.value.attributes == ["[].quantity"]
+
+
+def test_no_request_waits_on_rereading_the_phase(world):
+    """A stalled DynamoDB held one request per refresh period for the client's full timeout
+    (61 s in `make reliability`); the re-read now runs beside the requests."""
+    from reliability.proxy import Proxy
+    from shop.migration.state import PhaseStore, PhaseView
+    from urllib.parse import urlparse
+    from shop.repositories.dynamodb import Dynamo
+
+    settings = world.extensions["shop"].settings
+    proxy = Proxy(urlparse(settings.dynamodb_endpoint).port)
+    try:
+        stalled = Dynamo(replace(settings, dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}", dynamodb_read_timeout=30))
+        forget_phase(world)  # nothing stored: the view reads DynamoDB's copy too
+        view = PhaseView(PhaseStore(world.extensions["shop"].db, stalled), world.extensions["shop"].runtime.default_flags,
+                         refresh_s=0.0)
+        first = view.current()  # the first read is made in place
+        proxy.stall = True
+        again = view.current()  # due again: re-read in the background...
+        assert again is first and view._lock.locked()  # ...while this call returned the known phase
+    finally:
+        proxy.cut = True
+        proxy.close()

@@ -258,36 +258,50 @@ class PhaseStore:
 
 class PhaseView:
     """One worker's view of the server phase: re-read at most every `refresh_s` seconds, so a
-    change reaches every worker within that time without a restart. When neither store can be
-    read, the last known state stands (and is logged once per failure)."""
+    change reaches every worker within that time without a restart. After the first read the
+    re-read runs in the background: no request ever waits on it (a stalled store would otherwise
+    hold one request every period). When neither store can be read, the last known state stands."""
 
     def __init__(self, store: PhaseStore, default: Flags, refresh_s: float):
         self.store, self.default, self.refresh_s = store, default, refresh_s
         self._state = PhaseState(default)
         self._loaded_at = float("-inf")
+        self._loaded_once = False
         self._lock = threading.Lock()
 
     def current(self) -> PhaseState:
         if time.monotonic() - self._loaded_at >= self.refresh_s and self._lock.acquire(blocking=False):
-            try:
-                self._refresh()
-            finally:
-                self._lock.release()
+            if self._loaded_once:
+                threading.Thread(target=self._refresh_then_release, name="phase-refresh", daemon=True).start()
+            else:
+                self._refresh_then_release()
         return self._state
 
     def refresh(self) -> PhaseState:
+        """Read now (the CLI, the phase switch, tests)."""
         with self._lock:
             self._refresh()
         return self._state
 
+    def _refresh_then_release(self) -> None:
+        try:
+            self._refresh()
+        finally:
+            self._lock.release()
+
     def _refresh(self) -> None:
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+
         self._loaded_at = time.monotonic()
         try:
-            state = self.store.load(self.default)
+            with suppress_instrumentation():  # a poll every few seconds is not a trace worth keeping
+                state = self.store.load(self.default)
         except Exception as exc:  # noqa: BLE001 - keep routing by the last known phase
             log.warning("migration phase could not be read; keeping the last known one",
                         extra={"event": "phase", "error_type": type(exc).__name__, "phase": self._state.label})
             return
+        finally:
+            self._loaded_once = True
         if state.version != self._state.version and self._state.version:
             log.info("migration phase changed", extra={"event": "phase", "from": self._state.label,
                                                        "to": state.label, "version": state.version})
