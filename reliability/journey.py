@@ -288,6 +288,8 @@ def main() -> int:
             os.kill(random.choice(workers), signal.SIGKILL)  # mid-write: it was serving the load
         hold("phase 4: a worker killed")
         runs.repair(state, divergent=True)  # what the killed worker wrote to MySQL alone
+        check = runs.verify(state, control=operator)  # the gate into 5 wants it clean
+        traffic.step.notes.append(f"verify before 5: {len(check.divergent)} divergent")
         move(5, "DynamoDB takes over")
         hold("phase 5: DynamoDB only")
         move(4, "roll back")

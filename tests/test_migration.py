@@ -114,6 +114,9 @@ def test_one_dataset_through_every_phase_and_back(world, control):
     r = api.call("POST", "/api/orders/checkout", other_token, {"paymentMethod": "credit_card", "paymentDetails": CARD})
     assert r.status_code in (200, 201), r.get_json()
     _to(control, 4)
+    refused = control.set(5, "pytest")
+    assert not refused.ok and "verify clean since entering phase 4" in refused.message
+    assert runs.verify(world.extensions["shop"], control=control).ok
     _to(control, 5, reason="DynamoDB takes over")
     counters = control.view.refresh().doc
     assert counters["phase"] == 5
@@ -360,11 +363,68 @@ def test_no_request_waits_on_rereading_the_phase(world):
         stalled = Dynamo(replace(settings, dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}", dynamodb_read_timeout=30))
         forget_phase(world)  # nothing stored: the view reads DynamoDB's copy too
         view = PhaseView(PhaseStore(world.extensions["shop"].db, stalled), world.extensions["shop"].runtime.default_flags,
-                         refresh_s=0.0)
+                         refresh_s=60)
         first = view.current()  # the first read is made in place
         proxy.stall = True
-        again = view.current()  # due again: re-read in the background...
+        view._loaded_at -= 61  # due again, within the two periods workers are promised
+        again = view.current()  # re-read in the background...
         assert again is first and view._lock.locked()  # ...while this call returned the known phase
     finally:
         proxy.cut = True
         proxy.close()
+
+
+def test_the_copy_back_never_updates_another_users_row_through_a_unique_key(world, control):
+    """username and email are unique in MySQL: an upsert of a DynamoDB-only user whose email a
+    different MySQL user holds would have rewritten that user's password hash (review finding)."""
+    _to(control, 1)
+    mysql, ddb = _stores(world)
+    email = unique() + "@taken.example"
+    holder = mysql.users.create(NewUser(username=unique(), email=email, password_hash="holder-hash"))
+    newcomer = ddb.users.create(NewUser(username=unique(), email=email, password_hash="newcomer-hash"))
+    journal = world.extensions["shop"].runtime.journal
+    journal.record(TO_MYSQL, [("user", newcomer.id)], "test", "written to DynamoDB only")
+    report = runs.reverse_copy(world.extensions["shop"])
+    assert [(e, int(i)) for e, i, _ in report.failed] == [("user", newcomer.id)]
+    assert "belongs to user" in str(report.failed[0][2])
+    assert mysql.users.get_by_id(holder.id).password_hash == "holder-hash"
+    assert journal.is_pending("user", newcomer.id)  # still waiting, for an operator to resolve
+
+
+def test_repair_never_replays_an_older_mysql_copy_over_dynamodb(world, control):
+    """Where DynamoDB holds writes MySQL lacks (phase 5, or an entry towards MySQL), replaying
+    MySQL's copy into DynamoDB would undo them (review finding)."""
+    _to(control, 1)
+    mysql, ddb = _stores(world)
+    routed = world.extensions["shop"].repos
+    with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
+        owner = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+        cat = routed.categories.create(unique("C "), None)
+        p = routed.products.create(owner.id, NewProduct(category_id=cat.id, name="P", price=3, inventory_quantity=4))
+    ddb.products.set_inventory(p.id, 40)  # DynamoDB moved on (phase 5)
+    journal = world.extensions["shop"].runtime.journal
+    journal.record(TO_DYNAMODB, [("product", p.id)], "test", "a mirror that timed out earlier")
+    report = runs.repair(world.extensions["shop"], authority="dynamodb")
+    assert ddb.products.get_by_id(p.id).inventory_quantity == 40
+    assert ("product", str(p.id)) in {(e, str(i)) for e, i, _ in report.left}
+    runs.repair(world.extensions["shop"])  # with MySQL authoritative again, the entry is replayed
+    assert ddb.products.get_by_id(p.id).inventory_quantity == 4 and not journal.is_pending("product", p.id)
+
+
+def test_a_state_written_while_mysql_was_down_is_caught_up(world):
+    """DynamoDB took version N+1 while MySQL was down; the next change must write N+2 to both,
+    not fail forever as a concurrent change (review finding)."""
+    import json
+    from shop.repositories.dynamodb.client import encode
+    forget_phase(world)
+    store = world.extensions["shop"].runtime.phase.store
+    v1 = store.save({"flags": "READ_MYSQL,WRITE_MYSQL", "phase": 1}, 0)
+    dynamo = world.extensions["shop"].dynamo
+    dynamo.call("put_item", TableName=dynamo.table("counters"), Item=encode({
+        "PK": "MIGRATION#server", "version": v1 + 1,
+        "doc": json.dumps({"flags": "READ_MYSQL,WRITE_MYSQL,WRITE_DDB", "phase": 2})}))
+    state = store.load(world.extensions["shop"].runtime.default_flags)
+    assert (state.version, state.phase) == (v1 + 1, 2)  # the newer copy wins
+    v3 = store.save({**state.doc, "flags": "READ_MYSQL,WRITE_MYSQL", "phase": 1}, state.version)
+    assert v3 == v1 + 2 and store._mysql()[0] == v3 and store._dynamodb()[0] == v3
+    forget_phase(world)

@@ -234,6 +234,9 @@ class Journey(RuleBasedStateMachine):
             step = self.phase + (1 if target > self.phase else -1)
             if step == 3 and self.phase == 2:
                 self._backfill_and_verify()
+            if step == 5:
+                checked = runs.verify(self.state, control=self.control)
+                assert checked.ok, checked.divergent
             result = self.control.set(step, "hypothesis", reason="random journey")
             assert result.ok, result.message
             self.phase = step

@@ -88,6 +88,9 @@ class PhaseControl:
         if source is not None and target > source + 1:
             out.append(Gate("one step at a time", False, f"move to {source + 1} first; forward phases are "
                                                         "entered one by one, each behind its own gates"))
+        if source is None and target > 2:
+            out.append(Gate("one step at a time", False, f"the server runs a custom mix ({current.flags}): "
+                                                        "store phase 1 or 2 first, then move on step by step"))
         if target >= 2 and (source is None or source < target):
             out.append(self._tables_gate())
         if target == 3 and (source is None or source < 3):
@@ -96,6 +99,8 @@ class PhaseControl:
             out += self._comparison_gates(current)
         if target == 5 and (source is None or source < 5):
             out.append(self._pending_gate(TO_DYNAMODB, "no write waiting to reach DynamoDB"))
+            out.append(self._pending_gate(TO_MYSQL, "no write waiting to reach MySQL"))
+            out.append(self._verified_since(current, "phase 4"))
             out.append(Gate("DynamoDB's id counters raised above MySQL's ids", True,
                             "done by the transition itself, just before the switch"))
         if source == 5 and target < 5:
@@ -147,7 +152,22 @@ class PhaseControl:
                       f"{check.get('divergent')} divergent: run `flask --app shop repair --divergent`, then verify")
         else:
             g2 = Gate("verify clean after the backfill", True, f"{check.get('compared')} entities agree")
-        return [g1, g2, self._pending_gate(TO_DYNAMODB, "no write waiting to reach DynamoDB")]
+        return [g1, g2, self._pending_gate(TO_DYNAMODB, "no write waiting to reach DynamoDB"),
+                self._pending_gate(TO_MYSQL, "no write waiting to reach MySQL")]
+
+    def _verified_since(self, current: PhaseState, what: str) -> Gate:
+        """DynamoDB is about to be the only store written: it must hold what MySQL holds now
+        (mirrors can land out of order; verify is what proves they did not)."""
+        since = parse(current.doc.get("phase_since"))
+        check = current.mark("verify")
+        started = parse(check.get("started_at"))
+        name = f"verify clean since entering {what}"
+        if since is None or started is None or started < since:
+            return Gate(name, False, "run `flask --app shop verify`")
+        if check.get("divergent") or check.get("failed"):
+            return Gate(name, False, f"{check.get('divergent')} divergent: `flask --app shop repair --divergent`, "
+                                     "then verify")
+        return Gate(name, True, f"{check.get('compared')} entities agree")
 
     def _comparison_gates(self, current: PhaseState) -> list[Gate]:
         since = parse(current.doc.get("phase_since")) if current.phase == 3 else None
@@ -163,7 +183,8 @@ class PhaseControl:
                       "none recorded")
         except Exception as exc:  # noqa: BLE001
             g2 = Gate("no dual-read mismatch in phase 3", False, f"cannot read: {type(exc).__name__}")
-        return [g1, g2, self._pending_gate(TO_DYNAMODB, "no write waiting to reach DynamoDB")]
+        return [g1, g2, self._pending_gate(TO_DYNAMODB, "no write waiting to reach DynamoDB"),
+                self._pending_gate(TO_MYSQL, "no write waiting to reach MySQL")]
 
     def _leave_five(self, dry: bool, progress) -> list[Gate]:
         if dry:
@@ -212,7 +233,10 @@ class PhaseControl:
             gates = []
             doc = self._next_doc(current, target, who, reason, False)
             doc["dual_write_since"] = doc["phase_since"] if current.flags.dual_write else None
-            self.store.save(doc, current.version)
+            try:
+                self.store.save(doc, current.version)
+            except ConcurrentChange as exc:
+                return Result(False, str(exc), [], current)
             self.store.audit({"who": who, "from": current.label, "to": target, "forced": False, "reason": reason,
                               "gates": [], "outcome": "recorded"})
             return Result(True, f"phase {target} (from SHOP_FLAGS) recorded", gates, self.view.refresh())
@@ -257,6 +281,9 @@ class PhaseControl:
             from . import runs
             late = runs.reverse_copy(self.shop, progress=progress)
             message += f"; {late.done['copied']} late DynamoDB-only writes copied back"
+            if late.failed:  # switched all the same: they stay journaled for `flask repair`
+                message += (f"; {len(late.failed)} could not be copied and stay pending "
+                            f"(first: {late.failed[0][0]} {late.failed[0][1]}: {late.failed[0][2]})")
         return Result(True, message, gates, new, bool(force and refused))
 
     def _next_doc(self, current: PhaseState, target: int, who: str, reason: str, forced: bool) -> dict:

@@ -133,14 +133,23 @@ def repair(state, divergent: bool = False, progress=_plain, authority: str | Non
     """Replay every pending journal entry in its direction; with `divergent`, also copy every
     entity verify finds different, from the phase's authoritative store."""
     sync, journal, report = make_sync(state), state.runtime.journal, Report()
+    ddb_authority = (authority or state.runtime.server_flags().authority) == "dynamodb"
+    newer = {(e.entity, str(e.entity_id)) for e in journal.pending(TO_MYSQL)}
     for direction in (TO_DYNAMODB, TO_MYSQL):
         entries = sorted(journal.pending(direction), key=lambda e: order_key((e.entity, e.entity_id)))
+        if direction == TO_DYNAMODB:
+            # MySQL's copy is older than DynamoDB's where DynamoDB took writes MySQL has not:
+            # replaying it would undo them. Left, and said so.
+            stale = [e for e in entries if ddb_authority or (e.entity, str(e.entity_id)) in newer]
+            for e in stale:
+                report.left.append((e.entity, e.entity_id, "DynamoDB holds newer writes: not copied from MySQL"))
+            entries = [e for e in entries if e not in stale]
         for entry in progress(entries, f"replaying {len(entries)} entries {direction.replace('_', ' ')}"):
             outcome = _copy(sync, journal, direction, (entry.entity, int(entry.entity_id)), report, entry.deleted)
             if outcome is not None and outcome != LEFT and not journal.close(entry):
                 report.left.append((entry.entity, entry.entity_id, "written again meanwhile: still pending"))
     if divergent:
-        direction = TO_MYSQL if (authority or state.runtime.server_flags().authority) == "dynamodb" else TO_DYNAMODB
+        direction = TO_MYSQL if ddb_authority else TO_DYNAMODB
         found = verify(state, progress=progress)
         for entity, entity_id, _, _ in found.divergent:
             _copy(sync, journal, direction, (entity, entity_id), report)

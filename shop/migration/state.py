@@ -138,19 +138,17 @@ class PhaseStore:
         return (int(item["version"]), json.loads(item["doc"])) if item else (0, None)
 
     def load(self, default: Flags) -> PhaseState:
-        """The newest state the stores hold; SHOP_FLAGS' value when neither holds one.
-        DynamoDB's copy is read only where it can be the newer one: MySQL unreachable, holding
-        nothing yet, or in phase 5 (MySQL retired). Raises only when no store can be read."""
+        """The newest state the stores hold (both are read: either may have taken a change the
+        other missed); SHOP_FLAGS' value when neither holds one. Raises only when no store can be read."""
         found, errors = [], []
         try:
             found.append(self._mysql())
         except Exception as exc:  # noqa: BLE001 - DynamoDB may answer
             errors.append(exc)
-        if not found or not found[0][0] or found[0][1].get("flags") in (None, str(flags_of(5))):
-            try:
-                found.append(self._dynamodb())
-            except Exception as exc:  # noqa: BLE001
-                errors.append(exc)
+        try:
+            found.append(self._dynamodb())
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
         if not found:
             raise errors[0]
         version, doc = max(found, key=lambda vd: vd[0])
@@ -174,7 +172,7 @@ class PhaseStore:
                 else:
                     cur.execute("UPDATE migration_state SET version = %s, doc = %s WHERE scope = %s AND version = %s",
                                 (version, text, SCOPE, expected))
-                if cur.rowcount != 1 and self._mysql()[0] != expected:
+                if cur.rowcount != 1 and self._mysql()[0] > expected:
                     raise ConcurrentChange("the migration state changed meanwhile; read it again")
                 if cur.rowcount != 1:  # MySQL lagged behind DynamoDB (written while MySQL was down)
                     cur.execute("REPLACE INTO migration_state (scope, version, doc) VALUES (%s, %s, %s)",
@@ -270,8 +268,11 @@ class PhaseView:
         self._lock = threading.Lock()
 
     def current(self) -> PhaseState:
-        if time.monotonic() - self._loaded_at >= self.refresh_s and self._lock.acquire(blocking=False):
-            if self._loaded_once:
+        age = time.monotonic() - self._loaded_at
+        if age >= self.refresh_s and self._lock.acquire(blocking=False):
+            # Within two periods (the bound operators are promised) the re-read runs beside the
+            # request; a view older than that (an idle worker) is refreshed before it is used.
+            if self._loaded_once and age < 2 * self.refresh_s:
                 threading.Thread(target=self._refresh_then_release, name="phase-refresh", daemon=True).start()
             else:
                 self._refresh_then_release()

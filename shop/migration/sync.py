@@ -68,15 +68,28 @@ class Sync:
         current = self.ddb.users.get_by_id(user_id)
         if source is None and (current is None or not deleted):
             return ABSENT if current is None else LEFT
+        if current is not None and source is not None and current.username.lower() != source.username.lower():
+            raise IdCollision(f"user {user_id} is {source.username!r} in MySQL and {current.username!r} in DynamoDB")
         if current is not None:
-            users = self.dynamo.table("users")
-            self.dynamo.transact([{"Delete": {"TableName": users, "Key": encode(k)}} for k in (
-                keys.user(user_id), keys.username_guard(current.username), keys.email_guard(current.email))])
+            self._delete_user(current)
         if source is None:
             return DELETED
-        self.ddb.users.create(NewUser(username=source.username, email=source.email, password_hash=source.password_hash,
-                                      first_name=source.first_name, last_name=source.last_name), mirror_of=source)
+        try:
+            self._create_user(source)
+        except Exception:
+            if current is not None:
+                self._create_user(current)  # put back what was there: never leave the user deleted
+            raise
         return COPIED
+
+    def _delete_user(self, user) -> None:
+        users = self.dynamo.table("users")
+        self.dynamo.transact([{"Delete": {"TableName": users, "Key": encode(k)}} for k in (
+            keys.user(user.id), keys.username_guard(user.username), keys.email_guard(user.email))])
+
+    def _create_user(self, user) -> None:
+        self.ddb.users.create(NewUser(username=user.username, email=user.email, password_hash=user.password_hash,
+                                      first_name=user.first_name, last_name=user.last_name), mirror_of=user)
 
     def _forward_category(self, category_id: int, deleted: bool) -> str:
         source = self.mysql.categories.get_by_id(category_id)
@@ -166,14 +179,21 @@ class Sync:
         mine = self._mysql_row("SELECT username FROM users WHERE id = %s", (user_id,))
         if mine is not None and mine["username"].lower() != u.username.lower():
             raise IdCollision(f"user {user_id} is {mine['username']!r} in MySQL and {u.username!r} in DynamoDB")
+        # username and email are unique keys too: an upsert would update whichever row holds them.
+        other = self._mysql_row("SELECT id FROM users WHERE (username = %s OR email = %s) AND id <> %s",
+                                (u.username, u.email, user_id))
+        if other is not None:
+            raise IdCollision(f"user {user_id}'s username or email belongs to user {other['id']} in MySQL")
         with self.db.cursor(write=True) as cur:
-            cur.execute(
-                "INSERT INTO users (id, username, email, password_hash, first_name, last_name, is_seller,"
-                " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE"
-                " email = VALUES(email), password_hash = VALUES(password_hash), first_name = VALUES(first_name),"
-                " last_name = VALUES(last_name), is_seller = VALUES(is_seller), updated_at = VALUES(updated_at)",
-                (u.id, u.username, u.email, u.password_hash, u.first_name, u.last_name, u.is_seller,
-                 u.created_at, u.updated_at))
+            if mine is None:
+                cur.execute("INSERT INTO users (id, username, email, password_hash, first_name, last_name, is_seller,"
+                            " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                            (u.id, u.username, u.email, u.password_hash, u.first_name, u.last_name, u.is_seller,
+                             u.created_at, u.updated_at))
+            else:
+                cur.execute("UPDATE users SET email = %s, password_hash = %s, first_name = %s, last_name = %s,"
+                            " is_seller = %s, updated_at = %s WHERE id = %s",
+                            (u.email, u.password_hash, u.first_name, u.last_name, u.is_seller, u.updated_at, user_id))
         return COPIED
 
     def _reverse_category(self, category_id: int, deleted: bool) -> str:
