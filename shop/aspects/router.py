@@ -112,13 +112,23 @@ class Runtime:
         if flags.authority == "mysql" and not self.breaker.allow():
             self._compared(route, "skipped", [], arguments, span)
             return self._store("mysql", route, lambda: original(*args, **kwargs)).unwrap()
+        first_read = time.monotonic()
         mysql, ddb, differences, outcome = self._read_both(route, flags, original, ddb_call, args, kwargs)
         # A write between its MySQL commit and its DynamoDB write looks like a difference for a
-        # moment; a real divergence is still there a little later. Two rechecks, 1x then 4x.
-        for pause in (1, 4):
-            if outcome != "mismatch" or not self.settings.dual_read_recheck_ms:
+        # moment; a real divergence is still there a little later. Two rechecks, 1x then 4x; then,
+        # for a difference that stays, one last look once any write in flight has met its
+        # dual-write deadline (by then it landed, or it is journaled and reported below).
+        recheck = self.settings.dual_read_recheck_ms / 1000
+        for pause in ((1, 4, None) if recheck else ()):
+            if outcome != "mismatch":
                 break
-            time.sleep(pause * self.settings.dual_read_recheck_ms / 1000)
+            if pause is None:
+                pause_s = self.settings.dual_write_timeout_ms / 1000 - (time.monotonic() - first_read)
+                if pause_s <= 0:
+                    break
+            else:
+                pause_s = pause * recheck
+            time.sleep(pause_s)
             mysql, ddb, differences, outcome = self._read_both(route, flags, original, ddb_call, args, kwargs)
             if outcome == "match":
                 outcome = "transient"
