@@ -131,9 +131,14 @@ def verify(state, control=None, progress=_plain) -> Report:
 
 def repair(state, divergent: bool = False, progress=_plain, authority: str | None = None) -> Report:
     """Replay every pending journal entry in its direction; with `divergent`, also copy every
-    entity verify finds different, from the phase's authoritative store."""
+    entity verify finds different, from the store that holds the truth: MySQL while it is
+    written, DynamoDB in phase 5."""
     sync, journal, report = make_sync(state), state.runtime.journal, Report()
-    ddb_authority = (authority or state.runtime.server_flags().authority) == "dynamodb"
+    # The source of truth for data is MySQL while MySQL is written (phases 1-4: it is written
+    # first), DynamoDB only when it alone is written; not the store reads come from (phase 4).
+    if authority is None:
+        authority = "mysql" if state.runtime.server_flags().write_mysql else "dynamodb"
+    ddb_authority = authority == "dynamodb"
     newer = {(e.entity, str(e.entity_id)) for e in journal.pending(TO_MYSQL)}
     for direction in (TO_DYNAMODB, TO_MYSQL):
         entries = sorted(journal.pending(direction), key=lambda e: order_key((e.entity, e.entity_id)))
