@@ -161,17 +161,20 @@ def repair(state, divergent: bool = False, progress=_plain, authority: str | Non
     return report
 
 
-def reverse_copy(state, progress=_plain, everything: bool = False) -> Report:
-    """DynamoDB -> MySQL: every entry pending for MySQL (or, with `everything`, every entity
-    DynamoDB holds), ids kept; then MySQL's AUTO_INCREMENT raised past DynamoDB's counters."""
+def reverse_copy(state, progress=_plain, everything: bool = False, missing: bool = True) -> Report:
+    """DynamoDB -> MySQL, ids kept: every entry pending for MySQL, every entity only DynamoDB
+    holds (`missing`: written in phase 5 by a request that died before journaling it), or with
+    `everything` every entity DynamoDB holds; then MySQL's AUTO_INCREMENT raised past
+    DynamoDB's counters."""
     from .sync import raise_auto_increment
 
     sync, journal, report = make_sync(state), state.runtime.journal, Report()
     entries = {(e.entity, int(e.entity_id)): e for e in journal.pending(TO_MYSQL)}
     targets = set(entries)
-    if everything:
-        found = sync.ids_by_store()["dynamodb"]
-        targets |= {(e, i) for e in NAMES for i in found[e]}
+    if everything or missing:
+        found = sync.ids_by_store()
+        targets |= {(e, i) for e in NAMES for i in found["dynamodb"][e]
+                    if everything or i not in found["mysql"][e]}
     for target in progress(sorted(targets, key=order_key), f"copying {len(targets)} entities to MySQL"):
         entry = entries.get(target)
         outcome = _copy(sync, journal, TO_MYSQL, target, report, deleted=bool(entry and entry.deleted))
