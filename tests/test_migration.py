@@ -68,6 +68,17 @@ def _until(predicate, timeout=10.0):
     return predicate()
 
 
+def _dual_written_product(app, name="P", price=3, stock=4):
+    """A seller, a category and a product written to both stores, as phase 2 writes them."""
+    routed = app.extensions["shop"].repos
+    with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
+        owner = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+        cat = routed.categories.create(unique("C "), None)
+        product = routed.products.create(owner.id, NewProduct(category_id=cat.id, name=name, price=price,
+                                                               inventory_quantity=stock))
+    return owner, cat, product
+
+
 def _to(control, target, **kw):
     result = control.set(target, "pytest", **kw)
     assert result.ok, result.message
@@ -284,11 +295,7 @@ def test_a_recorded_deletion_is_the_only_thing_that_deletes(world, control):
     _to(control, 1)
     mysql, ddb = _stores(world)
     routed = world.extensions["shop"].repos
-    with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
-        owner = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
-        cat = routed.categories.create(unique("C "), None)
-        doomed = routed.products.create(owner.id, NewProduct(category_id=cat.id, name="Doomed", price=1,
-                                                             inventory_quantity=1))
+    _, _, doomed = _dual_written_product(world, "Doomed", 1, 1)
     only_ddb = ddb.categories.create(unique("Only DDB "), None)
     routed.products.delete(doomed.id)  # phase 1: DynamoDB not written, the deletion is recorded
     assert ddb.products.get_by_id(doomed.id) is not None
@@ -329,10 +336,8 @@ def test_carts_and_orders_are_compared_on_their_own_attributes(world, control):
     _to(control, 1)
     routed = world.extensions["shop"].repos
     dynamo = world.extensions["shop"].dynamo
+    owner, _, p = _dual_written_product(world, "Hot", 2, 9)
     with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
-        owner = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
-        cat = routed.categories.create(unique("C "), None)
-        p = routed.products.create(owner.id, NewProduct(category_id=cat.id, name="Hot", price=2, inventory_quantity=9))
         routed.carts.add_item(owner.id, p.id, 2)
 
     def tamper(table, key, expression, value):
@@ -400,11 +405,7 @@ def test_repair_never_replays_an_older_mysql_copy_over_dynamodb(world, control):
     MySQL's copy into DynamoDB would undo them (review finding)."""
     _to(control, 1)
     mysql, ddb = _stores(world)
-    routed = world.extensions["shop"].repos
-    with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
-        owner = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
-        cat = routed.categories.create(unique("C "), None)
-        p = routed.products.create(owner.id, NewProduct(category_id=cat.id, name="P", price=3, inventory_quantity=4))
+    _, _, p = _dual_written_product(world)
     ddb.products.set_inventory(p.id, 40)  # DynamoDB moved on (phase 5)
     journal = world.extensions["shop"].runtime.journal
     journal.record(TO_DYNAMODB, [("product", p.id)], "test", "a mirror that timed out earlier")
