@@ -56,9 +56,9 @@ def test_invalid_configuration_stops_start_up(monkeypatch):
 def test_flags_are_per_context_and_per_thread():
     seen = {}
     with use_flags("READ_DDB,WRITE_DDB"):
-        assert flags_mod.current() == PRESETS[4].flags
-        t = threading.Thread(target=lambda: seen.setdefault("other", flags_mod.current(PRESETS[1].flags)))
+        assert flags_mod.explicit() == PRESETS[4].flags
+        t = threading.Thread(target=lambda: seen.setdefault("other", flags_mod.explicit()))
         t.start()
         t.join()
-    assert flags_mod.current() == PRESETS[0].flags
-    assert seen["other"] == PRESETS[1].flags  # a new thread has the server default, not this context's
+    assert flags_mod.explicit() is None
+    assert seen["other"] is None  # a new thread routes by the server's phase, not this context's flags

@@ -126,11 +126,6 @@ _current: contextvars.ContextVar[Flags | None] = contextvars.ContextVar("shop_fl
 _browser: contextvars.ContextVar[Flags | None] = contextvars.ContextVar("shop_browser_flags", default=None)
 
 
-def current(default: Flags | None = None) -> Flags:
-    """The flags in force: this context's, else `default`, else MySQL only."""
-    return _current.get() or default or MYSQL_ONLY
-
-
 def explicit() -> Flags | None:
     """The flags set on this context, if any (None means: the server default applies)."""
     return _current.get()
@@ -154,15 +149,6 @@ def combine(server: Flags, wanted: Flags | None) -> Flags:
     if wanted is None:
         return server
     return Flags(wanted.read_mysql, wanted.read_ddb, server.write_mysql, server.write_ddb)
-
-
-def set_current(flags: Flags | None):
-    """Set the flags for the rest of this context (a request); returns a reset token."""
-    return _current.set(flags)
-
-
-def reset(token) -> None:
-    _current.reset(token)
 
 
 @contextmanager

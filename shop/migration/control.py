@@ -122,7 +122,7 @@ class PhaseControl:
         return Gate("DynamoDB tables reachable", not missing, "; ".join(missing) or "all tables active")
 
     def _pending_gate(self, direction: str, name: str) -> Gate:
-        count = self.runtime.journal.counts()[direction]
+        count = self.runtime.journal.count(direction)
         ok = count == 0
         return Gate(name, ok, "none pending" if ok else f"{count} pending: run `flask --app shop repair`")
 
@@ -188,7 +188,7 @@ class PhaseControl:
 
     def _leave_five(self, dry: bool, progress) -> list[Gate]:
         if dry:
-            pending = self.runtime.journal.counts()[TO_MYSQL]
+            pending = self.runtime.journal.count(TO_MYSQL)
             return [Gate("DynamoDB-only writes copied back to MySQL", True,
                          f"{pending} entities to copy back: done by the transition itself"),
                     Gate("verify clean after the copy back", True, "checked by the transition itself")]
@@ -288,7 +288,7 @@ class PhaseControl:
 
     def _next_doc(self, current: PhaseState, target: int, who: str, reason: str, forced: bool) -> dict:
         flags = flags_of(target)
-        doc = {k: v for k, v in current.doc.items()}
+        doc = dict(current.doc)
         at = iso(now())
         doc.update(flags=str(flags), phase=target, changed_at=at, changed_by=who, reason=reason, forced=forced,
                    phase_since=at)

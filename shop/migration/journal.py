@@ -72,16 +72,15 @@ class Journal:
         return [Entry(TO_MYSQL, i["entity"], i["entity_id"], bool(i.get("deleted")), int(i["seq"]),
                       i.get("operation", "")) for i in items]
 
+    def count(self, direction: str):
+        """Pending entries one way; a store that cannot be read says why instead."""
+        try:
+            return self.repair_log.pending_count() if direction == TO_DYNAMODB else len(self.pending(TO_MYSQL))
+        except Exception as exc:  # noqa: BLE001 - shown to the operator, not raised
+            return f"unknown ({type(exc).__name__})"
+
     def counts(self) -> dict[str, object]:
-        """Pending entries per direction; a store that cannot be read says why instead."""
-        out = {}
-        for direction in DIRECTIONS:
-            try:
-                out[direction] = (self.repair_log.pending_count() if direction == TO_DYNAMODB
-                                  else len(self.pending(TO_MYSQL)))
-            except Exception as exc:  # noqa: BLE001 - shown to the operator, not raised
-                out[direction] = f"unknown ({type(exc).__name__})"
-        return out
+        return {direction: self.count(direction) for direction in DIRECTIONS}
 
     def is_pending(self, entity: str, entity_id=None) -> bool:
         """Whether an entry (either direction) is open for this entity, or any of its kind."""
