@@ -71,6 +71,7 @@ bench: install services
 	$(BIN)/python bench/peers.py --reads-only --busy --ddb-latency-ms 2
 	$(BIN)/python bench/requests_per_endpoint.py
 	$(BIN)/python bench/catalog_scale.py
+	$(BIN)/python bench/sync_scale.py
 	$(BIN)/python bench/http_load.py
 	$(BIN)/python bench/telemetry_memory.py
 

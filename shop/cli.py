@@ -85,21 +85,53 @@ def register(app) -> None:
             click.echo(f"{entity}: counter at {counter} (MySQL max {top})")
 
 
-def _progress(items, label):
-    items = list(items)
-    with click.progressbar(items, label=label) as bar:
-        yield from bar
+def _progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _sync_options(operation: str):
+    """--segments/--segment/--chunk/--run/--restart: how a run is split, sized and resumed."""
+    def decorate(command):
+        for option in reversed((
+            click.option("--segments", default=1, show_default=True, type=click.IntRange(1, 1000),
+                         help="Split the run into N segments (id ranges in MySQL, parallel scan segments "
+                              "in DynamoDB)."),
+            click.option("--segment", type=int, default=None,
+                         help="Run only segment I (0..N-1), so N processes or machines share the run; "
+                              "without it, this process runs all N segments at once."),
+            click.option("--chunk", default=100, show_default=True, type=click.IntRange(1, 1000),
+                         help="Entities per keyset page (read from both stores in one batch each)."),
+            click.option("--run", "run_name", default=operation, show_default=True,
+                         help="The run's name: its checkpoint. Processes sharing a run use the same name."),
+            click.option("--restart", is_flag=True,
+                         help="Start over instead of resuming the unfinished run of this name."),
+        )):
+            command = option(command)
+        return command
+    return decorate
+
+
+def _run_args(segments, segment, chunk, run_name, restart) -> dict:
+    if segment is not None and not 0 <= segment < segments:
+        raise click.BadParameter(f"must be between 0 and {segments - 1}", param_hint="--segment")
+    return dict(segments=segments, segment=segment, chunk=chunk, run=run_name, resume=not restart)
+
+
+def _partial(report) -> None:
+    if not report.complete:
+        click.echo(f"this process's segment is done; the run {report.run.name!r} completes when every segment"
+                   " has finished (run the others, or this command again to see the whole run's result)")
 
 
 def _report(report, verb: str, noun: str = "entities") -> None:
     ok = sum(n for k, n in report.done.items() if k != "left")
-    total = ok + len(report.failed)
-    click.echo(f"{verb} {ok} of {total} {noun}; {len(report.failed)} failed; {len(report.left)} left alone"
+    failed, left = report.total("failed"), report.total("left")
+    click.echo(f"{verb} {ok} of {ok + failed} {noun}; {failed} failed; {left} left alone"
                + (f" ({', '.join(f'{n} {k}' for k, n in sorted(report.done.items()))})" if report.done else ""))
     for entity, entity_id, why in report.left[:20]:
         click.echo(f"  left alone: {entity} {entity_id}: {why}")
-    if len(report.left) > 20:
-        click.echo(f"  ... and {len(report.left) - 20} more left alone")
+    if left > 20:
+        click.echo(f"  ... and {left - 20} more left alone")
     for entity, entity_id, exc in report.failed[:20]:
         click.echo(f"  failed: {entity} {entity_id}: {type(exc).__name__}: {exc}", err=True)
 
@@ -135,50 +167,57 @@ def register_migration(app) -> None:
             click.echo("nothing to repair: no pending entries" + (" and no divergence" if divergent else ""))
             return
         _report(report, "repaired")
-        if report.failed:
+        if report.total("failed"):
             sys.exit(1)
 
     @app.cli.command("backfill")
     @click.option("--if-dual-writing", is_flag=True,
                   help="Only when the server's phase writes both stores (what `make run` uses: DynamoDB "
                        "Local keeps nothing across restarts).")
-    def backfill_cmd(if_dual_writing):
+    @_sync_options("backfill")
+    def backfill_cmd(if_dual_writing, **run):
         """Copy every user, category, product, cart and order from MySQL into DynamoDB (its
         current state; idempotent). Never deletes what only DynamoDB holds: lists it instead."""
         if if_dual_writing and not _state().runtime.server_flags().dual_write:
             click.echo(f"backfill skipped: the server's phase ({_state().runtime.server_flags()}) does not dual-write")
             return
-        report = _ddb(lambda: runs.backfill(_state(), control=_control(), progress=_progress))
+        report = _ddb(lambda: runs.backfill(_state(), control=_control(), progress=_progress, **_run_args(**run)))
         _report(report, "backfilled")
-        if report.failed:
+        _partial(report)
+        if report.total("failed"):
             sys.exit(1)
 
     @app.cli.command("reverse-copy")
     @click.option("--all", "everything", is_flag=True,
                   help="Copy every entity DynamoDB holds, not only those journaled as DynamoDB-only writes.")
-    def reverse_copy_cmd(everything):
+    @_sync_options("reverse-copy")
+    def reverse_copy_cmd(everything, **run):
         """Copy to MySQL, with their ids, the writes only DynamoDB received (phase 5), then raise
         MySQL's AUTO_INCREMENT past DynamoDB's counters. `phase set 4` from 5 runs this itself."""
-        report = _ddb(lambda: runs.reverse_copy(_state(), progress=_progress, everything=everything))
+        report = _ddb(lambda: runs.reverse_copy(_state(), progress=_progress, everything=everything,
+                                                **_run_args(**run)))
         _report(report, "copied to MySQL")
-        if report.failed:
+        _partial(report)
+        if report.total("failed"):
             sys.exit(1)
 
     @app.cli.command("verify")
     @click.option("--show", default=20, show_default=True, help="How many divergent entities to list.")
-    def verify_cmd(show):
+    @_sync_options("verify")
+    def verify_cmd(show, **run):
         """Compare MySQL and DynamoDB entity by entity; exit 1 when they diverge."""
         from collections import Counter
 
         from .migration.entities import NAMES
 
-        report = _ddb(lambda: runs.verify(_state(), control=_control(), progress=_progress))
+        report = _ddb(lambda: runs.verify(_state(), control=_control(), progress=_progress, **_run_args(**run)))
         bad = Counter(e for e, _, _, _ in report.divergent)
         for entity in NAMES:
             click.echo(f"{entity:9} compared {report.compared[entity]:6}  divergent {bad[entity]:6}")
         for entity, entity_id, names, kinds in report.divergent[:show]:
             click.echo(f"  {entity} {entity_id}: {', '.join(names)} ({', '.join(kinds)})")
-        click.echo(f"divergent: {len(report.divergent)} of {sum(report.compared.values())}")
+        click.echo(f"divergent: {report.total('divergent')} of {sum(report.compared.values())}")
+        _partial(report)
         if not report.ok:
             sys.exit(1)
 

@@ -280,7 +280,7 @@ def test_browser_dual_reads_report_and_pending_records_are_not_raised(world, con
     assert ddb.users.get_by_id(seller.id).first_name == "Changed"
 
 
-def test_the_flag_page_is_locked_outside_development(settings):
+def test_the_flag_page_is_locked_outside_development(settings, app):  # app: the schema exists
     locked = create_app(replace(settings, shop_env="production"))
     try:
         c = locked.test_client()

@@ -47,8 +47,8 @@ class Result:
                 "gates": [g.as_dict() for g in self.gates], "state": self.state.as_dict() if self.state else None}
 
 
-def _plain(items, label):
-    return items
+def _plain(line: str) -> None:
+    """Progress lines of the runs a transition makes: dropped unless a caller shows them."""
 
 
 class PhaseControl:

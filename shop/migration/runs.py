@@ -1,38 +1,23 @@
 """Backfill, verify, repair and the reverse copy: one implementation behind the CLI, the
-phase transitions and the tests. Each takes a `progress(iterable, label)` wrapper (the CLI
-passes a progress bar) and returns a report; runs that gates rely on leave a mark in the
-phase state (when they started and finished, and what they found)."""
+phase transitions and the tests. Backfill, verify and the reverse copy are chunked, segmented
+and resumable (bulk.py); repair replays the journal entry by entry. Each takes a
+`progress(line)` callback (the CLI prints the lines) and returns a report; runs that gates
+rely on leave a mark in the phase state (when they started and finished, what they found)."""
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 
 from ..aspects.compare import attribute_names
-from .entities import NAMES, order_key
+from .batches import ForwardWriter, _pool_map, ddb_load, differences, mysql_existing, mysql_load
+from .bulk import Job, Report, owns
+from .entities import ENTITIES, NAMES, order_key
 from .journal import TO_DYNAMODB, TO_MYSQL
 from .state import iso, now
-from .sync import ABSENT, COPIED, DELETED, LEFT, IdCollision, Sync
+from .sync import COPIED, DELETED, LEFT, ABSENT, IdCollision, Sync, raise_auto_increment
 
 log = logging.getLogger("shop.migration")
-
-
-def _plain(items, label):
-    return items
-
-
-@dataclass
-class Report:
-    done: Counter = field(default_factory=Counter)            # outcome -> count
-    left: list = field(default_factory=list)                  # (entity, id, why) not touched
-    failed: list = field(default_factory=list)                # (entity, id, error)
-    divergent: list = field(default_factory=list)             # (entity, id, attribute names, kinds)
-    compared: Counter = field(default_factory=Counter)        # entity -> count
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.divergent
+TABLES = tuple(dict.fromkeys(e.ddb_table for e in ENTITIES))  # users, catalog, orders
 
 
 def make_sync(state) -> Sync:
@@ -40,96 +25,255 @@ def make_sync(state) -> Sync:
     return Sync(state.db, Repositories.mysql(state.db), Repositories.dynamodb(state.dynamo), state.dynamo)
 
 
+def _failed(report, entity, entity_id, exc, direction) -> None:
+    report.failed.append((entity, entity_id, exc))
+    if isinstance(exc, IdCollision):
+        log.error("id collision: nothing overwritten", extra={"event": "repair", "action": "collision",
+                                                              "entity": entity, "entity_id": str(entity_id)})
+    else:
+        log.error("copy failed", extra={"event": "repair", "action": "failed", "entity": entity,
+                                        "entity_id": str(entity_id), "direction": direction,
+                                        "error_type": type(exc).__name__})
+
+
 def _copy(sync, journal, direction, entry_or_target, report, deleted=False):
     entity, entity_id = entry_or_target
     try:
         outcome = sync.copy(direction, entity, entity_id, deleted)
-    except IdCollision as exc:
-        report.failed.append((entity, entity_id, exc))
-        log.error("id collision: nothing overwritten", extra={"event": "repair", "action": "collision",
-                                                              "entity": entity, "entity_id": str(entity_id)})
-        return None
     except Exception as exc:  # noqa: BLE001 - reported; the next entity is tried
-        report.failed.append((entity, entity_id, exc))
-        log.error("copy failed", extra={"event": "repair", "action": "failed", "entity": entity,
-                                        "entity_id": str(entity_id), "direction": direction,
-                                        "error_type": type(exc).__name__})
+        _failed(report, entity, entity_id, exc, direction)
         return None
-    report.done[outcome] += 1
-    if outcome == LEFT:
-        report.left.append((entity, entity_id, "only the target store holds it and no deletion is recorded"))
-    log.info("copied", extra={"event": "repair", "action": outcome, "entity": entity, "entity_id": str(entity_id),
-                              "direction": direction})
+    _count(report, entity, entity_id, outcome, direction)
     return outcome
 
 
-def backfill(state, control=None, progress=_plain) -> Report:
-    """Copy every entity MySQL holds into DynamoDB, and apply recorded deletions. Entities only
-    DynamoDB holds are left alone and reported; so are entities DynamoDB has newer writes of
-    (pending for MySQL: run the reverse copy first)."""
-    started = now()
-    sync, journal, report = make_sync(state), state.runtime.journal, Report()
-    newer = {(e.entity, int(e.entity_id)) for e in journal.pending(TO_MYSQL)}
-    # Entries recorded before this run are settled by it: the copy writes MySQL's current state.
-    entries = {(e.entity, int(e.entity_id)): e for e in journal.pending(TO_DYNAMODB)}
-    deletions = {k: e for k, e in entries.items() if e.deleted}
-    found = sync.ids_by_store()
-    targets = sorted({(e, i) for e in NAMES for i in found["mysql"][e]} | set(deletions), key=order_key)
-    for e in NAMES:
-        for i in sorted(found["dynamodb"][e] - found["mysql"][e]):
-            if (e, i) not in deletions:
-                report.left.append((e, i, "only in DynamoDB (no recorded deletion): not touched"))
-    for target in progress(targets, f"backfilling {len(targets)} entities"):
-        if target in newer:
-            report.left.append((*target, "DynamoDB has newer writes pending for MySQL: run the reverse copy"))
-            continue
-        outcome = _copy(sync, journal, TO_DYNAMODB, target, report, deleted=target in deletions)
-        if target in entries and outcome in (COPIED, DELETED, ABSENT):
-            journal.close(entries[target])
-    if control is not None:
-        control.mark("backfill", {"started_at": iso(started), "completed_at": iso(now()),
-                                  "copied": report.done[COPIED], "failed": len(report.failed),
-                                  "left_alone": len(report.left)})
-    return report
+def _count(report, entity, entity_id, outcome, direction, quiet: bool = False) -> None:
+    report.done[outcome] += 1
+    if outcome == LEFT:
+        report.left.append((entity, entity_id, "only the target store holds it and no deletion is recorded"))
+    if not quiet:  # bulk pages log once per page instead
+        log.info("copied", extra={"event": "repair", "action": outcome, "entity": entity, "entity_id": str(entity_id),
+                                  "direction": direction})
 
 
-def verify(state, control=None, progress=_plain) -> Report:
-    """Compare the stores entity by entity (every entity either holds)."""
-    started = now()
-    sync, report = make_sync(state), Report()
-    targets = sync.targets()
-    for entity, entity_id in progress(targets, f"verifying {len(targets)} entities"):
-        report.compared[entity] += 1
-        try:
-            differences = sync.compare(entity, entity_id)
-        except Exception as exc:  # noqa: BLE001
-            report.failed.append((entity, entity_id, exc))
-            continue
-        if differences:
-            report.divergent.append((entity, entity_id, attribute_names(differences),
-                                     sorted({d.kind for d in differences})))
-    # Under traffic a write can sit between its MySQL commit and its DynamoDB write while it is
-    # compared: what agrees a moment later was in flight, not divergent (as dual reads recheck).
-    for pause in (0.5, 2.0):
-        if not report.divergent:
-            break
-        time.sleep(pause)
-        still = []
-        for entity, entity_id, names, kinds in report.divergent:
-            differences = sync.compare(entity, entity_id)
-            if differences:
-                still.append((entity, entity_id, attribute_names(differences), sorted({d.kind for d in differences})))
+def _sweeps(job):
+    """The MySQL sweep of each entity, parents first, then the DynamoDB scan of each table."""
+    mysql = [(f"mysql:{e}", lambda seg, step, cur, part, e=e: seg.mysql_sweep(e, step, cur, part, job.chunk_of(seg)))
+             for e in NAMES]
+    ddb = [(f"ddb:{t}", lambda seg, step, cur, part, t=t: seg.ddb_sweep(t, step, cur, part, job.ddb_page_of(seg)))
+           for t in TABLES]
+    return mysql, ddb
+
+
+def _once(fn):
+    """A step that is not a sweep: done in one go, then checkpointed as done."""
+    def step(seg, name, cursor, part):
+        fn(seg, part)
+        seg.checkpoints.save(seg.run, seg.segment, name, None, True, part.found())
+    return step
+
+
+class Backfill(Job):
+    """Copy every entity MySQL holds into DynamoDB where DynamoDB's copy differs, and apply
+    recorded deletions. Entities only DynamoDB holds are left alone and reported; so are
+    entities DynamoDB has newer writes of (pending for MySQL: run the reverse copy first)."""
+    operation = "backfill"
+
+    def prepare(self):
+        self.newer = {(e.entity, int(e.entity_id)) for e in self.journal.pending(TO_MYSQL)}
+        # Entries recorded before this run are settled by it: it leaves DynamoDB equal to MySQL.
+        self.entries = {(e.entity, int(e.entity_id)): e for e in self.journal.pending(TO_DYNAMODB)}
+        self.writer = ForwardWriter(self.sync)
+
+    def steps(self):
+        mysql, ddb = _sweeps(self)
+        return [("deletions", _once(self._deletions)), *mysql, *ddb]
+
+    def _deletions(self, seg, part):
+        for (entity, entity_id), entry in sorted(self.entries.items(), key=lambda kv: order_key(kv[0])):
+            if entry.deleted and owns(seg.run, seg.segment, entity, entity_id):
+                if (entity, entity_id) in self.newer:
+                    part.left.append((entity, entity_id, "DynamoDB has newer writes pending for MySQL:"
+                                                         " run the reverse copy"))
+                    continue
+                outcome = _copy(self.sync, self.journal, TO_DYNAMODB, (entity, entity_id), part, deleted=True)
+                if outcome in (COPIED, DELETED, ABSENT):
+                    self.journal.close(entry)
+
+    def chunk_of(self, seg):
+        def chunk(entity, ids, part):
+            for i in [i for i in ids if (entity, i) in self.newer]:
+                part.left.append((entity, i, "DynamoDB has newer writes pending for MySQL: run the reverse copy"))
+            ids = [i for i in ids if (entity, i) not in self.newer and not self._deleting(entity, i)]
+            source = mysql_load(self.state.db, self.sync.mysql, entity, ids)
+            current = ddb_load(self.state.dynamo, self.sync.ddb, entity, list(source))
+            pairs, settled = {}, []
+            for i, value in source.items():  # an id gone from MySQL since listed: its journal entry decides
+                if differences(value, current.get(i)):
+                    pairs[i] = (value, current.get(i))
+                else:
+                    part.done["unchanged"] += 1
+                    settled.append(i)
+            for i, outcome in self.writer.write(entity, pairs).items():
+                if isinstance(outcome, Exception):
+                    _failed(part, entity, i, outcome, TO_DYNAMODB)
+                else:
+                    _count(part, entity, i, outcome, TO_DYNAMODB, quiet=True)
+                    if outcome != LEFT:
+                        settled.append(i)
+            log.info("backfilled a page", extra={"event": "repair", "action": "page", "entity": entity,
+                                                 "entity_id": f"{ids[0]}..{ids[-1]}" if ids else "",
+                                                 "direction": TO_DYNAMODB, "copied": len(pairs),
+                                                 "unchanged": len(source) - len(pairs)})
+            for i in settled:
+                if (entity, i) in self.entries:
+                    self.journal.close(self.entries[(entity, i)])
+        return chunk
+
+    def _deleting(self, entity, entity_id) -> bool:
+        entry = self.entries.get((entity, entity_id))
+        return bool(entry and entry.deleted)
+
+    def ddb_page_of(self, seg):
+        def page(entity, ids, part):
+            for i in sorted(set(ids) - mysql_existing(self.state.db, entity, ids)):
+                if not self._deleting(entity, i):
+                    part.left.append((entity, i, "only in DynamoDB (no recorded deletion): not touched"))
+        return page
+
+    def finish_run(self, report):
+        if self.control is not None:
+            self.control.mark("backfill", {"started_at": iso(report.run.started_at),
+                                           "completed_at": iso(report.run.completed_at),
+                                           "copied": report.done[COPIED], "unchanged": report.done["unchanged"],
+                                           "failed": report.total("failed"), "left_alone": report.total("left")})
+
+
+class Verify(Job):
+    """Compare the stores entity by entity: every entity MySQL holds against DynamoDB's copy,
+    then every entity only DynamoDB holds."""
+    operation = "verify"
+
+    def steps(self):
+        mysql, ddb = _sweeps(self)
+        return [*mysql, *ddb]
+
+    def _record(self, part, entity, entity_id, found) -> None:
+        part.compared[entity] += 1
+        if found:
+            part.divergent.append((entity, entity_id, attribute_names(found), sorted({d.kind for d in found})))
+
+    def chunk_of(self, seg):
+        def chunk(entity, ids, part):
+            source = mysql_load(self.state.db, self.sync.mysql, entity, ids)
+            current = ddb_load(self.state.dynamo, self.sync.ddb, entity, list(source))
+            for i, value in source.items():
+                self._record(part, entity, i, differences(value, current.get(i)))
+        return chunk
+
+    def ddb_page_of(self, seg):
+        def page(entity, ids, part):
+            only = sorted(set(ids) - mysql_existing(self.state.db, entity, ids))
+            for i, found in zip(only, _pool_map(lambda i: self.sync.compare(entity, i), only)):
+                self._record(part, entity, i, found)
+        return page
+
+    def finish_segment(self, seg, report):
+        # Under traffic a write can sit between its MySQL commit and its DynamoDB write while it is
+        # compared: what agrees a moment later was in flight, not divergent (as dual reads recheck).
+        for pause in (0.5, 2.0):
+            if not report.divergent:
+                break
+            time.sleep(pause)
+            still = []
+            for entity, entity_id, names, kinds in report.divergent:
+                found = self.sync.compare(entity, entity_id)
+                if found:
+                    still.append((entity, entity_id, attribute_names(found), sorted({d.kind for d in found})))
+                else:
+                    report.done["transient"] += 1
+            report.divergent = still
+
+    def finish_run(self, report):
+        if self.control is not None:
+            self.control.mark("verify", {"started_at": iso(report.run.started_at),
+                                         "completed_at": iso(report.run.completed_at),
+                                         "compared": sum(report.compared.values()),
+                                         "divergent": report.total("divergent"), "failed": report.total("failed")})
+
+
+class ReverseCopy(Job):
+    """DynamoDB -> MySQL, ids kept: every entry pending for MySQL, every entity only DynamoDB
+    holds (`missing`: written in phase 5 by a request that died before journaling it), or with
+    `everything` every entity DynamoDB holds; then MySQL's AUTO_INCREMENT raised past
+    DynamoDB's counters."""
+    operation = "reverse-copy"
+
+    def __init__(self, state, everything: bool = False, missing: bool = True, **kwargs):
+        super().__init__(state, **kwargs)
+        self.everything, self.missing = everything, missing
+
+    def prepare(self):
+        self.entries = {(e.entity, int(e.entity_id)): e for e in self.journal.pending(TO_MYSQL)}
+
+    def steps(self):
+        _, ddb = _sweeps(self)
+        return [("journal", _once(self._journal)), *(ddb if self.everything or self.missing else [])]
+
+    def _journal(self, seg, part):
+        mine = sorted((t for t in self.entries if owns(seg.run, seg.segment, *t)), key=order_key)
+        self._copy_all(part, mine)
+
+    def _copy_all(self, part, targets) -> None:
+        """Copied on threads; what fails (a parent another thread was copying at the same
+        moment) is tried once more, alone, before it is reported."""
+        def one(target):
+            entry = self.entries.get(target)
+            try:
+                return self.sync.copy(TO_MYSQL, *target, bool(entry and entry.deleted))
+            except Exception as exc:  # noqa: BLE001
+                return exc
+        retry = []
+        for target, outcome in zip(targets, _pool_map(one, targets)):
+            if isinstance(outcome, Exception) and not isinstance(outcome, IdCollision):
+                retry.append(target)
             else:
-                report.done["transient"] += 1
-        report.divergent = still
-    if control is not None:
-        control.mark("verify", {"started_at": iso(started), "completed_at": iso(now()),
-                                "compared": sum(report.compared.values()), "divergent": len(report.divergent),
-                                "failed": len(report.failed)})
-    return report
+                self._settle(part, target, outcome)
+        for target in retry:
+            self._settle(part, target, one(target))
+
+    def _settle(self, part, target, outcome) -> None:
+        if isinstance(outcome, Exception):
+            _failed(part, *target, outcome, TO_MYSQL)
+            return
+        _count(part, *target, outcome, TO_MYSQL)
+        entry = self.entries.get(target)
+        if entry is not None and outcome != LEFT and not self.journal.close(entry):
+            part.left.append((*target, "written again meanwhile: still pending"))
+
+    def ddb_page_of(self, seg):
+        def page(entity, ids, part):
+            targets = ids if self.everything else sorted(set(ids) - mysql_existing(self.state.db, entity, ids))
+            self._copy_all(part, [(entity, i) for i in targets if (entity, i) not in self.entries])
+        return page
+
+    def finish_run(self, report):
+        raise_auto_increment(self.state.db, self.state.dynamo, self.state.settings.id_gap)
 
 
-def repair(state, divergent: bool = False, progress=_plain, authority: str | None = None) -> Report:
+def backfill(state, control=None, progress=None, **run) -> Report:
+    return Backfill(state, control=control, progress=progress, **run).execute()
+
+
+def verify(state, control=None, progress=None, **run) -> Report:
+    return Verify(state, control=control, progress=progress, **run).execute()
+
+
+def reverse_copy(state, progress=None, everything: bool = False, missing: bool = True, **run) -> Report:
+    return ReverseCopy(state, everything=everything, missing=missing, progress=progress, **run).execute()
+
+
+def repair(state, divergent: bool = False, progress=None, authority: str | None = None) -> Report:
     """Replay every pending journal entry in its direction; with `divergent`, also copy every
     entity verify finds different, from the store that holds the truth: MySQL while it is
     written, DynamoDB in phase 5."""
@@ -149,7 +293,9 @@ def repair(state, divergent: bool = False, progress=_plain, authority: str | Non
             for e in stale:
                 report.left.append((e.entity, e.entity_id, "DynamoDB holds newer writes: not copied from MySQL"))
             entries = [e for e in entries if e not in stale]
-        for entry in progress(entries, f"replaying {len(entries)} entries {direction.replace('_', ' ')}"):
+        if entries and progress:
+            progress(f"repair: replaying {len(entries)} entries {direction.replace('_', ' ')}")
+        for entry in entries:
             outcome = _copy(sync, journal, direction, (entry.entity, int(entry.entity_id)), report, entry.deleted)
             if outcome is not None and outcome != LEFT and not journal.close(entry):
                 report.left.append((entry.entity, entry.entity_id, "written again meanwhile: still pending"))
@@ -161,24 +307,3 @@ def repair(state, divergent: bool = False, progress=_plain, authority: str | Non
     return report
 
 
-def reverse_copy(state, progress=_plain, everything: bool = False, missing: bool = True) -> Report:
-    """DynamoDB -> MySQL, ids kept: every entry pending for MySQL, every entity only DynamoDB
-    holds (`missing`: written in phase 5 by a request that died before journaling it), or with
-    `everything` every entity DynamoDB holds; then MySQL's AUTO_INCREMENT raised past
-    DynamoDB's counters."""
-    from .sync import raise_auto_increment
-
-    sync, journal, report = make_sync(state), state.runtime.journal, Report()
-    entries = {(e.entity, int(e.entity_id)): e for e in journal.pending(TO_MYSQL)}
-    targets = set(entries)
-    if everything or missing:
-        found = sync.ids_by_store()
-        targets |= {(e, i) for e in NAMES for i in found["dynamodb"][e]
-                    if everything or i not in found["mysql"][e]}
-    for target in progress(sorted(targets, key=order_key), f"copying {len(targets)} entities to MySQL"):
-        entry = entries.get(target)
-        outcome = _copy(sync, journal, TO_MYSQL, target, report, deleted=bool(entry and entry.deleted))
-        if entry is not None and outcome is not None and outcome != LEFT and not journal.close(entry):
-            report.left.append((*target, "written again meanwhile: still pending"))
-    raise_auto_increment(state.db, state.dynamo, state.settings.id_gap)
-    return report

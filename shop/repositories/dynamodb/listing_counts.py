@@ -50,13 +50,16 @@ def changes(table: str, product_id: int, before: dict | None, after: dict | None
         delta[scope] -= 1
     for scope in scopes(after):
         delta[scope] += 1
-    for scope, n in sorted(delta.items()):
-        if n:
-            actions.append({"Update": {"TableName": table, "Key": encode(keys.listing_count(scope)),
-                                       "UpdateExpression": "ADD #n :d SET entity = :e",
-                                       "ExpressionAttributeNames": {"#n": "n"},
-                                       "ExpressionAttributeValues": encode({":d": n, ":e": ENTITY})}})
-    return actions
+    return actions + count_updates(table, delta)
+
+
+def count_updates(table: str, delta: Counter) -> list[dict]:
+    """TransactWriteItems actions moving each scope's counter by its delta (zeros left out)."""
+    return [{"Update": {"TableName": table, "Key": encode(keys.listing_count(scope)),
+                        "UpdateExpression": "ADD #n :d SET entity = :e",
+                        "ExpressionAttributeNames": {"#n": "n"},
+                        "ExpressionAttributeValues": encode({":d": n, ":e": ENTITY})}}
+            for scope, n in sorted(delta.items()) if n]
 
 
 def totals(dynamo, scope_names: list[str]) -> dict[str, int]:

@@ -43,6 +43,17 @@ def _index_keys(item: dict) -> dict:
             "name_lower": item["name"].lower(), "description_lower": (item.get("description") or "").lower()}
 
 
+def product_item(product_id: int, seller_id: int, new: NewProduct, created, updated, copies: dict) -> dict:
+    """The product's item with its name copies and index keys (checked against the size limit)."""
+    item = {**keys.product(product_id), "entity": "PRODUCT", "id": product_id, "seller_id": seller_id,
+            "category_id": new.category_id, "name": new.name, "description": new.description,
+            "price": money(new.price), "inventory_quantity": new.inventory_quantity,
+            "image_url": new.image_url, "created_at": iso(created), "updated_at": iso(updated), **copies}
+    item.update(_index_keys(item))
+    check_size(encode(item), "product")
+    return item
+
+
 class ProductRepository:
     def __init__(self, dynamo, ids):
         self.dynamo = dynamo
@@ -177,13 +188,8 @@ class ProductRepository:
                     checks.append({"ConditionCheck": {
                         "TableName": self.users, "Key": encode(keys.user(seller_id)),
                         "ConditionExpression": "email = :e", "ExpressionAttributeValues": encode({":e": seller["email"]})}})
-            item = {**keys.product(product_id), "entity": "PRODUCT", "id": product_id, "seller_id": seller_id,
-                    "category_id": new.category_id, "name": new.name, "description": new.description,
-                    "price": money(new.price), "inventory_quantity": new.inventory_quantity,
-                    "image_url": new.image_url, "created_at": iso(created),
-                    "updated_at": iso(mirror_of.updated_at if mirror_of else created), **copies}
-            item.update(_index_keys(item))
-            check_size(encode(item), "product")
+            item = product_item(product_id, seller_id, new, created,
+                                mirror_of.updated_at if mirror_of else created, copies)
             counted = listing_counts.membership(by_entity.get(listing_counts.MARKER_ENTITY))
             actions = [{"Put": {"TableName": self.table, "Item": encode(item),
                                 "ConditionExpression": "attribute_not_exists(PK)"}}, *checks,

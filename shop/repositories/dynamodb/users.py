@@ -18,6 +18,17 @@ def to_user(item: dict) -> User:
                 created_at=parse_iso(item["created_at"]), updated_at=parse_iso(item["updated_at"]))
 
 
+def user_items(user_id: int, new: NewUser, is_seller: bool, created, updated) -> list[dict]:
+    """The user's item, then its username and email guards (checked against the size limit)."""
+    item = {**keys.user(user_id), "entity": "USER", "id": user_id, "username": new.username,
+            "email": new.email, "password_hash": new.password_hash, "first_name": new.first_name,
+            "last_name": new.last_name, "is_seller": bool(is_seller),
+            "created_at": iso(created), "updated_at": iso(updated)}
+    check_size(encode(item), "user")
+    return [item, {**keys.username_guard(new.username), "entity": "USERNAME", "user_id": user_id},
+            {**keys.email_guard(new.email), "entity": "EMAIL", "user_id": user_id}]
+
+
 class UserRepository:
     def __init__(self, dynamo, ids):
         self.dynamo = dynamo
@@ -47,21 +58,12 @@ class UserRepository:
                           first_name=mirror_of.first_name, last_name=mirror_of.last_name)
         user_id = self.ids.ensure_id("user", mirror_of.id if mirror_of else None)
         created = mirror_of.created_at if mirror_of else utcnow()
-        item = {**keys.user(user_id), "entity": "USER", "id": user_id, "username": new.username,
-                "email": new.email, "password_hash": new.password_hash, "first_name": new.first_name,
-                "last_name": new.last_name, "is_seller": bool(mirror_of.is_seller) if mirror_of else False,
-                "created_at": iso(created), "updated_at": iso(mirror_of.updated_at if mirror_of else created)}
-        check_size(encode(item), "user")
-        guard = lambda key, kind: {"Put": {  # noqa: E731
-            "TableName": self.table, "Item": encode({**key, "entity": kind, "user_id": user_id}),
-            "ConditionExpression": "attribute_not_exists(PK)"}}
+        item, *guards = user_items(user_id, new, bool(mirror_of.is_seller) if mirror_of else False,
+                                   created, mirror_of.updated_at if mirror_of else created)
+        put = lambda i: {"Put": {"TableName": self.table, "Item": encode(i),  # noqa: E731
+                                 "ConditionExpression": "attribute_not_exists(PK)"}}
         try:
-            self.dynamo.transact([
-                {"Put": {"TableName": self.table, "Item": encode(item),
-                         "ConditionExpression": "attribute_not_exists(PK)"}},
-                guard(keys.username_guard(new.username), "USERNAME"),
-                guard(keys.email_guard(new.email), "EMAIL"),
-            ])
+            self.dynamo.transact([put(item), *(put(g) for g in guards)])
         except ClientError as exc:
             codes = cancellation_codes(exc)
             if len(codes) == 3 and codes[1] == "ConditionalCheckFailed":

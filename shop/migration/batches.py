@@ -1,0 +1,259 @@
+"""Many entities at once from each store, and the batched writes that copy them to DynamoDB:
+the reads and writes the sync runs do per chunk instead of per entity.
+
+What each side returns is what its repository's own read returns (the same domain values), so
+a chunk compares exactly as `Sync.compare` compares one entity. Carts are the exception to
+batching: DynamoDB can only query a cart (one request per cart, on threads).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from botocore.exceptions import ClientError
+
+from ..aspects.compare import diff, own
+from ..domain import NewUser
+from ..repositories.dynamodb import keys, listing_counts
+from ..repositories.dynamodb.catalog_items import NAME_COPIES, to_category, with_details
+from ..repositories.dynamodb.client import cancellation_codes, encode
+from ..repositories.dynamodb.orders import _to_order, order_item
+from ..repositories.dynamodb.products import _as_new, product_item
+from ..repositories.dynamodb.users import to_user, user_items
+from ..repositories.mysql import _rows
+from ..repositories.mysql.orders import OrderRepository as MySQLOrders
+from .sync import IdCollision
+
+# entity -> (MySQL table, the column a keyset walks)
+KEYSET = {"user": ("users", "id"), "category": ("categories", "id"), "product": ("products", "id"),
+          "cart": ("shopping_carts", "user_id"), "order": ("orders", "id")}
+THREADS = 8          # per-entity work (carts, fallbacks) in flight at once
+TRANSACT_ACTIONS = 100  # TransactWriteItems' limit
+
+
+def _groups(counted: list[tuple[dict, dict | None]]) -> list[list]:
+    """Products packed into transactions of at most 100 actions (2 per product, 1 per counter
+    moved), sorted by category and seller so that a transaction moves few counters."""
+    ordered = sorted(counted, key=lambda pair: (int(pair[0]["category_id"]), int(pair[0]["seller_id"])))
+    groups, group, scopes = [], [], set()
+    for pair in ordered:
+        mine = set(listing_counts.scopes(pair[1])) | set(listing_counts.scopes(listing_counts.membership(pair[0])))
+        if group and 2 * (len(group) + 1) + len(scopes | mine) > TRANSACT_ACTIONS:
+            groups.append(group)
+            group, scopes = [], set()
+        group.append(pair)
+        scopes |= mine
+    return groups + ([group] if group else [])
+
+
+def _marks(ids) -> str:
+    return ", ".join(["%s"] * len(ids))
+
+
+def mysql_chunk(db, entity: str, after: int | None, lower: int | None, upper: int | None, limit: int) -> list[int]:
+    """The next `limit` ids above `after` within [lower, upper), in id order: a keyset page."""
+    table, column = KEYSET[entity]
+    where, args = [], []
+    for op, bound in ((">", after), (">=", lower), ("<", upper)):
+        if bound is not None:
+            where.append(f"{column} {op} %s")
+            args.append(bound)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    with db.cursor() as cur:
+        cur.execute(f"SELECT DISTINCT {column} AS id FROM {table}{clause} ORDER BY {column} LIMIT %s", (*args, limit))
+        return [int(r["id"]) for r in cur.fetchall()]
+
+
+def mysql_existing(db, entity: str, ids) -> set[int]:
+    ids = sorted(set(ids))
+    if not ids:
+        return set()
+    table, column = KEYSET[entity]
+    with db.cursor() as cur:
+        cur.execute(f"SELECT DISTINCT {column} AS id FROM {table} WHERE {column} IN ({_marks(ids)})", ids)
+        return {int(r["id"]) for r in cur.fetchall()}
+
+
+def _pool_map(fn, ids) -> list:
+    ids = list(ids)
+    if len(ids) <= 1:
+        return [fn(i) for i in ids]
+    with ThreadPoolExecutor(min(THREADS, len(ids)), thread_name_prefix="sync") as pool:
+        return list(pool.map(fn, ids))
+
+
+def mysql_load(db, repos, entity: str, ids: list[int]) -> dict[int, object]:
+    """{id: what MySQL's repository would return} for the ids MySQL holds."""
+    if not ids:
+        return {}
+    if entity == "cart":
+        return {i: lines for i, lines in zip(ids, _pool_map(repos.carts.list_items, ids)) if lines}
+    with db.cursor() as cur:
+        if entity == "user":
+            cur.execute(f"SELECT * FROM users WHERE id IN ({_marks(ids)})", ids)
+            return {r["id"]: _rows.user(r) for r in cur.fetchall()}
+        if entity == "category":
+            cur.execute(f"SELECT * FROM categories WHERE id IN ({_marks(ids)})", ids)
+            return {r["id"]: _rows.category(r) for r in cur.fetchall()}
+        if entity == "product":
+            cur.execute(f"{_rows.PRODUCT_SELECT} WHERE p.id IN ({_marks(ids)})", ids)
+            return {r["id"]: _rows.product(r) for r in cur.fetchall()}
+        cur.execute(f"SELECT * FROM orders WHERE id IN ({_marks(ids)})", ids)
+        rows = cur.fetchall()
+        items = MySQLOrders._items(cur, [r["id"] for r in rows])
+        return {r["id"]: _rows.order(r, items.get(r["id"], [])) for r in rows}
+
+
+def ddb_load(dynamo, repos, entity: str, ids: list[int]) -> dict[int, object]:
+    """{id: what DynamoDB's repository would return} for the ids DynamoDB holds."""
+    if not ids:
+        return {}
+    if entity == "cart":
+        return {i: lines for i, lines in zip(ids, _pool_map(repos.carts.list_items, ids)) if lines}
+    if entity == "user":
+        return {int(i["id"]): to_user(i) for i in dynamo.batch_get(dynamo.table("users"), [keys.user(i) for i in ids])}
+    if entity == "category":
+        found = dynamo.batch_get(dynamo.table("catalog"), [keys.category(i) for i in ids])
+        return {int(i["id"]): to_category(i) for i in found}
+    if entity == "product":
+        found = dynamo.batch_get(dynamo.table("catalog"), [keys.product(i) for i in ids])
+        return {p.id: p for p in with_details(dynamo, found)}
+    found = dynamo.batch_get(dynamo.table("orders"), [keys.order(i) for i in ids])
+    return {int(i["id"]): _to_order(i, {}) for i in found}
+
+
+def differences(source, current) -> list:
+    """As `Sync.compare`: the records' own attributes, joined products left out."""
+    return diff(own(source), own(current), frozenset({"items"}))
+
+
+class ForwardWriter:
+    """Copies chunks of MySQL's entities into DynamoDB with batched writes. Returns, per id,
+    the outcome ("copied") or the exception that stopped it; entities it cannot batch safely
+    go through `Sync.copy`, one at a time."""
+
+    def __init__(self, sync):
+        self.sync, self.dynamo, self.db = sync, sync.dynamo, sync.db
+
+    def write(self, entity: str, pairs: dict[int, tuple]) -> dict[int, object]:
+        """pairs: {id: (MySQL's value, DynamoDB's value or None)}, each differing."""
+        if not pairs:
+            return {}
+        batched = {"user": self._users, "product": self._products, "order": self._orders}.get(entity)
+        if batched is None:  # categories are few; a cart is a query per user anyway
+            return self._one_by_one(entity, list(pairs))
+        return batched(pairs)
+
+    def _one_by_one(self, entity: str, ids: list[int]) -> dict[int, object]:
+        """On threads; what fails (a parent that another segment was copying at the same
+        moment: "already exists") is tried once more, alone, before it is reported."""
+        def copy(i):
+            try:
+                return self.sync.copy("to_dynamodb", entity, i)
+            except Exception as exc:  # noqa: BLE001 - reported per entity by the run
+                return exc
+        out = dict(zip(ids, _pool_map(copy, ids)))
+        for i, outcome in out.items():
+            if isinstance(outcome, Exception) and not isinstance(outcome, IdCollision):
+                out[i] = copy(i)
+        return out
+
+    def _users(self, pairs) -> dict[int, object]:
+        table = self.dynamo.table("users")
+        out, writes = {}, []
+        guards = self.dynamo.batch_get(table, [k for s, _ in pairs.values() for k in
+                                               (keys.username_guard(s.username), keys.email_guard(s.email))])
+        owner = {(g["PK"], g["SK"]): int(g["user_id"]) for g in guards}
+        for user_id, (source, current) in pairs.items():
+            if current is not None and current.username.lower() != source.username.lower():
+                out[user_id] = IdCollision(f"user {user_id} is {source.username!r} in MySQL"
+                                           f" and {current.username!r} in DynamoDB")
+                continue
+            taken = [owner[k] for k in ((g["PK"], g["SK"]) for g in (keys.username_guard(source.username),
+                                                                     keys.email_guard(source.email)))
+                     if owner.get(k, user_id) != user_id]
+            if taken:
+                out[user_id] = IdCollision(f"user {user_id}'s username or email belongs to user {taken[0]}"
+                                           " in DynamoDB")
+                continue
+            new = NewUser(username=source.username, email=source.email, password_hash=source.password_hash,
+                          first_name=source.first_name, last_name=source.last_name)
+            writes += [{"PutRequest": {"Item": encode(i)}}
+                       for i in user_items(user_id, new, source.is_seller, source.created_at, source.updated_at)]
+            if current is not None and current.email.lower() != source.email.lower():
+                writes.append({"DeleteRequest": {"Key": encode(keys.email_guard(current.email))}})
+            out[user_id] = "copied"
+        self.dynamo._batch_write(table, writes)
+        return out
+
+    def _orders(self, pairs) -> dict[int, object]:
+        out, items = {}, []
+        for order_id, (source, current) in pairs.items():
+            if current is not None and current.user_id != source.user_id:
+                out[order_id] = IdCollision(f"order {order_id} belongs to user {source.user_id} in MySQL "
+                                            f"and to user {current.user_id} in DynamoDB")
+                continue
+            try:
+                items.append(order_item(source))
+            except Exception as exc:  # noqa: BLE001 - too large for an item: reported, the rest copied
+                out[order_id] = exc
+                continue
+            out[order_id] = "copied"
+        self.dynamo.batch_put(self.dynamo.table("orders"), items)
+        return out
+
+    def _products(self, pairs) -> dict[int, object]:
+        table = self.dynamo.table("catalog")
+        ids = sorted(pairs)
+        markers = {int(m["PK"].removeprefix("PRODUCT#")): listing_counts.membership(m)
+                   for m in self.dynamo.batch_get(table, [keys.product_counted(i) for i in ids])}
+        with self.db.cursor() as cur:
+            cur.execute(f"SELECT product_id, COUNT(*) AS n FROM order_items WHERE product_id IN ({_marks(ids)})"
+                        " GROUP BY product_id", ids)
+            ordered = {r["product_id"]: r["n"] for r in cur.fetchall()}
+        out, plain, counted = {}, [], []
+        for product_id in ids:
+            source = pairs[product_id][0]
+            try:
+                item = product_item(product_id, source.seller_id, _as_new(source), source.created_at,
+                                    source.updated_at, {k: getattr(source, k) for k in NAME_COPIES})
+            except Exception as exc:  # noqa: BLE001
+                out[product_id] = exc
+                continue
+            item["times_ordered"] = ordered.get(product_id, 0)
+            if markers.get(product_id) == listing_counts.membership(item):
+                plain.append(item)
+            else:
+                counted.append((item, markers.get(product_id)))
+        # Requests of a page go out together: DynamoDB takes concurrent requests better than
+        # one after another (bench/sync_scale.py measures it).
+        jobs = [lambda chunk=plain[i:i + 25]: self._plain(table, chunk) for i in range(0, len(plain), 25)]
+        jobs += [lambda group=g: self._counted(table, group) for g in _groups(counted)]
+        for part in _pool_map(lambda job: job(), jobs):
+            out.update(part)
+        return out
+
+    def _plain(self, table, items) -> dict[int, object]:
+        self.dynamo.batch_put(table, items)
+        return {int(i["id"]): "copied" for i in items}
+
+    def _counted(self, table, group) -> dict[int, object]:
+        """Products whose listing membership changes: item, marker (conditioned on the marker
+        as read) and the summed counter moves in one transaction, so a product created by the
+        application meanwhile is never counted twice. A failed condition sends the group
+        through the one-at-a-time copy, which reads again."""
+        actions, delta = [], Counter()
+        for item, before in group:
+            after = listing_counts.membership(item)
+            actions.append({"Put": {"TableName": table, "Item": encode(item)}})
+            actions.append(listing_counts.changes(table, int(item["id"]), before, after)[0])
+            delta.update({s: -1 for s in listing_counts.scopes(before)})
+            delta.update(listing_counts.scopes(after))
+        actions += listing_counts.count_updates(table, delta)
+        try:
+            self.dynamo.transact(actions)
+        except ClientError as exc:
+            if "ConditionalCheckFailed" not in cancellation_codes(exc):
+                raise
+            return self._one_by_one("product", [int(i["id"]) for i, _ in group])
+        return {int(i["id"]): "copied" for i, _ in group}

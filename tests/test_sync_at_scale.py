@@ -1,0 +1,211 @@
+"""Backfill, verify and the reverse copy in chunks, segments and from checkpoints (issue 12,
+part 4): what the batched path writes is what the one-at-a-time copy writes, a stopped run
+resumes without writing or counting twice, and segments run apart make one run.
+
+The dataset is small (DynamoDB Local is slow); chunks of 2 make it many pages. The figures at
+100k rows are bench/sync_scale.py's, not a test's.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from shop import Repositories
+from shop.aspects import use_flags
+from shop.domain import NewProduct, NewUser
+from shop.migration import batches, runs
+from shop.migration.checkpoint import Checkpoints
+from shop.migration.control import PhaseControl
+from shop.migration.sync import Sync
+from shop.repositories.dynamodb import Dynamo, listing_counts
+from shop.repositories.dynamodb.client import encode
+from shop.repositories.dynamodb.tables import create_tables, delete_tables
+
+from .conftest import unique
+from .test_migration import _app, _close
+
+MYSQL_ONLY = "READ_MYSQL,WRITE_MYSQL"
+
+
+@pytest.fixture(scope="module")
+def world():
+    app = _app()
+    _dataset(app)
+    yield app
+    _close(app)
+
+
+def _dataset(app):
+    """Sellers, a category tree, products (some ordered), carts and orders, in MySQL only."""
+    routed = app.extensions["shop"].repos
+    with use_flags(MYSQL_ONLY):
+        sellers = [routed.users.create(NewUser(username=unique("s"), email=unique() + "@x.com", password_hash="h",
+                                               first_name="Sel", last_name=None)) for _ in range(3)]
+        for s in sellers:
+            routed.users.set_seller(s.id, True)
+        parent = routed.categories.create(unique("C "), None)
+        child = routed.categories.create(unique("C "), parent.id)
+        products = [routed.products.create(sellers[i % 3].id, NewProduct(
+            category_id=(parent, child)[i % 2].id, name=f"P{i}", price=3 + i, inventory_quantity=50,
+            description=None if i % 3 else "d" * i)) for i in range(11)]
+        buyers = [routed.users.create(NewUser(username=unique("b"), email=unique() + "@x.com", password_hash="h"))
+                  for _ in range(4)]
+        for n, buyer in enumerate(buyers):
+            for p in products[n:n + 3]:
+                routed.carts.add_item(buyer.id, p.id, 1 + n)
+            if n % 2 == 0:
+                routed.orders.checkout(buyer.id)
+                routed.carts.add_item(buyer.id, products[-1].id, 2)
+
+
+def _items(dynamo, tables=("users", "catalog", "orders")):
+    out = {}
+    for t in tables:
+        for item in dynamo.scan_all(TableName=dynamo.table(t)):
+            out[(t, item["PK"], item["SK"])] = item
+    return out
+
+
+def _state(app):
+    return app.extensions["shop"]
+
+
+def _fresh_ddb(app):
+    """Empty DynamoDB tables for the world's MySQL data."""
+    state = _state(app)
+    delete_tables(state.dynamo)
+    create_tables(state.dynamo)
+
+
+def _mysql_counts(app) -> dict[str, int]:
+    with _state(app).db.cursor() as cur:
+        cur.execute("SELECT category_id, seller_id FROM products")
+        rows = cur.fetchall()
+    counts = Counter()
+    for r in rows:
+        counts.update(listing_counts.scopes(r))
+    return dict(counts)
+
+
+def _ddb_counts(app, scopes) -> dict[str, int]:
+    return {k: v for k, v in listing_counts.totals(_state(app).dynamo, list(scopes)).items()}
+
+
+def test_the_batched_backfill_writes_what_the_one_at_a_time_copy_writes(world, settings):
+    _fresh_ddb(world)
+    report = runs.backfill(_state(world), segments=3, chunk=2)
+    assert report.complete and not report.failed and report.done["copied"] + report.done["unchanged"] == _entities(world), report
+    state = _state(world)
+    other = Dynamo(replace(state.dynamo.settings, dynamodb_table_prefix=state.dynamo.settings.dynamodb_table_prefix
+                           + "o"))
+    create_tables(other)
+    try:
+        sync = Sync(state.db, Repositories.mysql(state.db), Repositories.dynamodb(other), other)
+        for entity, entity_id in sync.targets():
+            sync.copy("to_dynamodb", entity, entity_id)
+        batched, one_by_one = _items(state.dynamo), _items(other)
+        assert batched.keys() == one_by_one.keys()
+        differing = [k for k in batched if batched[k] != one_by_one[k]]
+        assert not differing, [(k, batched[k], one_by_one[k]) for k in differing[:3]]
+    finally:
+        delete_tables(other)
+    expected = _mysql_counts(world)
+    assert _ddb_counts(world, expected) == expected
+    assert runs.verify(state, segments=2, chunk=3).ok
+    again = runs.backfill(state, chunk=5)  # idempotent: nothing differs, nothing is written
+    assert again.done["copied"] == 0 and again.done["unchanged"] == _entities(world)
+
+
+class Stop(Exception):
+    """The process dies mid-run."""
+
+
+def test_a_stopped_backfill_resumes_from_its_checkpoint_and_counts_nothing_twice(world, monkeypatch):
+    _fresh_ddb(world)
+    state = _state(world)
+    write, calls, dead = batches.ForwardWriter.write, Counter(), []
+
+    def counting(self, entity, pairs):
+        calls[entity] += 1
+        if entity == "product" and calls[entity] == 3 and not dead:
+            dead.append(True)
+            raise Stop()
+        return write(self, entity, pairs)
+    monkeypatch.setattr(batches.ForwardWriter, "write", counting)
+    with pytest.raises(Stop):
+        runs.backfill(state, run="t-resume", chunk=2, resume=True)
+    with state.db.cursor() as cur:
+        cur.execute("SELECT COUNT(*) AS n FROM products")
+        products = cur.fetchone()["n"]
+    calls.clear()
+    resumed = runs.backfill(state, run="t-resume", chunk=2, resume=True)
+    assert resumed.run.resumed and calls["user"] == calls["category"] == 0  # finished steps are not redone
+    assert calls["product"] == -(-products // 2) - 2  # the product pages after the two done ones
+    # The report is the whole run's: the part done before the stop comes from the checkpoint.
+    assert resumed.done["copied"] + resumed.done["unchanged"] == _entities(world) and not resumed.failed
+    expected = _mysql_counts(world)
+    assert _ddb_counts(world, expected) == expected
+    assert runs.verify(state).ok
+    # A finished run is over: the same name starts afresh.
+    assert not runs.backfill(state, run="t-resume", chunk=2, resume=True).run.resumed
+
+
+def _entities(app) -> int:
+    with _state(app).db.cursor() as cur:
+        cur.execute("SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM categories)"
+                    " + (SELECT COUNT(*) FROM products) + (SELECT COUNT(*) FROM orders)"
+                    " + (SELECT COUNT(DISTINCT user_id) FROM shopping_carts) AS n")
+        return cur.fetchone()["n"]
+
+
+def test_segments_run_apart_make_one_run_and_mark_it_once_all_are_done(world):
+    _fresh_ddb(world)
+    state = _state(world)
+    control = PhaseControl(state)
+    marks = lambda: control.view.refresh().doc.get("marks", {})  # noqa: E731
+    before = marks().get("backfill")
+    parts = []
+    for i in range(3):  # as three processes would, one after the other
+        parts.append(runs.backfill(state, control=control, run="t-seg", segments=3, segment=i, chunk=2, resume=True))
+        if i < 2:
+            assert not parts[-1].complete and marks().get("backfill") == before
+    whole = parts[-1]
+    # Each entity once, by one segment (a cart's products may be copied with it, ahead of their own page).
+    assert whole.complete and whole.done["copied"] + whole.done["unchanged"] == _entities(world)
+    assert marks()["backfill"]["copied"] + marks()["backfill"]["unchanged"] == _entities(world)
+    assert marks()["backfill"]["started_at"] <= marks()["backfill"]["completed_at"]
+    assert runs.verify(state, segments=3, chunk=2).ok
+    # A segment count that does not match the run under way is refused, clearly.
+    runs.backfill(state, run="t-mismatch", segments=2, segment=0, chunk=2, resume=True)
+    with pytest.raises(ValueError, match="under way with 2 segments"):
+        runs.backfill(state, run="t-mismatch", segments=3, segment=1, chunk=2, resume=True)
+    Checkpoints(state.db).restart("t-mismatch")
+
+
+def test_verify_finds_each_kind_of_divergence_once_across_segments(world):
+    state = _state(world)
+    runs.backfill(state)
+    mysql, ddb = Repositories.mysql(state.db), Repositories.dynamodb(state.dynamo)
+    with state.db.cursor() as cur:
+        cur.execute("SELECT id FROM products ORDER BY id LIMIT 1")
+        changed = cur.fetchone()["id"]
+        cur.execute("SELECT id FROM users ORDER BY id DESC LIMIT 1")
+        last_user = cur.fetchone()["id"]
+    ddb.products.update(changed, {"name": "renamed in DynamoDB only"})
+    ghost = ddb.categories.create(unique("only in DynamoDB "), None)
+    with use_flags(MYSQL_ONLY):
+        lonely = _state(world).repos.users.create(NewUser(username=unique("m"), email=unique() + "@x.com",
+                                                          password_hash="h"))
+    assert lonely.id > last_user
+    report = runs.verify(state, segments=2, chunk=2)
+    found = {(e, int(i)): names for e, i, names, _ in report.divergent}
+    assert found.keys() == {("product", changed), ("category", ghost.id), ("user", lonely.id)}, found
+    assert "name" in found[("product", changed)]
+    assert sum(report.compared.values()) == _entities(world) + 1  # and the category only DynamoDB holds
+    # The reverse copy brings the DynamoDB-only category to MySQL, with its id.
+    copied = runs.reverse_copy(state, segments=2)
+    assert copied.done["copied"] == 1 and mysql.categories.get_by_id(ghost.id).name == ghost.name
+    state.dynamo.call("delete_item", TableName=state.dynamo.table("catalog"),
+                      Key=encode({"PK": "CATEGORIES", "SK": f"CATEGORY#{ghost.id:010d}"}))
