@@ -122,8 +122,9 @@ ensure_dynamodb_local() {
     return
   fi
   say "starting DynamoDB Local on 127.0.0.1:$DDB_PORT (in memory)"
-  # setsid + every fd redirected: the server must not hold the caller's terminal or pipes.
-  (cd "$DDB_DIR" && setsid nohup java -Xmx512m -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" \
+  # setsid + every fd redirected: the server must not hold the caller's terminal or pipes. 2g of
+  # heap: with 512m it ran out of memory past ~200k items (bench/sync_scale.py at 100k products).
+  (cd "$DDB_DIR" && setsid nohup java -Xmx${DDB_HEAP:-2g} -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" \
      -jar "$DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -port "$DDB_PORT" \
      </dev/null >"$CACHE_DIR/dynamodb-local.log" 2>&1 &
    echo $! >"$CACHE_DIR/dynamodb-local.pid") </dev/null >/dev/null 2>&1
