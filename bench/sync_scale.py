@@ -94,7 +94,6 @@ def raw_limit(app, items: list[tuple[str, dict]]) -> float:
 def items_of(app, products: int, orders: int) -> list[dict]:
     """(table, item): the user, product and order items the backfill writes, built by the
     repositories' item code (categories, 20 of them, left out)."""
-    from shop.migration.batches import ddb_load, mysql_load  # noqa: F401 (same loaders as the runs)
     from shop.domain import NewProduct
     from shop.repositories.dynamodb import keys
     from shop.repositories.dynamodb.orders import order_item
@@ -158,7 +157,6 @@ def main() -> None:
     parser.add_argument("--busy", action="store_true", help="a second process keeps the other core busy")
     args = parser.parse_args()
     from shop.migration import runs
-    from shop.migration.sync import Sync  # noqa: F401
     app = make_app()
     state = app.extensions["shop"]
     counts = load_mysql(app, args.products, args.orders)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -27,16 +28,33 @@ TEST_DB = os.environ.get("MYSQL_TEST_DATABASE",
 PASSWORD = "Secret123!"
 
 
+def poll(condition, timeout: float = 10.0, what: str | None = None, every: float = 0.05):
+    """Call `condition` until it returns something truthy, up to `timeout` seconds, and return
+    that. On timeout: raise naming `what`, or, without `what`, return the last (falsy) value.
+    Between attempts the thread waits on an event nobody sets: a cap on the polling rate, not
+    a delay standing in for readiness."""
+    deadline, pause = time.monotonic() + timeout, threading.Event()
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            break
+        pause.wait(every)
+    if not value and what is not None:
+        raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+    return value
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for_port(host: str, port: int, timeout: float = 30.0) -> bool:
-    """Poll until something accepts connections, up to `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.2)
-    return False
+    """Whether something accepts connections on host:port within `timeout` seconds."""
+    return poll(lambda: _accepts(host, port), timeout, every=0.2)
 
 
 def make_settings(**overrides) -> Settings:

@@ -7,7 +7,6 @@ state), carried through every phase by the same control the CLI and the flag pag
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from dataclasses import replace
 
@@ -22,7 +21,7 @@ from shop.migration.control import PhaseControl
 from shop.migration.journal import TO_DYNAMODB, TO_MYSQL
 
 from .test_api_shopping import CARD
-from .conftest import PASSWORD, TEST_DB, Api, forget_phase, make_settings, unique
+from .conftest import PASSWORD, TEST_DB, Api, forget_phase, make_settings, unique, poll
 
 
 def _app(**overrides):
@@ -59,15 +58,6 @@ def _stores(app):
     return Repositories.mysql(state.db), Repositories.dynamodb(state.dynamo)
 
 
-def _until(predicate, timeout=10.0):
-    """Poll until `predicate()` holds, up to `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-    return predicate()
-
-
 def _dual_written_product(app, name="P", price=3, stock=4):
     """A seller, a category and a product written to both stores, as phase 2 writes them."""
     routed = app.extensions["shop"].repos
@@ -88,7 +78,7 @@ def _to(control, target, **kw):
 def _past_propagation(control):
     since = control.view.refresh().doc["dual_write_since"]
     from shop.migration.state import now, parse
-    assert _until(lambda: now() >= parse(since) + control.propagation)
+    assert poll(lambda: now() >= parse(since) + control.propagation)
 
 
 def _backfill_and_verify(app, control):
@@ -198,7 +188,7 @@ def test_a_phase_change_reaches_another_worker_without_a_restart(world, control)
         runtime = other.extensions["shop"].runtime
         assert runtime.server_flags() == control.view.current().flags
         _to(control, 2)
-        assert _until(lambda: runtime.server_flags().write_ddb, timeout=5)
+        assert poll(lambda: runtime.server_flags().write_ddb, timeout=5)
     finally:
         other.extensions["shop"].runtime.close()
         _to(control, 1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from logging.handlers import QueueHandler
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -15,6 +14,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import observability
+
+from .conftest import poll
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +133,12 @@ def log_output():
 
 def read_lines(buffer, predicate, timeout=10.0):
     """Poll until the listener thread has written a line matching `predicate`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def matching():
         lines = [json.loads(x) for x in buffer.getvalue().splitlines()]
-        if any(predicate(x) for x in lines):
-            return lines
-        time.sleep(0.01)
-    raise AssertionError(f"no matching line within {timeout}s: {buffer.getvalue()[-2000:]}")
+        return lines if any(predicate(x) for x in lines) else None
+    lines = poll(matching, timeout)
+    assert lines, f"no matching line within {timeout}s: {buffer.getvalue()[-2000:]}"
+    return lines
 
 
 def test_log_lines_through_the_queue_carry_the_ids_of_their_span(client, seller, memory, log_output):

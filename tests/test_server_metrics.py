@@ -11,10 +11,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OPERATOR = ("ops", "operator-secret-for-tests")
 ACCESS = re.compile(r"^<(\d+)> (\w+) (\S+) (\d{3})$")
 
+from .conftest import poll as _poll
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -30,14 +32,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def poll(condition, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+# Servers start and write logs across processes: a minute before giving up.
+poll = partial(_poll, timeout=60.0, every=0.1)
 
 
 class Server:

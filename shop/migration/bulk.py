@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ..repositories.dynamodb.client import decode, encode
-from .batches import KEYSET, ForwardWriter, _pool_map, ddb_load, differences, mysql_chunk, mysql_existing, mysql_load
+from .batches import KEYSET, mysql_chunk
 from .checkpoint import FINISHED, KEEP, Checkpoints, Run
 from .entities import ENTITIES, NAMES
 

@@ -13,7 +13,7 @@ from .batches import ForwardWriter, _pool_map, ddb_load, differences, mysql_exis
 from .bulk import Job, Report, owns
 from .entities import ENTITIES, NAMES, order_key
 from .journal import TO_DYNAMODB, TO_MYSQL
-from .state import iso, now
+from .state import iso
 from .sync import COPIED, DELETED, LEFT, ABSENT, IdCollision, Sync, raise_auto_increment
 
 log = logging.getLogger("shop.migration")
