@@ -406,6 +406,24 @@ def test_repair_never_replays_an_older_mysql_copy_over_dynamodb(world, control):
     assert ddb.products.get_by_id(p.id).inventory_quantity == 4 and not journal.is_pending("product", p.id)
 
 
+def test_replaying_a_lost_rename_or_email_change_rewrites_the_copies_products_show(world, control):
+    """A category rename or a seller's email change whose mirror failed is journaled under the
+    category or the user; replaying it must also rewrite the names copied into their products,
+    or every dual read of those products mismatches (review finding)."""
+    _to(control, 1)
+    mysql, ddb = _stores(world)
+    owner, cat, p = _dual_written_product(world)
+    mysql.categories.update(cat.id, {"name": cat.name + " renamed"})  # the mirrors were lost
+    mysql.users.update_profile(owner.id, {"email": "moved-" + owner.email})
+    journal = world.extensions["shop"].runtime.journal
+    journal.record(TO_DYNAMODB, [("category", cat.id), ("user", owner.id)], "test", "mirrors timed out")
+    runs.repair(world.extensions["shop"])
+    shown = ddb.products.get_by_id(p.id)
+    assert (shown.category_name, shown.seller_email) == (cat.name + " renamed", "moved-" + owner.email)
+    sync = runs.make_sync(world.extensions["shop"])
+    assert not sync.compare("product", p.id) and not sync.compare("category", cat.id)
+
+
 def test_a_state_written_while_mysql_was_down_is_caught_up(world):
     """DynamoDB took version N+1 while MySQL was down; the next change must write N+2 to both,
     not fail forever as a concurrent change (review finding)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..domain import NewProduct, NewUser
 from ..repositories.dynamodb import keys
+from ..repositories.dynamodb.catalog_items import rewrite_copies
 from ..repositories.dynamodb.client import encode
 from ..repositories.dynamodb.orders import order_item
 from ..aspects.compare import diff, own
@@ -80,6 +81,8 @@ class Sync:
             if current is not None:
                 self._create_user(current)  # put back what was there: never leave the user deleted
             raise
+        if current is not None and current.email != source.email:  # the seller's products show it
+            rewrite_copies(self.dynamo, "seller", user_id, {"seller_email": source.email})
         return COPIED
 
     def _delete_user(self, user) -> None:
@@ -96,10 +99,13 @@ class Sync:
         if source is None:
             return self._forward_gone(self.ddb.categories.get_by_id(category_id), deleted,
                                       "catalog", keys.category(category_id))
+        current = self.ddb.categories.get_by_id(category_id)
         self.dynamo.call("delete_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.category(category_id)))
         if source.parent_id is not None and self.ddb.categories.get_by_id(source.parent_id) is None:
             self._forward_category(source.parent_id, False)
         self.ddb.categories.create(source.name, source.parent_id, mirror_of=source)
+        if current is not None and current.name != source.name:  # a rename its products show
+            rewrite_copies(self.dynamo, "category", category_id, {"category_name": source.name})
         return COPIED
 
     def _forward_product(self, product_id: int, deleted: bool) -> str:
