@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from ..aspects.compare import diff, own
 from ..domain import NewUser
 from ..repositories.dynamodb import keys, listing_counts
-from ..repositories.dynamodb.catalog_items import NAME_COPIES, to_category, with_details
+from ..repositories.dynamodb.catalog_items import NAME_COPIES, rewrite_copies, to_category, with_details
 from ..repositories.dynamodb.client import cancellation_codes, encode
 from ..repositories.dynamodb.orders import _to_order, order_item
 from ..repositories.dynamodb.products import _as_new, product_item
@@ -31,17 +31,18 @@ THREADS = 8          # per-entity work (carts, fallbacks) in flight at once
 TRANSACT_ACTIONS = 100  # TransactWriteItems' limit
 
 
-def _groups(counted: list[tuple[dict, dict | None]]) -> list[list]:
-    """Products packed into transactions of at most 100 actions (2 per product, 1 per counter
-    moved), sorted by category and seller so that a transaction moves few counters."""
-    ordered = sorted(counted, key=lambda pair: (int(pair[0]["category_id"]), int(pair[0]["seller_id"])))
+def _groups(moves: list[tuple[int, dict | None, dict]]) -> list[list]:
+    """(product id, marker before, membership after) packed into transactions of at most 100
+    actions (1 per product, 1 per counter moved), sorted by category and seller so that a
+    transaction moves few counters."""
+    ordered = sorted(moves, key=lambda m: (m[2]["category_id"], m[2]["seller_id"], m[0]))
     groups, group, scopes = [], [], set()
-    for pair in ordered:
-        mine = set(listing_counts.scopes(pair[1])) | set(listing_counts.scopes(listing_counts.membership(pair[0])))
-        if group and 2 * (len(group) + 1) + len(scopes | mine) > TRANSACT_ACTIONS:
+    for move in ordered:
+        mine = set(listing_counts.scopes(move[1])) | set(listing_counts.scopes(move[2]))
+        if group and len(group) + 1 + len(scopes | mine) > TRANSACT_ACTIONS:
             groups.append(group)
             group, scopes = [], set()
-        group.append(pair)
+        group.append(move)
         scopes |= mine
     return groups + ([group] if group else [])
 
@@ -127,22 +128,48 @@ def differences(source, current) -> list:
     return diff(own(source), own(current), frozenset({"items"}))
 
 
+class Plan:
+    """A page's writes, decided: the ids found equal, outcomes known before writing
+    (collisions, items too large), and the write requests still to send, each a callable
+    returning {id: outcome}."""
+
+    def __init__(self, decided: dict | None = None, jobs: list | None = None, unchanged=()):
+        self.decided, self.jobs, self.unchanged = decided or {}, jobs or [], list(unchanged)
+
+
 class ForwardWriter:
-    """Copies chunks of MySQL's entities into DynamoDB with batched writes. Returns, per id,
-    the outcome ("copied") or the exception that stopped it; entities it cannot batch safely
-    go through `Sync.copy`, one at a time."""
+    """Copies pages of MySQL's entities into DynamoDB with batched writes, in two stages so a
+    page's reads can run while the page before it is written: `plan` reads what the writes
+    depend on and decides them, `write` sends them. Returns, per id, the outcome ("copied") or
+    the exception that stopped it; entities it cannot batch safely go through `Sync.copy`."""
 
     def __init__(self, sync):
         self.sync, self.dynamo, self.db = sync, sync.dynamo, sync.db
 
-    def write(self, entity: str, pairs: dict[int, tuple]) -> dict[int, object]:
-        """pairs: {id: (MySQL's value, DynamoDB's value or None)}, each differing."""
+    def plan(self, entity: str, source: dict[int, object], current: dict[int, object]) -> Plan:
+        """What to write for a page: {id: MySQL's value} against {id: DynamoDB's value}."""
+        if entity == "product":
+            return self._products(source, current)
+        pairs = {i: (v, current.get(i)) for i, v in source.items() if differences(v, current.get(i))}
+        unchanged = [i for i in source if i not in pairs]
         if not pairs:
-            return {}
-        batched = {"user": self._users, "product": self._products, "order": self._orders}.get(entity)
-        if batched is None:  # categories are few; a cart is a query per user anyway
-            return self._one_by_one(entity, list(pairs))
-        return batched(pairs)
+            return Plan(unchanged=unchanged)
+        if entity == "user":
+            plan = self._users(pairs)
+        elif entity == "order":
+            plan = self._orders(pairs)
+        else:  # categories are few; a cart is a query per user anyway
+            plan = Plan(jobs=[lambda: self._one_by_one(entity, list(pairs))])
+        plan.unchanged = unchanged
+        return plan
+
+    def write(self, entity: str, plan: Plan) -> dict[int, object]:
+        """Send a page's writes, several requests at once (DynamoDB takes concurrent requests
+        better than one after another: bench/sync_scale.py)."""
+        out = dict(plan.decided)
+        for part in _pool_map(lambda job: job(), plan.jobs):
+            out.update(part)
+        return out
 
     def _one_by_one(self, entity: str, ids: list[int]) -> dict[int, object]:
         """On threads; what fails (a parent that another segment was copying at the same
@@ -158,95 +185,102 @@ class ForwardWriter:
                 out[i] = copy(i)
         return out
 
-    def _users(self, pairs) -> dict[int, object]:
+    def _puts(self, table: str, writes: list[tuple[int, dict]]) -> list:
+        """(id, write request) pairs as jobs of 25 requests, each answering "copied" for its ids
+        (an entity whose items span two jobs is copied when both are sent: a failure stops the run)."""
+        def job(chunk):
+            return lambda: (self.dynamo._batch_write(table, [w for _, w in chunk]),
+                            {i: "copied" for i, _ in chunk})[1]
+        return [job(writes[i:i + 25]) for i in range(0, len(writes), 25)]
+
+    def _users(self, pairs) -> Plan:
         table = self.dynamo.table("users")
-        out, writes = {}, []
+        decided, writes, copies = {}, [], []
         guards = self.dynamo.batch_get(table, [k for s, _ in pairs.values() for k in
                                                (keys.username_guard(s.username), keys.email_guard(s.email))])
         owner = {(g["PK"], g["SK"]): int(g["user_id"]) for g in guards}
         for user_id, (source, current) in pairs.items():
             if current is not None and current.username.lower() != source.username.lower():
-                out[user_id] = IdCollision(f"user {user_id} is {source.username!r} in MySQL"
-                                           f" and {current.username!r} in DynamoDB")
+                decided[user_id] = IdCollision(f"user {user_id} is {source.username!r} in MySQL"
+                                               f" and {current.username!r} in DynamoDB")
                 continue
             taken = [owner[k] for k in ((g["PK"], g["SK"]) for g in (keys.username_guard(source.username),
                                                                      keys.email_guard(source.email)))
                      if owner.get(k, user_id) != user_id]
             if taken:
-                out[user_id] = IdCollision(f"user {user_id}'s username or email belongs to user {taken[0]}"
-                                           " in DynamoDB")
+                decided[user_id] = IdCollision(f"user {user_id}'s username or email belongs to user {taken[0]}"
+                                               " in DynamoDB")
                 continue
             new = NewUser(username=source.username, email=source.email, password_hash=source.password_hash,
                           first_name=source.first_name, last_name=source.last_name)
-            writes += [{"PutRequest": {"Item": encode(i)}}
+            writes += [(user_id, {"PutRequest": {"Item": encode(i)}})
                        for i in user_items(user_id, new, source.is_seller, source.created_at, source.updated_at)]
             if current is not None and current.email.lower() != source.email.lower():
-                writes.append({"DeleteRequest": {"Key": encode(keys.email_guard(current.email))}})
-            out[user_id] = "copied"
-        self.dynamo._batch_write(table, writes)
-        return out
+                writes.append((user_id, {"DeleteRequest": {"Key": encode(keys.email_guard(current.email))}}))
+            if current is not None and current.email != source.email:  # the seller's products show it
+                copies.append((user_id, source.email))
+        return Plan(decided, self._puts(table, writes) + [
+            lambda u=u, e=e: (rewrite_copies(self.dynamo, "seller", u, {"seller_email": e}), {})[1]
+            for u, e in copies])
 
-    def _orders(self, pairs) -> dict[int, object]:
-        out, items = {}, []
+    def _orders(self, pairs) -> Plan:
+        decided, writes = {}, []
         for order_id, (source, current) in pairs.items():
             if current is not None and current.user_id != source.user_id:
-                out[order_id] = IdCollision(f"order {order_id} belongs to user {source.user_id} in MySQL "
-                                            f"and to user {current.user_id} in DynamoDB")
+                decided[order_id] = IdCollision(f"order {order_id} belongs to user {source.user_id} in MySQL "
+                                                f"and to user {current.user_id} in DynamoDB")
                 continue
             try:
-                items.append(order_item(source))
+                writes.append((order_id, {"PutRequest": {"Item": encode(order_item(source))}}))
             except Exception as exc:  # noqa: BLE001 - too large for an item: reported, the rest copied
-                out[order_id] = exc
-                continue
-            out[order_id] = "copied"
-        self.dynamo.batch_put(self.dynamo.table("orders"), items)
-        return out
+                decided[order_id] = exc
+        return Plan(decided, self._puts(self.dynamo.table("orders"), writes))
 
-    def _products(self, pairs) -> dict[int, object]:
+    def _products(self, source, current) -> Plan:
+        """Items that differ go by BatchWriteItem; products whose listing marker is not their
+        membership (new, moved, or an item written before a stop without its marker) move
+        the markers and counters in transactions of their own."""
         table = self.dynamo.table("catalog")
-        ids = sorted(pairs)
+        ids = sorted(source)
+        if not ids:
+            return Plan()
         markers = {int(m["PK"].removeprefix("PRODUCT#")): listing_counts.membership(m)
                    for m in self.dynamo.batch_get(table, [keys.product_counted(i) for i in ids])}
-        with self.db.cursor() as cur:
-            cur.execute(f"SELECT product_id, COUNT(*) AS n FROM order_items WHERE product_id IN ({_marks(ids)})"
-                        " GROUP BY product_id", ids)
-            ordered = {r["product_id"]: r["n"] for r in cur.fetchall()}
-        out, plain, counted = {}, [], []
+        differing = {i for i in ids if differences(source[i], current.get(i))}
+        ordered = {}
+        if differing:
+            with self.db.cursor() as cur:
+                cur.execute(f"SELECT product_id, COUNT(*) AS n FROM order_items WHERE product_id IN"
+                            f" ({_marks(differing)}) GROUP BY product_id", sorted(differing))
+                ordered = {r["product_id"]: r["n"] for r in cur.fetchall()}
+        decided, items, moves, unchanged = {}, [], [], []
         for product_id in ids:
-            source = pairs[product_id][0]
-            try:
-                item = product_item(product_id, source.seller_id, _as_new(source), source.created_at,
-                                    source.updated_at, {k: getattr(source, k) for k in NAME_COPIES})
-            except Exception as exc:  # noqa: BLE001
-                out[product_id] = exc
-                continue
-            item["times_ordered"] = ordered.get(product_id, 0)
-            if markers.get(product_id) == listing_counts.membership(item):
-                plain.append(item)
-            else:
-                counted.append((item, markers.get(product_id)))
-        # Requests of a page go out together: DynamoDB takes concurrent requests better than
-        # one after another (bench/sync_scale.py measures it).
-        jobs = [lambda chunk=plain[i:i + 25]: self._plain(table, chunk) for i in range(0, len(plain), 25)]
-        jobs += [lambda group=g: self._counted(table, group) for g in _groups(counted)]
-        for part in _pool_map(lambda job: job(), jobs):
-            out.update(part)
-        return out
+            p = source[product_id]
+            member = {"category_id": int(p.category_id), "seller_id": int(p.seller_id)}
+            if markers.get(product_id) != member:
+                moves.append((product_id, markers.get(product_id), member))
+            if product_id in differing:
+                try:
+                    item = product_item(product_id, p.seller_id, _as_new(p), p.created_at, p.updated_at,
+                                        {k: getattr(p, k) for k in NAME_COPIES})
+                except Exception as exc:  # noqa: BLE001 - too large: reported, the rest copied
+                    decided[product_id] = exc
+                    moves = [m for m in moves if m[0] != product_id]
+                    continue
+                item["times_ordered"] = ordered.get(product_id, 0)
+                items.append((product_id, {"PutRequest": {"Item": encode(item)}}))
+            elif markers.get(product_id) == member:
+                unchanged.append(product_id)
+        jobs = self._puts(table, items) + [lambda group=g: self._moved(table, group) for g in _groups(moves)]
+        return Plan(decided, jobs, unchanged)
 
-    def _plain(self, table, items) -> dict[int, object]:
-        self.dynamo.batch_put(table, items)
-        return {int(i["id"]): "copied" for i in items}
-
-    def _counted(self, table, group) -> dict[int, object]:
-        """Products whose listing membership changes: item, marker (conditioned on the marker
-        as read) and the summed counter moves in one transaction, so a product created by the
-        application meanwhile is never counted twice. A failed condition sends the group
-        through the one-at-a-time copy, which reads again."""
+    def _moved(self, table, group) -> dict[int, object]:
+        """Markers (each conditioned on the marker as read) and the summed counter moves in one
+        transaction, so a product the application creates meanwhile is never counted twice.
+        A failed condition sends the group through the one-at-a-time copy, which reads again."""
         actions, delta = [], Counter()
-        for item, before in group:
-            after = listing_counts.membership(item)
-            actions.append({"Put": {"TableName": table, "Item": encode(item)}})
-            actions.append(listing_counts.changes(table, int(item["id"]), before, after)[0])
+        for product_id, before, after in group:
+            actions.append(listing_counts.changes(table, product_id, before, after)[0])
             delta.update({s: -1 for s in listing_counts.scopes(before)})
             delta.update(listing_counts.scopes(after))
         actions += listing_counts.count_updates(table, delta)
@@ -255,5 +289,5 @@ class ForwardWriter:
         except ClientError as exc:
             if "ConditionalCheckFailed" not in cancellation_codes(exc):
                 raise
-            return self._one_by_one("product", [int(i["id"]) for i, _ in group])
-        return {int(i["id"]): "copied" for i, _ in group}
+            return self._one_by_one("product", [m[0] for m in group])
+        return {m[0]: "copied" for m in group}

@@ -25,6 +25,7 @@ from .entities import ENTITIES, NAMES
 
 log = logging.getLogger("shop.migration")
 LISTS = ("left", "failed", "divergent")
+TABLES = tuple(dict.fromkeys(e.ddb_table for e in ENTITIES))  # users, catalog, orders
 
 
 @dataclass
@@ -161,20 +162,31 @@ class SegmentRun:
         self.checkpoints.save(self.run, self.segment, FINISHED, None, True, report.found())
         return report
 
-    def mysql_sweep(self, entity: str, step: str, cursor, part: Report, on_chunk) -> None:
+    def mysql_sweep(self, entity: str, step: str, cursor, part: Report) -> None:
+        """Keyset pages of the entity's ids in this segment's range. Page k+1 is read (ids, both
+        stores, what its writes depend on: `job.load_page`) while page k is applied
+        (`job.apply_page`: the writes); the checkpoint moves after each applied page."""
         lower, upper = bounds(self.run, entity, self.segment)
+        db = self.job.state.db
+
+        def read(after):
+            ids = mysql_chunk(db, entity, after, lower, upper, self.chunk)
+            return ids, (self.job.load_page(entity, ids) if ids else None)
         after = cursor
-        while True:
-            ids = mysql_chunk(self.job.state.db, entity, after, lower, upper, self.chunk)
-            if not ids:
-                break
-            on_chunk(entity, ids, part)
-            after = ids[-1]
-            self.checkpoints.save(self.run, self.segment, step, after, False, part.found())
-            self.meter.add(len(ids), f"segment {self.segment} {entity}")
+        with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as ahead:
+            pending = ahead.submit(read, after)
+            while True:
+                ids, loaded = pending.result()
+                if not ids:
+                    break
+                pending = ahead.submit(read, ids[-1])
+                self.job.apply_page(entity, ids, loaded, part)
+                after = ids[-1]
+                self.checkpoints.save(self.run, self.segment, step, after, False, part.found())
+                self.meter.add(len(ids), f"segment {self.segment} {entity}")
         self.checkpoints.save(self.run, self.segment, step, after, True, part.found())
 
-    def ddb_sweep(self, table: str, step: str, cursor, part: Report, on_page) -> None:
+    def ddb_sweep(self, table: str, step: str, cursor, part: Report) -> None:
         dynamo = self.job.state.dynamo
         kinds = {e.ddb_kind: e for e in ENTITIES if e.ddb_table == table}
         kwargs = dict(TableName=dynamo.table(table), Segment=self.segment, TotalSegments=self.run.segments,
@@ -194,7 +206,7 @@ class SegmentRun:
                 seen_carts |= found["cart"]
             for entity in NAMES:  # parents before children
                 if found.get(entity):
-                    on_page(entity, sorted(found[entity]), part)
+                    self.job.ddb_page(entity, sorted(found[entity]), part)
             cursor = decode(r["LastEvaluatedKey"]) if r.get("LastEvaluatedKey") else None
             self.checkpoints.save(self.run, self.segment, step, cursor, cursor is None, part.found())
             self.meter.add(r.get("ScannedCount", 0), f"segment {self.segment} scan of {table}")
@@ -224,6 +236,20 @@ class Job:
     def steps(self):
         """(step name, sweep(segment_run, step, cursor, part)) in order."""
         raise NotImplementedError
+
+    def sweeps(self):
+        """The MySQL sweep of each entity, parents first, then the DynamoDB scan of each table."""
+        return ([(f"mysql:{e}", lambda seg, step, cur, part, e=e: seg.mysql_sweep(e, step, cur, part)) for e in NAMES],
+                [(f"ddb:{t}", lambda seg, step, cur, part, t=t: seg.ddb_sweep(t, step, cur, part)) for t in TABLES])
+
+    def load_page(self, entity: str, ids: list[int]):
+        """A MySQL page's reads (run one page ahead, on another thread): what apply_page needs."""
+
+    def apply_page(self, entity: str, ids: list[int], loaded, part: Report) -> None:
+        """A MySQL page's writes and findings, in page order."""
+
+    def ddb_page(self, entity: str, ids: list[int], part: Report) -> None:
+        """Ids of one kind found by a page of the DynamoDB scan."""
 
     def prepare(self) -> None:
         """Before any segment: what every segment needs (read once)."""

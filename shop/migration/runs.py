@@ -11,13 +11,12 @@ import time
 from ..aspects.compare import attribute_names
 from .batches import ForwardWriter, _pool_map, ddb_load, differences, mysql_existing, mysql_load
 from .bulk import Job, Report, owns
-from .entities import ENTITIES, NAMES, order_key
+from .entities import order_key
 from .journal import TO_DYNAMODB, TO_MYSQL
 from .state import iso
 from .sync import COPIED, DELETED, LEFT, ABSENT, IdCollision, Sync, raise_auto_increment
 
 log = logging.getLogger("shop.migration")
-TABLES = tuple(dict.fromkeys(e.ddb_table for e in ENTITIES))  # users, catalog, orders
 
 
 def make_sync(state) -> Sync:
@@ -56,15 +55,6 @@ def _count(report, entity, entity_id, outcome, direction, quiet: bool = False) -
                                   "direction": direction})
 
 
-def _sweeps(job):
-    """The MySQL sweep of each entity, parents first, then the DynamoDB scan of each table."""
-    mysql = [(f"mysql:{e}", lambda seg, step, cur, part, e=e: seg.mysql_sweep(e, step, cur, part, job.chunk_of(seg)))
-             for e in NAMES]
-    ddb = [(f"ddb:{t}", lambda seg, step, cur, part, t=t: seg.ddb_sweep(t, step, cur, part, job.ddb_page_of(seg)))
-           for t in TABLES]
-    return mysql, ddb
-
-
 def _once(fn):
     """A step that is not a sweep: done in one go, then checkpointed as done."""
     def step(seg, name, cursor, part):
@@ -86,7 +76,7 @@ class Backfill(Job):
         self.writer = ForwardWriter(self.sync)
 
     def steps(self):
-        mysql, ddb = _sweeps(self)
+        mysql, ddb = self.sweeps()
         return [("deletions", _once(self._deletions)), *mysql, *ddb]
 
     def _deletions(self, seg, part):
@@ -100,46 +90,43 @@ class Backfill(Job):
                 if outcome in (COPIED, DELETED, ABSENT):
                     self.journal.close(entry)
 
-    def chunk_of(self, seg):
-        def chunk(entity, ids, part):
-            for i in [i for i in ids if (entity, i) in self.newer]:
-                part.left.append((entity, i, "DynamoDB has newer writes pending for MySQL: run the reverse copy"))
-            ids = [i for i in ids if (entity, i) not in self.newer and not self._deleting(entity, i)]
-            source = mysql_load(self.state.db, self.sync.mysql, entity, ids)
-            current = ddb_load(self.state.dynamo, self.sync.ddb, entity, list(source))
-            pairs, settled = {}, []
-            for i, value in source.items():  # an id gone from MySQL since listed: its journal entry decides
-                if differences(value, current.get(i)):
-                    pairs[i] = (value, current.get(i))
-                else:
-                    part.done["unchanged"] += 1
+    def load_page(self, entity, ids):
+        newer = [i for i in ids if (entity, i) in self.newer]
+        ids = [i for i in ids if (entity, i) not in self.newer and not self._deleting(entity, i)]
+        source = mysql_load(self.state.db, self.sync.mysql, entity, ids)
+        current = ddb_load(self.state.dynamo, self.sync.ddb, entity, list(source))
+        # An id gone from MySQL since listed is not in `source`: its journal entry decides.
+        return newer, self.writer.plan(entity, source, current)
+
+    def apply_page(self, entity, ids, loaded, part):
+        newer, plan = loaded
+        for i in newer:
+            part.left.append((entity, i, "DynamoDB has newer writes pending for MySQL: run the reverse copy"))
+        unchanged = plan.unchanged
+        part.done["unchanged"] += len(unchanged)
+        settled = list(unchanged)
+        for i, outcome in self.writer.write(entity, plan).items():
+            if isinstance(outcome, Exception):
+                _failed(part, entity, i, outcome, TO_DYNAMODB)
+            else:
+                _count(part, entity, i, outcome, TO_DYNAMODB, quiet=True)
+                if outcome != LEFT:
                     settled.append(i)
-            for i, outcome in self.writer.write(entity, pairs).items():
-                if isinstance(outcome, Exception):
-                    _failed(part, entity, i, outcome, TO_DYNAMODB)
-                else:
-                    _count(part, entity, i, outcome, TO_DYNAMODB, quiet=True)
-                    if outcome != LEFT:
-                        settled.append(i)
-            log.info("backfilled a page", extra={"event": "repair", "action": "page", "entity": entity,
-                                                 "entity_id": f"{ids[0]}..{ids[-1]}" if ids else "",
-                                                 "direction": TO_DYNAMODB, "copied": len(pairs),
-                                                 "unchanged": len(source) - len(pairs)})
-            for i in settled:
-                if (entity, i) in self.entries:
-                    self.journal.close(self.entries[(entity, i)])
-        return chunk
+        log.info("backfilled a page", extra={"event": "repair", "action": "page", "entity": entity,
+                                             "entity_id": f"{ids[0]}..{ids[-1]}", "direction": TO_DYNAMODB,
+                                             "copied": len(settled) - len(unchanged), "unchanged": len(unchanged)})
+        for i in settled:
+            if (entity, i) in self.entries:
+                self.journal.close(self.entries[(entity, i)])
 
     def _deleting(self, entity, entity_id) -> bool:
         entry = self.entries.get((entity, entity_id))
         return bool(entry and entry.deleted)
 
-    def ddb_page_of(self, seg):
-        def page(entity, ids, part):
-            for i in sorted(set(ids) - mysql_existing(self.state.db, entity, ids)):
-                if not self._deleting(entity, i):
-                    part.left.append((entity, i, "only in DynamoDB (no recorded deletion): not touched"))
-        return page
+    def ddb_page(self, entity, ids, part):
+        for i in sorted(set(ids) - mysql_existing(self.state.db, entity, ids)):
+            if not self._deleting(entity, i):
+                part.left.append((entity, i, "only in DynamoDB (no recorded deletion): not touched"))
 
     def finish_run(self, report):
         if self.control is not None:
@@ -155,7 +142,7 @@ class Verify(Job):
     operation = "verify"
 
     def steps(self):
-        mysql, ddb = _sweeps(self)
+        mysql, ddb = self.sweeps()
         return [*mysql, *ddb]
 
     def _record(self, part, entity, entity_id, found) -> None:
@@ -163,20 +150,19 @@ class Verify(Job):
         if found:
             part.divergent.append((entity, entity_id, attribute_names(found), sorted({d.kind for d in found})))
 
-    def chunk_of(self, seg):
-        def chunk(entity, ids, part):
-            source = mysql_load(self.state.db, self.sync.mysql, entity, ids)
-            current = ddb_load(self.state.dynamo, self.sync.ddb, entity, list(source))
-            for i, value in source.items():
-                self._record(part, entity, i, differences(value, current.get(i)))
-        return chunk
+    def load_page(self, entity, ids):
+        source = mysql_load(self.state.db, self.sync.mysql, entity, ids)
+        current = ddb_load(self.state.dynamo, self.sync.ddb, entity, list(source))
+        return {i: differences(value, current.get(i)) for i, value in source.items()}
 
-    def ddb_page_of(self, seg):
-        def page(entity, ids, part):
-            only = sorted(set(ids) - mysql_existing(self.state.db, entity, ids))
-            for i, found in zip(only, _pool_map(lambda i: self.sync.compare(entity, i), only)):
-                self._record(part, entity, i, found)
-        return page
+    def apply_page(self, entity, ids, loaded, part):
+        for i, found in loaded.items():
+            self._record(part, entity, i, found)
+
+    def ddb_page(self, entity, ids, part):
+        only = sorted(set(ids) - mysql_existing(self.state.db, entity, ids))
+        for i, found in zip(only, _pool_map(lambda i: self.sync.compare(entity, i), only)):
+            self._record(part, entity, i, found)
 
     def finish_segment(self, seg, report):
         # Under traffic a write can sit between its MySQL commit and its DynamoDB write while it is
@@ -217,7 +203,7 @@ class ReverseCopy(Job):
         self.entries = {(e.entity, int(e.entity_id)): e for e in self.journal.pending(TO_MYSQL)}
 
     def steps(self):
-        _, ddb = _sweeps(self)
+        _, ddb = self.sweeps()
         return [("journal", _once(self._journal)), *(ddb if self.everything or self.missing else [])]
 
     def _journal(self, seg, part):
@@ -251,11 +237,9 @@ class ReverseCopy(Job):
         if entry is not None and outcome != LEFT and not self.journal.close(entry):
             part.left.append((*target, "written again meanwhile: still pending"))
 
-    def ddb_page_of(self, seg):
-        def page(entity, ids, part):
-            targets = ids if self.everything else sorted(set(ids) - mysql_existing(self.state.db, entity, ids))
-            self._copy_all(part, [(entity, i) for i in targets if (entity, i) not in self.entries])
-        return page
+    def ddb_page(self, entity, ids, part):
+        targets = ids if self.everything else sorted(set(ids) - mysql_existing(self.state.db, entity, ids))
+        self._copy_all(part, [(entity, i) for i in targets if (entity, i) not in self.entries])
 
     def finish_run(self, report):
         raise_auto_increment(self.state.db, self.state.dynamo, self.state.settings.id_gap)
