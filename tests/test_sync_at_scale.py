@@ -242,3 +242,42 @@ def test_a_batched_backfill_of_a_changed_email_rewrites_the_sellers_products(wor
     assert ddb.products.get_by_id(row["id"]).seller_email == "new-" + seller.email
     assert ddb.users.get_by_email("new-" + seller.email).id == seller.id and ddb.users.get_by_email(seller.email) is None
     assert runs.verify(state).ok
+
+
+def test_the_batched_reverse_copy_brings_back_what_only_dynamodb_holds_and_refuses_collisions(world):
+    """A rollback's case: users, products and orders DynamoDB alone holds go back to MySQL in
+    pages, ids kept; one whose id MySQL gives to someone else is reported, nothing overwritten."""
+    state = _state(world)
+    runs.backfill(state)
+    mysql = Repositories.mysql(state.db)
+    with state.db.cursor() as cur:
+        cur.execute("SELECT id FROM orders ORDER BY id DESC LIMIT 1")
+        order_id = cur.fetchone()["id"]
+    order = mysql.orders.get_by_id(order_id)
+    buyer = mysql.users.get_by_id(order.user_id)
+    with state.db.cursor(write=True) as cur:  # gone from MySQL, as if written in phase 5 only
+        cur.execute("DELETE FROM orders WHERE id = %s", (order_id,))
+        cur.execute("SELECT id FROM products ORDER BY id DESC LIMIT 1")
+        product_id = cur.fetchone()["id"]
+    product = mysql.products.get_by_id(product_id)
+    with state.db.cursor(write=True) as cur:
+        cur.execute("DELETE FROM shopping_carts WHERE product_id = %s", (product_id,))
+        cur.execute("DELETE FROM order_items WHERE product_id = %s", (product_id,))
+        cur.execute("DELETE FROM products WHERE id = %s", (product_id,))
+    with use_flags(MYSQL_ONLY):  # MySQL hands a newcomer the id DynamoDB gave someone else
+        other = _state(world).repos.users.create(NewUser(username=unique("x"), email=unique() + "@x.com",
+                                                         password_hash="h"))
+    stranger = replace(other, username=unique("y"), email=unique() + "@x.com")
+    state.dynamo.batch_put(state.dynamo.table("users"), [
+        {"PK": f"USER#{other.id}", "SK": "#META", "entity": "USER", "id": other.id, "username": stranger.username,
+         "email": stranger.email, "password_hash": "h", "is_seller": False,
+         "created_at": "2026-01-01T00:00:00.000000", "updated_at": "2026-01-01T00:00:00.000000"}])
+    report = runs.reverse_copy(state, everything=True, segments=2, chunk=3)
+    assert [(e, int(i)) for e, i, _ in report.failed] == [("user", other.id)], report.failed
+    assert mysql.users.get_by_id(other.id).username == other.username  # nothing overwritten
+    assert mysql.orders.get_by_id(order_id) is not None and not runs.make_sync(state).compare("order", order_id)
+    assert mysql.products.get_by_id(product_id).name == product.name
+    assert mysql.users.get_by_id(buyer.id).email == buyer.email
+    assert report.done["copied"] == _entities(world) - 1
+    state.dynamo.call("delete_item", TableName=state.dynamo.table("users"),
+                      Key=encode({"PK": f"USER#{other.id}", "SK": "#META"}))

@@ -22,7 +22,7 @@ from ..repositories.dynamodb.products import _as_new, product_item
 from ..repositories.dynamodb.users import to_user, user_items
 from ..repositories.mysql import _rows
 from ..repositories.mysql.orders import OrderRepository as MySQLOrders
-from .sync import IdCollision
+from .sync import ORDER_UPSERT, PRODUCT_UPSERT, IdCollision, product_row
 
 # entity -> (MySQL table, the column a keyset walks)
 KEYSET = {"user": ("users", "id"), "category": ("categories", "id"), "product": ("products", "id"),
@@ -81,6 +81,20 @@ def _pool_map(fn, ids) -> list:
         return [fn(i) for i in ids]
     with ThreadPoolExecutor(min(THREADS, len(ids)), thread_name_prefix="sync") as pool:
         return list(pool.map(fn, ids))
+
+
+def pool_retrying(fn, items) -> list:
+    """`fn` over items on threads, each exception caught; what failed other than by an id
+    collision (typically a parent another thread or segment was copying at the same moment)
+    is tried once more, alone, before its exception is returned."""
+    def safe(item):
+        try:
+            return fn(item)
+        except Exception as exc:  # noqa: BLE001 - reported per entity by the run
+            return exc
+    out = _pool_map(safe, items)
+    return [safe(item) if isinstance(o, Exception) and not isinstance(o, IdCollision) else o
+            for item, o in zip(items, out)]
 
 
 def mysql_load(db, repos, entity: str, ids: list[int]) -> dict[int, object]:
@@ -172,18 +186,7 @@ class ForwardWriter:
         return out
 
     def _one_by_one(self, entity: str, ids: list[int]) -> dict[int, object]:
-        """On threads; what fails (a parent that another segment was copying at the same
-        moment: "already exists") is tried once more, alone, before it is reported."""
-        def copy(i):
-            try:
-                return self.sync.copy("to_dynamodb", entity, i)
-            except Exception as exc:  # noqa: BLE001 - reported per entity by the run
-                return exc
-        out = dict(zip(ids, _pool_map(copy, ids)))
-        for i, outcome in out.items():
-            if isinstance(outcome, Exception) and not isinstance(outcome, IdCollision):
-                out[i] = copy(i)
-        return out
+        return dict(zip(ids, pool_retrying(lambda i: self.sync.copy("to_dynamodb", entity, i), ids)))
 
     def _puts(self, table: str, writes: list[tuple[int, dict]]) -> list:
         """(id, write request) pairs as jobs of 25 requests, each answering "copied" for its ids
@@ -291,3 +294,96 @@ class ForwardWriter:
                 raise
             return self._one_by_one("product", [m[0] for m in group])
         return {m[0]: "copied" for m in group}
+
+
+class ReverseWriter:
+    """Copies pages of DynamoDB's users, products and orders into MySQL, ids kept: one batched
+    read in each store, the collision checks of `Sync`'s reverse copy for the whole page in
+    one query, missing parents copied first (one at a time: they are few), then one multi-row
+    upsert. Categories and carts go one at a time. Returns {id: outcome or exception}."""
+
+    def __init__(self, sync):
+        self.sync, self.db = sync, sync.db
+
+    def copy(self, entity: str, ids: list[int]) -> dict[int, object]:
+        if not ids:
+            return {}
+        batched = {"user": self._users, "product": self._products, "order": self._orders}.get(entity)
+        found = ddb_load(self.sync.dynamo, self.sync.ddb, entity, ids) if batched else {}
+        if batched is None or len(found) < len(ids):  # gone meanwhile: the one-at-a-time copy says so
+            return self._one_by_one(entity, ids)
+        decided = {}
+        try:
+            with self.db.cursor(write=True) as cur:
+                batched(cur, found, decided)
+        except Exception:  # noqa: BLE001 - a parent copied meanwhile, a unique key: one at a time
+            return self._one_by_one(entity, ids)
+        return {i: decided.get(i, "copied") for i in ids}
+
+    def _one_by_one(self, entity, ids):
+        return dict(zip(ids, pool_retrying(lambda i: self.sync.copy("to_mysql", entity, i), ids)))
+
+    def _parents(self, cur, entity: str, ids) -> None:
+        missing = set(ids) - mysql_existing(self.db, entity, ids)
+        for i in sorted(missing):
+            self.sync.copy("to_mysql", entity, i)
+
+    @staticmethod
+    def _collide(found, decided, rows, owner: str, what: str):
+        """Entities whose id MySQL gives to another owner: decided as collisions, left out."""
+        mine = {r["id"]: r[owner] for r in rows}
+        keep = {}
+        for i, v in found.items():
+            if i in mine and mine[i] != getattr(v, owner):
+                decided[i] = IdCollision(f"{what} {i} belongs to {owner.removesuffix('_id')} {mine[i]} in MySQL"
+                                         f" and to {owner.removesuffix('_id')} {getattr(v, owner)} in DynamoDB")
+            else:
+                keep[i] = v
+        return keep
+
+    def _users(self, cur, found, decided):
+        names = [u.username for u in found.values()]
+        emails = [u.email for u in found.values()]
+        cur.execute(f"SELECT id, username, email FROM users WHERE id IN ({_marks(found)}) OR username IN"
+                    f" ({_marks(names)}) OR email IN ({_marks(emails)})", [*found, *names, *emails])
+        rows = cur.fetchall()
+        for u in found.values():
+            for r in rows:
+                same_id = r["id"] == u.id
+                if (same_id and r["username"].lower() != u.username.lower()) or (not same_id and (
+                        r["username"].lower() == u.username.lower() or r["email"].lower() == u.email.lower())):
+                    decided[u.id] = IdCollision(f"user {u.id}'s username or email belongs to user {r['id']} in MySQL"
+                                                if not same_id else f"user {u.id} is {r['username']!r} in MySQL"
+                                                f" and {u.username!r} in DynamoDB")
+        keep = [u for u in found.values() if u.id not in decided]
+        if keep:
+            cur.executemany(
+                "INSERT INTO users (id, username, email, password_hash, first_name, last_name, is_seller, created_at,"
+                " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE"
+                " email = VALUES(email), password_hash = VALUES(password_hash), first_name = VALUES(first_name),"
+                " last_name = VALUES(last_name), is_seller = VALUES(is_seller), updated_at = VALUES(updated_at)",
+                [(u.id, u.username, u.email, u.password_hash, u.first_name, u.last_name, u.is_seller, u.created_at,
+                  u.updated_at) for u in keep])
+
+    def _products(self, cur, found, decided):
+        cur.execute(f"SELECT id, seller_id FROM products WHERE id IN ({_marks(found)})", list(found))
+        keep = self._collide(found, decided, cur.fetchall(), "seller_id", "product")
+        self._parents(cur, "user", {p.seller_id for p in keep.values()})
+        self._parents(cur, "category", {p.category_id for p in keep.values()})
+        if keep:
+            cur.executemany(PRODUCT_UPSERT, [product_row(p) for p in keep.values()])
+
+    def _orders(self, cur, found, decided):
+        cur.execute(f"SELECT id, user_id FROM orders WHERE id IN ({_marks(found)})", list(found))
+        keep = self._collide(found, decided, cur.fetchall(), "user_id", "order")
+        self._parents(cur, "user", {o.user_id for o in keep.values()})
+        self._parents(cur, "product", {i.product_id for o in keep.values() for i in o.items})
+        if not keep:
+            return
+        cur.executemany(ORDER_UPSERT, [(o.id, o.user_id, o.total_amount, o.status, o.created_at, o.updated_at)
+                                       for o in keep.values()])
+        cur.execute(f"DELETE FROM order_items WHERE order_id IN ({_marks(keep)})", list(keep))
+        lines = [(i.id, o.id, i.product_id, i.quantity, i.price_at_time) for o in keep.values() for i in o.items]
+        if lines:
+            cur.executemany("INSERT INTO order_items (id, order_id, product_id, quantity, price_at_time)"
+                            " VALUES (%s, %s, %s, %s, %s)", lines)

@@ -9,7 +9,8 @@ import logging
 import time
 
 from ..aspects.compare import attribute_names
-from .batches import ForwardWriter, _pool_map, ddb_load, differences, mysql_existing, mysql_load
+from .batches import (ForwardWriter, ReverseWriter, _pool_map, ddb_load, differences, mysql_existing, mysql_load,
+                      pool_retrying)
 from .bulk import Job, Report, owns
 from .entities import order_key
 from .journal import TO_DYNAMODB, TO_MYSQL
@@ -201,6 +202,7 @@ class ReverseCopy(Job):
 
     def prepare(self):
         self.entries = {(e.entity, int(e.entity_id)): e for e in self.journal.pending(TO_MYSQL)}
+        self.writer = ReverseWriter(self.sync)
 
     def steps(self):
         _, ddb = self.sweeps()
@@ -211,22 +213,11 @@ class ReverseCopy(Job):
         self._copy_all(part, mine)
 
     def _copy_all(self, part, targets) -> None:
-        """Copied on threads; what fails (a parent another thread was copying at the same
-        moment) is tried once more, alone, before it is reported."""
         def one(target):
             entry = self.entries.get(target)
-            try:
-                return self.sync.copy(TO_MYSQL, *target, bool(entry and entry.deleted))
-            except Exception as exc:  # noqa: BLE001
-                return exc
-        retry = []
-        for target, outcome in zip(targets, _pool_map(one, targets)):
-            if isinstance(outcome, Exception) and not isinstance(outcome, IdCollision):
-                retry.append(target)
-            else:
-                self._settle(part, target, outcome)
-        for target in retry:
-            self._settle(part, target, one(target))
+            return self.sync.copy(TO_MYSQL, *target, bool(entry and entry.deleted))
+        for target, outcome in zip(targets, pool_retrying(one, targets)):
+            self._settle(part, target, outcome)
 
     def _settle(self, part, target, outcome) -> None:
         if isinstance(outcome, Exception):
@@ -239,7 +230,9 @@ class ReverseCopy(Job):
 
     def ddb_page(self, entity, ids, part):
         targets = ids if self.everything else sorted(set(ids) - mysql_existing(self.state.db, entity, ids))
-        self._copy_all(part, [(entity, i) for i in targets if (entity, i) not in self.entries])
+        targets = [i for i in targets if (entity, i) not in self.entries]  # the journal step copied those
+        for i, outcome in self.writer.copy(entity, targets).items():
+            self._settle(part, (entity, i), outcome)
 
     def finish_run(self, report):
         raise_auto_increment(self.state.db, self.state.dynamo, self.state.settings.id_gap)

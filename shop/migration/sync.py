@@ -19,6 +19,25 @@ from .entities import BY_NAME, ENTITIES, NAMES
 COPIED, DELETED, LEFT, ABSENT = "copied", "deleted", "left", "absent"
 
 
+# The reverse copy's upserts (one row here, a page in batches.ReverseWriter): ids kept, the
+# owner (seller, buyer) never changed by an upsert (a different owner is an id collision).
+PRODUCT_UPSERT = (
+    "INSERT INTO products (id, seller_id, category_id, name, description, price, inventory_quantity,"
+    " image_url, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON DUPLICATE KEY UPDATE category_id = VALUES(category_id), name = VALUES(name),"
+    " description = VALUES(description), price = VALUES(price),"
+    " inventory_quantity = VALUES(inventory_quantity), image_url = VALUES(image_url), updated_at = VALUES(updated_at)")
+ORDER_UPSERT = (
+    "INSERT INTO orders (id, user_id, total_amount, status, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s)"
+    " ON DUPLICATE KEY UPDATE total_amount = VALUES(total_amount), status = VALUES(status),"
+    " updated_at = VALUES(updated_at)")
+
+
+def product_row(p) -> tuple:
+    return (p.id, p.seller_id, p.category_id, p.name, p.description, p.price, p.inventory_quantity, p.image_url,
+            p.created_at, p.updated_at)
+
+
 class IdCollision(RuntimeError):
     """The target holds a different record under the same id: nothing is overwritten."""
 
@@ -224,15 +243,7 @@ class Sync:
                               f"and to seller {p.seller_id} in DynamoDB")
         self._reverse_parents(user_id=p.seller_id, category_id=p.category_id)
         with self.db.cursor(write=True) as cur:
-            cur.execute(
-                "INSERT INTO products (id, seller_id, category_id, name, description, price, inventory_quantity,"
-                " image_url, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON DUPLICATE KEY UPDATE category_id = VALUES(category_id), name = VALUES(name),"
-                " description = VALUES(description), price = VALUES(price),"
-                " inventory_quantity = VALUES(inventory_quantity), image_url = VALUES(image_url),"
-                " updated_at = VALUES(updated_at)",
-                (p.id, p.seller_id, p.category_id, p.name, p.description, p.price, p.inventory_quantity,
-                 p.image_url, p.created_at, p.updated_at))
+            cur.execute(PRODUCT_UPSERT, product_row(p))
         return COPIED
 
     def _reverse_parents(self, user_id=None, category_id=None, product_ids=()) -> None:
@@ -268,10 +279,7 @@ class Sync:
                               f"and to user {o.user_id} in DynamoDB")
         self._reverse_parents(user_id=o.user_id, product_ids=[i.product_id for i in o.items])
         with self.db.cursor(write=True) as cur:
-            cur.execute("INSERT INTO orders (id, user_id, total_amount, status, created_at, updated_at)"
-                        " VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE total_amount = VALUES(total_amount),"
-                        " status = VALUES(status), updated_at = VALUES(updated_at)",
-                        (o.id, o.user_id, o.total_amount, o.status, o.created_at, o.updated_at))
+            cur.execute(ORDER_UPSERT, (o.id, o.user_id, o.total_amount, o.status, o.created_at, o.updated_at))
             cur.execute("DELETE FROM order_items WHERE order_id = %s", (order_id,))
             for i in o.items:
                 cur.execute("INSERT INTO order_items (id, order_id, product_id, quantity, price_at_time)"
