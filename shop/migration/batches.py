@@ -192,7 +192,7 @@ class ForwardWriter:
         """(id, write request) pairs as jobs of 25 requests, each answering "copied" for its ids
         (an entity whose items span two jobs is copied when both are sent: a failure stops the run)."""
         def job(chunk):
-            return lambda: (self.dynamo._batch_write(table, [w for _, w in chunk]),
+            return lambda: (self.dynamo.batch_write(table, [w for _, w in chunk]),
                             {i: "copied" for i, _ in chunk})[1]
         return [job(writes[i:i + 25]) for i in range(0, len(writes), 25)]
 

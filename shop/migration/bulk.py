@@ -261,6 +261,7 @@ class Job:
         """Once every segment of the run has finished (whichever process finished last)."""
 
     def execute(self) -> Report:
+        self.checkpoints.ensure_tables()
         if not self.resume:
             self.checkpoints.restart(self.name)
         run = self.checkpoints.open(self.name, self.segments, lambda n: make_plan(self.state.db, n))

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pymysql
+
+from .state import now
 
 _TABLES = (
     """CREATE TABLE IF NOT EXISTS migration_sync_runs (
@@ -39,10 +41,6 @@ FINISHED = "#finished"  # the step a segment writes when all its steps are done
 KEEP = 200               # details kept per kind of finding (counts are always exact)
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
 @dataclass
 class Run:
     name: str
@@ -64,8 +62,7 @@ class Checkpoints:
 
     def open(self, name: str, segments: int, make_plan) -> Run:
         """The run of this name: the unfinished one if there is one (its segment count must
-        match), else a new one planned by `make_plan(segments)`."""
-        self.ensure_tables()
+        match), else a new one planned by `make_plan(segments)`. The tables must exist."""
         for attempt in range(3):
             try:
                 return self._open(name, segments, make_plan)
@@ -86,12 +83,11 @@ class Checkpoints:
             plan = make_plan(segments)
             cur.execute("DELETE FROM migration_sync_progress WHERE run = %s", (name,))
             cur.execute("REPLACE INTO migration_sync_runs (run, segments, plan, started_at) VALUES (%s, %s, %s, %s)",
-                        (name, segments, json.dumps(plan), _now()))
+                        (name, segments, json.dumps(plan), now()))
             cur.execute("SELECT started_at FROM migration_sync_runs WHERE run = %s", (name,))
             return Run(name, segments, plan, cur.fetchone()["started_at"])
 
     def restart(self, name: str) -> None:
-        self.ensure_tables()
         with self.db.cursor(write=True) as cur:
             cur.execute("DELETE FROM migration_sync_progress WHERE run = %s", (name,))
             cur.execute("DELETE FROM migration_sync_runs WHERE run = %s", (name,))
@@ -116,7 +112,7 @@ class Checkpoints:
             cur.execute("REPLACE INTO migration_sync_progress (run, segment, step, cursor_json, done, found, updated_at)"
                         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
                         (run.name, segment, step, None if cursor is None else json.dumps(cursor), int(done),
-                         json.dumps(found, default=str), _now()))
+                         json.dumps(found, default=str), now()))
 
     def finished(self, run: Run) -> dict[int, dict] | None:
         """Every segment's findings once all are finished, else None."""

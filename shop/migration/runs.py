@@ -36,7 +36,7 @@ def _failed(report, entity, entity_id, exc, direction) -> None:
                                         "error_type": type(exc).__name__})
 
 
-def _copy(sync, journal, direction, entry_or_target, report, deleted=False):
+def _copy(sync, direction, entry_or_target, report, deleted=False):
     entity, entity_id = entry_or_target
     try:
         outcome = sync.copy(direction, entity, entity_id, deleted)
@@ -87,7 +87,7 @@ class Backfill(Job):
                     part.left.append((entity, entity_id, "DynamoDB has newer writes pending for MySQL:"
                                                          " run the reverse copy"))
                     continue
-                outcome = _copy(self.sync, self.journal, TO_DYNAMODB, (entity, entity_id), part, deleted=True)
+                outcome = _copy(self.sync, TO_DYNAMODB, (entity, entity_id), part, deleted=True)
                 if outcome in (COPIED, DELETED, ABSENT):
                     self.journal.close(entry)
 
@@ -260,9 +260,10 @@ def repair(state, divergent: bool = False, progress=None, authority: str | None 
     if authority is None:
         authority = "mysql" if state.runtime.server_flags().write_mysql else "dynamodb"
     ddb_authority = authority == "dynamodb"
-    newer = {(e.entity, str(e.entity_id)) for e in journal.pending(TO_MYSQL)}
+    pending = {TO_DYNAMODB: journal.pending(TO_DYNAMODB), TO_MYSQL: journal.pending(TO_MYSQL)}
+    newer = {(e.entity, str(e.entity_id)) for e in pending[TO_MYSQL]}
     for direction in (TO_DYNAMODB, TO_MYSQL):
-        entries = sorted(journal.pending(direction), key=lambda e: order_key((e.entity, e.entity_id)))
+        entries = sorted(pending[direction], key=lambda e: order_key((e.entity, e.entity_id)))
         if direction == TO_DYNAMODB:
             # MySQL's copy is older than DynamoDB's where DynamoDB took writes MySQL has not:
             # replaying it would undo them. Left, and said so.
@@ -273,14 +274,14 @@ def repair(state, divergent: bool = False, progress=None, authority: str | None 
         if entries and progress:
             progress(f"repair: replaying {len(entries)} entries {direction.replace('_', ' ')}")
         for entry in entries:
-            outcome = _copy(sync, journal, direction, (entry.entity, int(entry.entity_id)), report, entry.deleted)
+            outcome = _copy(sync, direction, (entry.entity, int(entry.entity_id)), report, entry.deleted)
             if outcome is not None and outcome != LEFT and not journal.close(entry):
                 report.left.append((entry.entity, entry.entity_id, "written again meanwhile: still pending"))
     if divergent:
         direction = TO_MYSQL if ddb_authority else TO_DYNAMODB
         found = verify(state, progress=progress)
         for entity, entity_id, _, _ in found.divergent:
-            _copy(sync, journal, direction, (entity, entity_id), report)
+            _copy(sync, direction, (entity, entity_id), report)
     return report
 
 

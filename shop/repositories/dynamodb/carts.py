@@ -48,8 +48,11 @@ class ShoppingCartRepository:
         """Add to the line, creating it if needed. A mirrored write sets the line as MySQL has it."""
         key = keys.cart_line(user_id, product_id)
         now = iso(mirror_of.updated_at if mirror_of else utcnow())
-        existing = self.dynamo.get(self.table, key)
-        line_id = mirror_of.id if mirror_of else (existing["id"] if existing else self.ids.allocate("cart")[0])
+        if mirror_of is not None:
+            line_id = mirror_of.id
+        else:  # the line's id if it exists, else a new one
+            existing = self.dynamo.get(self.table, key)
+            line_id = existing["id"] if existing else self.ids.allocate("cart")[0]
         values = {":id": int(line_id), ":u": user_id, ":p": product_id, ":now": now, ":e": "CART",
                   ":g1": f"PRODUCT#{product_id}", ":g2": f"USER#{user_id}",
                   # Mirrored: the quantity MySQL ended with, not the amount this request added.
@@ -80,8 +83,7 @@ class ShoppingCartRepository:
             self.dynamo.call("update_item", TableName=self.table, Key=encode(keys.cart_line(user_id, product_id)),
                              UpdateExpression="SET quantity = :q, updated_at = :now",
                              ConditionExpression="attribute_exists(PK)",
-                             ExpressionAttributeValues=encode({":q": mirror_of.quantity if mirror_of else quantity, ":now": iso(
-                                 mirror_of.updated_at if mirror_of else utcnow())}))
+                             ExpressionAttributeValues=encode({":q": quantity, ":now": iso(utcnow())}))
         except ClientError as exc:
             if condition_failed(exc):
                 return None

@@ -88,7 +88,7 @@ class CategoryRepository:
         expression = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE " + ", ".join(removes) if removes else "")
         kwargs = dict(TableName=self.table, Key=encode(keys.category(category_id)),
                       UpdateExpression=expression.strip(), ConditionExpression="attribute_exists(PK)",
-                      ExpressionAttributeNames={f"#{k}": k for k in changes}, ReturnValues="ALL_NEW")
+                      ExpressionAttributeNames={f"#{k}": k for k in changes}, ReturnValues="ALL_OLD")
         if sets:
             kwargs["ExpressionAttributeValues"] = encode({f":{k}": v for k, v in changes.items() if v is not None})
         try:
@@ -97,8 +97,10 @@ class CategoryRepository:
             if condition_failed(exc):
                 return None
             raise
-        category = to_category(decode(r["Attributes"]))
-        if "name" in changes:
+        old = decode(r["Attributes"])
+        new = {k: v for k, v in {**old, **changes}.items() if v is not None}
+        category = to_category(new)
+        if category.name != old["name"]:  # only a rename fans out to the products' copies
             rewrite_copies(self.dynamo, "category", category_id, {"category_name": category.name})
         return category
 

@@ -196,13 +196,14 @@ class Dynamo:
 
     def batch_delete(self, table: str, keys: list[dict]) -> None:
         """BatchWriteItem deletes in chunks of 25, retrying UnprocessedItems."""
-        self._batch_write(table, [{"DeleteRequest": {"Key": encode(k)}} for k in keys])
+        self.batch_write(table, [{"DeleteRequest": {"Key": encode(k)}} for k in keys])
 
     def batch_put(self, table: str, items: list[dict]) -> None:
         """BatchWriteItem puts (unconditional) in chunks of 25, retrying UnprocessedItems."""
-        self._batch_write(table, [{"PutRequest": {"Item": encode(i)}} for i in items])
+        self.batch_write(table, [{"PutRequest": {"Item": encode(i)}} for i in items])
 
-    def _batch_write(self, table: str, writes: list[dict]) -> None:
+    def batch_write(self, table: str, writes: list[dict]) -> None:
+        """BatchWriteItem of put and delete requests, 25 a request, retrying UnprocessedItems."""
         for start in range(0, len(writes), 25):
             request = {table: writes[start:start + 25]}
             for attempt in range(self.settings.dynamodb_batch_attempts):
