@@ -270,6 +270,30 @@ def test_browser_dual_reads_report_and_pending_records_are_not_raised(world, con
     assert ddb.users.get_by_id(seller.id).first_name == "Changed"
 
 
+def test_an_open_entry_for_one_record_does_not_hide_a_listings_other_differences(world, control):
+    """A listing's difference is "pending repair" only when a record it shows has an open
+    entry: an entry for any product of the catalogue used to hide every listing's mismatch
+    from the 3 -> 4 gate, and cost a scan per read (review finding)."""
+    from shop.aspects import DualReadMismatch
+    from shop.domain import ProductFilters
+    _to(control, 1)
+    mysql, _ = _stores(world)
+    owner, _, p = _dual_written_product(world)
+    _, _, elsewhere = _dual_written_product(world)
+    with mysql.users.db.cursor(write=True) as cur:  # MySQL moves on; DynamoDB misses it
+        cur.execute("UPDATE products SET name = 'Changed' WHERE id = %s", (p.id,))
+    journal = world.extensions["shop"].runtime.journal
+    journal.record(TO_DYNAMODB, [("product", elsewhere.id)], "test", "a divergence elsewhere")
+    routed = world.extensions["shop"].repos
+    mine = ProductFilters(seller_id=owner.id)
+    with use_flags("READ_MYSQL,READ_DDB,WRITE_MYSQL,WRITE_DDB"):
+        with pytest.raises(DualReadMismatch):
+            routed.products.list_products(mine)
+        journal.record(TO_DYNAMODB, [("product", p.id)], "test", "known divergence")
+        assert routed.products.list_products(mine).items[0].name == "Changed"  # reported, MySQL's answer
+    runs.repair(world.extensions["shop"])
+
+
 def test_the_flag_page_is_locked_outside_development(settings, app):  # app: the schema exists
     locked = create_app(replace(settings, shop_env="production"))
     try:

@@ -72,9 +72,13 @@ class RepairLog:
             cur.execute("SELECT COUNT(*) AS n FROM migration_repairs WHERE repaired_at IS NULL")
             return cur.fetchone()["n"]
 
-    def is_pending(self, entity: str, entity_id: str | None = None) -> bool:
+    def is_pending(self, entity: str, entity_id: str | None = None, ids: list[str] = ()) -> bool:
+        """An open entry for the entity, for one of `ids`, or (neither given) for any of its kind."""
         with self.db.cursor() as cur:
-            if entity_id is None:
+            if ids:
+                cur.execute("SELECT 1 FROM migration_repairs WHERE repaired_at IS NULL AND entity = %s AND entity_id IN"
+                            f" ({', '.join(['%s'] * len(ids))}) LIMIT 1", (entity, *ids))
+            elif entity_id is None:
                 cur.execute("SELECT 1 FROM migration_repairs WHERE repaired_at IS NULL AND entity = %s LIMIT 1",
                             (entity,))
             else:

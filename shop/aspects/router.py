@@ -132,7 +132,7 @@ class Runtime:
             mysql, ddb, differences, outcome = self._read_both(route, flags, original, ddb_call, args, kwargs)
             if outcome == "match":
                 outcome = "transient"
-        if outcome == "mismatch" and self._pending(route, arguments):
+        if outcome == "mismatch" and self._pending(route, arguments, mysql, ddb):
             outcome = "pending_repair"  # a known divergence, waiting for its replay: reported only
         self._compared(route, outcome, differences, arguments, span)
         if outcome == "mismatch":
@@ -164,9 +164,10 @@ class Runtime:
         return (flags_mod.explicit() is None and flags_mod.browser() is not None
                 and not self.server_flags().dual_read)
 
-    def _pending(self, route, arguments) -> bool:
-        """Whether the journal holds an open entry for what this read returns: its entity, or
-        for a listing, any entity of its kind."""
+    def _pending(self, route, arguments, mysql, ddb) -> bool:
+        """Whether the journal holds an open entry for what this read returns: its entity; for
+        a listing, one of the records either store returned; for an aggregate (stats, a
+        summary), any entity of its kind."""
         if self.journal is None:
             return False
         from ..migration.entities import BY_REPOSITORY
@@ -175,6 +176,9 @@ class Runtime:
             return False
         if entity.key in route.key and entity.key in arguments:
             return self.journal.is_pending(entity.name, arguments[entity.key])
+        ids = _record_ids(mysql.outcome.value) | _record_ids(ddb.outcome.value)
+        if ids:
+            return self.journal.is_pending(entity.name, among=ids)
         return self.journal.is_pending(entity.name)
 
     def _remember_mismatch(self, route, differences) -> None:
@@ -442,6 +446,13 @@ def _stores(route, flags) -> str:
     if route.kind == READ:
         return "mysql+dynamodb" if flags.dual_read else ("mysql" if flags.read_mysql else "dynamodb")
     return "mysql+dynamodb" if flags.dual_write else ("mysql" if flags.write_mysql else "dynamodb")
+
+
+def _record_ids(value) -> set[int]:
+    """The ids of the records a read returned: a record, a list of them, or a page."""
+    records = value.items if isinstance(getattr(value, "items", None), list) else value
+    records = records if isinstance(records, list) else [records]
+    return {int(r.id) for r in records if isinstance(getattr(r, "id", None), int)}
 
 
 def _key(route, arguments) -> dict:

@@ -82,9 +82,15 @@ class Journal:
     def counts(self) -> dict[str, object]:
         return {direction: self.count(direction) for direction in DIRECTIONS}
 
-    def is_pending(self, entity: str, entity_id=None) -> bool:
-        """Whether an entry (either direction) is open for this entity, or any of its kind."""
+    def is_pending(self, entity: str, entity_id=None, among=()) -> bool:
+        """Whether an entry (either direction) is open for this entity, for one of `among`, or
+        (neither given) for any of its kind."""
         try:
+            if among:
+                ids = sorted({str(i) for i in among})
+                if self.repair_log.is_pending(entity, ids=ids):
+                    return True
+                return bool(self.dynamo.batch_get(self._table, [{"PK": f"{_PREFIX}{entity}#{i}"} for i in ids]))
             if self.repair_log.is_pending(entity, None if entity_id is None else str(entity_id)):
                 return True
             if entity_id is not None:
