@@ -7,6 +7,7 @@ The dataset is small (DynamoDB Local is slow); chunks of 2 make it many pages. T
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import replace
 
@@ -114,8 +115,11 @@ def test_the_batched_backfill_writes_what_the_one_at_a_time_copy_writes(world, s
     expected = _mysql_counts(world)
     assert _ddb_counts(world, expected) == expected
     assert runs.verify(state, segments=2, chunk=3).ok
-    again = runs.backfill(state, chunk=5)  # idempotent: nothing differs, nothing is written
+    lines = []
+    again = runs.backfill(state, chunk=5, progress=lines.append)  # idempotent: nothing differs, nothing written
     assert again.done["copied"] == 0 and again.done["unchanged"] == _entities(world)
+    assert re.fullmatch(r"backfill:auto: done: [\d,]+ MySQL rows and DynamoDB items read in [\d:]+, [\d,]+ a second",
+                        lines[-1]), lines
 
 
 class Stop(Exception):

@@ -93,9 +93,12 @@ class Meter:
             elapsed = max(now - self.started, 1e-6)
             rate = self.rows / elapsed
             total = max(self.total, self.rows)
+            if final:  # rows counts MySQL ids walked and DynamoDB items scanned alike
+                self.progress(f"{self.label}: done: {self.rows:,} MySQL rows and DynamoDB items read"
+                              f" in {timedelta(seconds=round(elapsed))}, {rate:,.0f} a second")
+                return
             eta = timedelta(seconds=round((total - self.rows) / rate)) if rate > 0 else "?"
-            self.progress(f"{self.label}: {step}: {self.rows:,} of ~{total:,} rows, {rate:,.0f} rows/s,"
-                          f" ETA {eta if not final else '0:00:00'}")
+            self.progress(f"{self.label}: {step}: {self.rows:,} of ~{total:,} rows, {rate:,.0f} rows/s, ETA {eta}")
 
 
 def make_plan(db, segments: int) -> dict:
