@@ -22,7 +22,7 @@ from ..repositories.dynamodb.products import _as_new, product_item
 from ..repositories.dynamodb.users import to_user, user_items
 from ..repositories.mysql import _rows
 from ..repositories.mysql.orders import OrderRepository as MySQLOrders
-from .sync import ORDER_UPSERT, PRODUCT_UPSERT, IdCollision, product_row
+from .sync import ORDER_UPSERT, PRODUCT_UPSERT, IdCollision, owner_collision, product_row
 
 # entity -> (MySQL table, the column a keyset walks)
 KEYSET = {"user": ("users", "id"), "category": ("categories", "id"), "product": ("products", "id"),
@@ -229,9 +229,9 @@ class ForwardWriter:
     def _orders(self, pairs) -> Plan:
         decided, writes = {}, []
         for order_id, (source, current) in pairs.items():
-            if current is not None and current.user_id != source.user_id:
-                decided[order_id] = IdCollision(f"order {order_id} belongs to user {source.user_id} in MySQL "
-                                                f"and to user {current.user_id} in DynamoDB")
+            collision = owner_collision("order", order_id, "user", source.user_id, current and current.user_id)
+            if collision:
+                decided[order_id] = collision
                 continue
             try:
                 writes.append((order_id, {"PutRequest": {"Item": encode(order_item(source))}}))
@@ -331,12 +331,12 @@ class ReverseWriter:
     @staticmethod
     def _collide(found, decided, rows, owner: str, what: str):
         """Entities whose id MySQL gives to another owner: decided as collisions, left out."""
-        mine = {r["id"]: r[owner] for r in rows}
+        mine = {r["id"]: r[owner + "_id"] for r in rows}
         keep = {}
         for i, v in found.items():
-            if i in mine and mine[i] != getattr(v, owner):
-                decided[i] = IdCollision(f"{what} {i} belongs to {owner.removesuffix('_id')} {mine[i]} in MySQL"
-                                         f" and to {owner.removesuffix('_id')} {getattr(v, owner)} in DynamoDB")
+            collision = owner_collision(what, i, owner, mine.get(i), getattr(v, owner + "_id"))
+            if collision:
+                decided[i] = collision
             else:
                 keep[i] = v
         return keep
@@ -367,7 +367,7 @@ class ReverseWriter:
 
     def _products(self, cur, found, decided):
         cur.execute(f"SELECT id, seller_id FROM products WHERE id IN ({_marks(found)})", list(found))
-        keep = self._collide(found, decided, cur.fetchall(), "seller_id", "product")
+        keep = self._collide(found, decided, cur.fetchall(), "seller", "product")
         self._parents(cur, "user", {p.seller_id for p in keep.values()})
         self._parents(cur, "category", {p.category_id for p in keep.values()})
         if keep:
@@ -375,7 +375,7 @@ class ReverseWriter:
 
     def _orders(self, cur, found, decided):
         cur.execute(f"SELECT id, user_id FROM orders WHERE id IN ({_marks(found)})", list(found))
-        keep = self._collide(found, decided, cur.fetchall(), "user_id", "order")
+        keep = self._collide(found, decided, cur.fetchall(), "user", "order")
         self._parents(cur, "user", {o.user_id for o in keep.values()})
         self._parents(cur, "product", {i.product_id for o in keep.values() for i in o.items})
         if not keep:

@@ -42,6 +42,15 @@ class IdCollision(RuntimeError):
     """The target holds a different record under the same id: nothing is overwritten."""
 
 
+def owner_collision(what: str, entity_id, owner: str, mysql_owner, ddb_owner) -> IdCollision | None:
+    """The collision when the two stores give one id to different owners (a product's seller,
+    an order's user), else None (no MySQL row, or the same owner)."""
+    if mysql_owner is None or ddb_owner is None or int(mysql_owner) == int(ddb_owner):
+        return None
+    return IdCollision(f"{what} {entity_id} belongs to {owner} {mysql_owner} in MySQL and to {owner} {ddb_owner}"
+                       " in DynamoDB")
+
+
 def seed_counters_from_mysql(db, dynamo, gap: int = 1000) -> dict:
     """Raise DynamoDB's id counters to MySQL's largest ids + gap; returns {counter: (mysql max, counter)}."""
     from ..repositories.dynamodb import IdAllocator
@@ -175,9 +184,9 @@ class Sync:
         if source is None:
             return self._forward_gone(self.ddb.orders.get_by_id(order_id), deleted, "orders", keys.order(order_id))
         current = self.ddb.orders.get_by_id(order_id)
-        if current is not None and current.user_id != source.user_id:
-            raise IdCollision(f"order {order_id} belongs to user {source.user_id} in MySQL "
-                              f"and to user {current.user_id} in DynamoDB")
+        collision = owner_collision("order", order_id, "user", source.user_id, current and current.user_id)
+        if collision:
+            raise collision
         self.dynamo.call("put_item", TableName=table, Item=encode(order_item(source)))
         return COPIED
 
@@ -238,9 +247,9 @@ class Sync:
         if p is None:
             return self._reverse_gone("products", product_id, deleted)
         mine = self._mysql_row("SELECT seller_id FROM products WHERE id = %s", (product_id,))
-        if mine is not None and mine["seller_id"] != p.seller_id:
-            raise IdCollision(f"product {product_id} belongs to seller {mine['seller_id']} in MySQL "
-                              f"and to seller {p.seller_id} in DynamoDB")
+        collision = owner_collision("product", product_id, "seller", mine and mine["seller_id"], p.seller_id)
+        if collision:
+            raise collision
         self._reverse_parents(user_id=p.seller_id, category_id=p.category_id)
         with self.db.cursor(write=True) as cur:
             cur.execute(PRODUCT_UPSERT, product_row(p))
@@ -274,9 +283,9 @@ class Sync:
         if o is None:
             return self._reverse_gone("orders", order_id, deleted)
         mine = self._mysql_row("SELECT user_id FROM orders WHERE id = %s", (order_id,))
-        if mine is not None and mine["user_id"] != o.user_id:
-            raise IdCollision(f"order {order_id} belongs to user {mine['user_id']} in MySQL "
-                              f"and to user {o.user_id} in DynamoDB")
+        collision = owner_collision("order", order_id, "user", mine and mine["user_id"], o.user_id)
+        if collision:
+            raise collision
         self._reverse_parents(user_id=o.user_id, product_ids=[i.product_id for i in o.items])
         with self.db.cursor(write=True) as cur:
             cur.execute(ORDER_UPSERT, (o.id, o.user_id, o.total_amount, o.status, o.created_at, o.updated_at))
