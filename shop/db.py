@@ -18,6 +18,14 @@ _UNAVAILABLE = (pymysql.err.OperationalError, pymysql.err.InterfaceError, pymysq
 _DUP_KEY = re.compile(r"for key '(?:[^'.]+\.)?([^']+)'")
 
 
+def error_code(exc: BaseException) -> int | None:
+    """MySQL's error number behind an exception, translated or not (1205 lock wait, 1213 deadlock)."""
+    cause = getattr(exc, "cause", None) or exc
+    if isinstance(cause, pymysql.err.MySQLError) and cause.args and isinstance(cause.args[0], int):
+        return cause.args[0]
+    return None
+
+
 def translate(exc: BaseException) -> BaseException:
     """Turn a driver exception into the domain error a caller can act on."""
     if isinstance(exc, pymysql.err.IntegrityError):

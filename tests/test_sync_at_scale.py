@@ -285,3 +285,42 @@ def test_the_batched_reverse_copy_brings_back_what_only_dynamodb_holds_and_refus
     assert report.done["copied"] == _entities(world) - 1
     state.dynamo.call("delete_item", TableName=state.dynamo.table("users"),
                       Key=encode({"PK": f"USER#{other.id}", "SK": "#META"}))
+
+
+def test_raising_auto_increment_waits_out_a_transaction_holding_the_table(world):
+    """ALTER TABLE waits for every open transaction on the table: under traffic it used to wait
+    until the connection timed out (30 s) and fail the move out of phase 5 (make journey found
+    it). Now it waits a bounded time and tries again."""
+    import logging
+    import threading
+
+    import pymysql
+
+    from shop.migration.sync import raise_auto_increment
+
+    state = _state(world)
+    retried = threading.Event()
+
+    class Retried(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith("AUTO_INCREMENT waited"):
+                retried.set()
+    handler = Retried()
+    logging.getLogger("shop.migration").addHandler(handler)
+    holder = pymysql.connect(**state.db.connect_kwargs())
+    try:
+        with holder.cursor() as cur:  # an open transaction that has read products: a metadata lock
+            cur.execute("BEGIN")
+            cur.execute("SELECT id FROM products LIMIT 1")
+        release = threading.Thread(target=lambda: (retried.wait(30), holder.commit()))
+        release.start()
+        raised = raise_auto_increment(state.db, state.dynamo, gap=5, lock_wait_s=1)
+        release.join()
+    finally:
+        logging.getLogger("shop.migration").removeHandler(handler)
+        holder.close()
+    assert retried.is_set() and raised["products"] > 1
+    with state.db.cursor() as cur:
+        cur.execute("SELECT AUTO_INCREMENT AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+                    " AND TABLE_NAME = 'products'")
+        assert cur.fetchone()["n"] >= raised["products"]

@@ -14,8 +14,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-import pymysql
-
+from ..db import error_code
 from .state import now
 
 _TABLES = (
@@ -66,8 +65,8 @@ class Checkpoints:
         for attempt in range(3):
             try:
                 return self._open(name, segments, make_plan)
-            except pymysql.err.OperationalError as exc:  # two first starts at once: one deadlocks
-                if exc.args[:1] != (1213,) or attempt == 2:
+            except Exception as exc:  # noqa: BLE001 - two first starts at once: one deadlocks
+                if error_code(exc) != 1213 or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 

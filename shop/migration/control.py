@@ -279,7 +279,13 @@ class PhaseControl:
             # wait them out, then copy those writes back too.
             time.sleep(self.propagation.total_seconds())
             from . import runs
-            late = runs.reverse_copy(self.shop, progress=progress)
+            try:
+                late = runs.reverse_copy(self.shop, progress=progress)
+            except Exception as exc:  # noqa: BLE001 - switched already: say what is left, never hide the switch
+                emit(log, logging.ERROR, "late copy back failed", {"event": "phase", "error_type": type(exc).__name__})
+                return Result(True, message + f"; the late copy back failed ({type(exc).__name__}: {exc}): run"
+                              " `flask --app shop reverse-copy` (journaled writes stay pending until it succeeds)",
+                              gates, new, bool(force and refused))
             message += f"; {late.done['copied']} late DynamoDB-only writes copied back"
             if late.failed:  # switched all the same: they stay journaled for `flask repair`
                 message += (f"; {len(late.failed)} could not be copied and stay pending "

@@ -8,14 +8,20 @@ someone else (an id collision), rather than cross two records.
 """
 from __future__ import annotations
 
+import logging
+
+import pymysql
+
 from ..domain import NewProduct, NewUser
 from ..repositories.dynamodb import keys
 from ..repositories.dynamodb.catalog_items import rewrite_copies
 from ..repositories.dynamodb.client import encode
 from ..repositories.dynamodb.orders import order_item
 from ..aspects.compare import diff, own
+from ..db import error_code, translate
 from .entities import BY_NAME, ENTITIES, NAMES
 
+log = logging.getLogger("shop.migration")
 COPIED, DELETED, LEFT, ABSENT = "copied", "deleted", "left", "absent"
 
 
@@ -65,20 +71,40 @@ def seed_counters_from_mysql(db, dynamo, gap: int = 1000) -> dict:
     return out
 
 
-def raise_auto_increment(db, dynamo, gap: int = 1000) -> dict:
+def raise_auto_increment(db, dynamo, gap: int = 1000, lock_wait_s: int = 10) -> dict:
     """Raise MySQL's AUTO_INCREMENT past DynamoDB's counters + gap, so ids MySQL hands out
     after a rollback never meet ids DynamoDB handed out. Never lowers. {table: value}."""
     from ..repositories.dynamodb import IdAllocator
 
     ids, out = IdAllocator(dynamo), {}
-    with db.cursor(write=True) as cur:
-        for entity in ENTITIES:
-            for counter, table in zip(entity.counters, entity.mysql_tables):
-                cur.execute(f"SELECT COALESCE(MAX(id), 0) AS m FROM {table}")
-                floor = max(ids.current(counter) + gap, cur.fetchone()["m"] + 1)
-                cur.execute(f"ALTER TABLE {table} AUTO_INCREMENT = {int(floor)}")
-                out[table] = floor
+    for entity in ENTITIES:
+        for counter, table in zip(entity.counters, entity.mysql_tables):
+            for attempt in range(3):
+                try:
+                    out[table] = _alter_auto_increment(db, table, ids.current(counter) + gap, lock_wait_s)
+                    break
+                except Exception as exc:  # noqa: BLE001 - only a lock wait is tried again
+                    if error_code(exc) != 1205 or attempt == 2:
+                        raise translate(exc) from exc
+                    log.warning("AUTO_INCREMENT waited for a lock; trying again", extra={
+                        "event": "repair", "action": "auto_increment", "entity": table})
     return out
+
+
+def _alter_auto_increment(db, table: str, floor: int, lock_wait_s: int) -> int:
+    """ALTER waits for every open transaction on the table (a metadata lock): under traffic it
+    waits `lock_wait_s`, not until the connection times out. On a connection of its own: the
+    pool retries a failed statement on a new session, which would lose the lock wait."""
+    conn = pymysql.connect(**db.connect_kwargs())
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = %s", (int(lock_wait_s),))
+            cur.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
+            floor = max(floor, cur.fetchone()[0] + 1)
+            cur.execute(f"ALTER TABLE {table} AUTO_INCREMENT = {int(floor)}")
+        return floor
+    finally:
+        conn.close()
 
 
 class Sync:
