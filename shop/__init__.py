@@ -72,15 +72,17 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     from .aspects.repair_log import RepairLog
     from .repositories.dynamodb import Dynamo
 
+    from .migration.catchup import CatchUp
     from .migration.journal import Journal
     from .migration.state import PhaseStore, PhaseView
 
     dynamo = Dynamo(settings)
     default = aspects.Flags.parse(settings.shop_flags)
     repair_log = RepairLog(db)
+    journal = Journal(repair_log, dynamo)
     runtime = aspects.Runtime(settings, repair_log, default,
                               phase=PhaseView(PhaseStore(db, dynamo), default, settings.phase_refresh_s),
-                              journal=Journal(repair_log, dynamo))
+                              journal=journal, catch_up=CatchUp(db, dynamo, journal))
     aspects.attach(repos, Repositories.dynamodb(dynamo), runtime)
     app.extensions["shop"] = ShopState(settings, db, repos, Services.build(repos, settings),
                                        dynamo=dynamo, runtime=runtime)

@@ -136,6 +136,12 @@ def _report(report, verb: str, noun: str = "entities") -> None:
         click.echo(f"  failed: {entity} {entity_id}: {type(exc).__name__}: {exc}", err=True)
 
 
+def _caught_up() -> None:
+    """After a copy towards MySQL: once nothing is journaled towards it, writes go MySQL first again."""
+    if _state().runtime.mysql_behind() and _control().caught_up():
+        click.echo("MySQL has caught up: writes go to MySQL first again")
+
+
 def _control():
     from .migration.control import PhaseControl
     return PhaseControl(_state())
@@ -163,6 +169,7 @@ def register_migration(app) -> None:
         """Replay every pending journal entry in its direction: towards DynamoDB from MySQL's
         state, towards MySQL from DynamoDB's. Only recorded deletions delete."""
         report = _ddb(lambda: runs.repair(_state(), divergent=divergent, progress=_progress))
+        _caught_up()
         if not report.done and not report.failed and not report.left:
             click.echo("nothing to repair: no pending entries" + (" and no divergence" if divergent else ""))
             return
@@ -196,6 +203,7 @@ def register_migration(app) -> None:
         MySQL's AUTO_INCREMENT past DynamoDB's counters. `phase set 4` from 5 runs this itself."""
         report = _ddb(lambda: runs.reverse_copy(_state(), progress=_progress, everything=everything,
                                                 **_run_args(**run)))
+        _caught_up()
         _report(report, "copied to MySQL")
         _partial(report)
         if report.total("failed"):

@@ -294,6 +294,27 @@ def test_an_open_entry_for_one_record_does_not_hide_a_listings_other_differences
     runs.repair(world.extensions["shop"])
 
 
+def test_a_listings_total_moved_by_a_journaled_record_on_another_page_is_pending(world, control):
+    """Journey finding: a product written to MySQL alone while DynamoDB was down (journaled)
+    changes every listing's total, also on pages that do not show it; that difference is
+    pending repair, not a mismatch raised to the shopper."""
+    from shop.domain import ProductFilters
+    _to(control, 1)
+    mysql, _ = _stores(world)
+    owner, cat, p = _dual_written_product(world)
+    hidden = mysql.products.create(owner.id, NewProduct(category_id=cat.id, name="MySQL only", price=1,
+                                                        inventory_quantity=1))  # the mirror failed
+    mine = ProductFilters(seller_id=owner.id)
+    page = next(n for n in (1, 2) if [x.id for x in mysql.products.list_products(mine, page=n, limit=1).items] == [p.id])
+    journal = world.extensions["shop"].runtime.journal
+    journal.record(TO_DYNAMODB, [("product", hidden.id)], "test", "circuit open: DynamoDB was failing")
+    routed = world.extensions["shop"].repos
+    with use_flags("READ_MYSQL,READ_DDB,WRITE_MYSQL,WRITE_DDB"):
+        shown = routed.products.list_products(mine, page=page, limit=1)
+    assert shown.total == 2 and [x.id for x in shown.items] == [p.id]  # MySQL's answer, reported
+    runs.repair(world.extensions["shop"])
+
+
 def test_the_flag_page_is_locked_outside_development(settings, app):  # app: the schema exists
     locked = create_app(replace(settings, shop_env="production"))
     try:
@@ -480,3 +501,77 @@ def test_repair_divergent_in_phase_4_copies_from_mysql(world, control):
     assert ddb.categories.get_by_id(lost.id).name == lost.name
     assert ("category", lost.id) not in {(e, int(i)) for e, i, _ in report.left}
     _to(control, 1)
+
+
+def _lagging_phase_5_write(app, product_id, stock):
+    """What a worker still in phase 5 does after the switch: DynamoDB alone, journaled."""
+    _, ddb = _stores(app)
+    ddb.products.set_inventory(product_id, stock)
+    app.extensions["shop"].runtime.journal.record(TO_MYSQL, [("product", product_id)], "ProductRepository.set_inventory",
+                                                  "written to DynamoDB only")
+
+
+def test_leaving_phase_5_no_write_lands_on_a_stale_mysql_row(world, control, monkeypatch):
+    """Journey finding: after 5 -> 4, a write went to MySQL first on a row still lacking phase
+    5's writes, and the late copy back, reading DynamoDB just before a checkout, put the older
+    stock into MySQL (DualReadMismatch in phase 3 later). While MySQL is behind, writes touching
+    what it lacks go to DynamoDB first and are copied back under the entity's lock."""
+    import threading
+
+    from shop.migration.sync import Sync
+
+    state = world.extensions["shop"]
+    routed, journal = state.repos, state.runtime.journal
+    mysql, ddb = _stores(world)
+    _to(control, 1, force=True)
+    _, _, p = _dual_written_product(world, stock=10)
+    _, _, untouched = _dual_written_product(world, stock=10)
+    with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
+        buyer = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+        routed.carts.add_item(buyer.id, p.id, 1)
+    _to(control, 5, force=True)
+    _to(control, 4, force=True, settle=False)  # switched; the late copy has not run
+    assert control.view.refresh().doc["mysql_behind_since"]
+
+    # A seller's edit: its mirror stores MySQL's whole row, which carried MySQL's stale stock
+    # (10) into DynamoDB and lost the sale phase 5 made.
+    _lagging_phase_5_write(world, p.id, 7)
+    routed.products.update(p.id, {"name": "renamed"})
+    for store in (mysql, ddb):
+        got = store.products.get_by_id(p.id)
+        assert (got.name, got.inventory_quantity) == ("renamed", 7), store
+    assert not journal.is_pending("product", p.id)
+    # What MySQL does not lack is written MySQL first, as in phase 4.
+    _lagging_phase_5_write(world, p.id, 6)
+    routed.products.update(untouched.id, {"name": "still MySQL first"})
+    assert not journal.is_pending("product", untouched.id)
+
+    # The late copy reads DynamoDB (stock 6); a checkout lands before it writes MySQL.
+    raced, fired = [], []
+    real = Sync._reverse_product
+
+    def reverse_with_a_checkout_between(self, product_id, deleted):
+        if fired:  # the checkout's own copy back
+            return real(self, product_id, deleted)
+        fired.append(product_id)
+        got = self.ddb.products.get_by_id(product_id)
+        checkout = threading.Thread(target=lambda: raced.append(routed.orders.checkout(buyer.id)))
+        checkout.start()
+        checkout.join(1.0)  # it waits on this entity's lock, so it cannot land in between
+        monkeypatch.setattr(self.ddb.products, "get_by_id", lambda _id: got, raising=False)
+        try:
+            return real(self, product_id, deleted)
+        finally:
+            monkeypatch.delattr(self.ddb.products, "get_by_id")
+            checkout.join(30)
+
+    monkeypatch.setattr(Sync, "_reverse_product", reverse_with_a_checkout_between)
+    late = control.catch_up()
+    monkeypatch.undo()
+    assert raced and not late.failed, late.failed
+    assert poll(lambda: not journal.is_pending("product", p.id), timeout=10, what="the checkout's copy back")
+    assert mysql.products.get_by_id(p.id).inventory_quantity == ddb.products.get_by_id(p.id).inventory_quantity == 5
+    sync = runs.make_sync(state)
+    assert not sync.compare("product", p.id) and not sync.compare("order", raced[0].id)
+    assert not control.view.refresh().doc.get("mysql_behind_since")  # caught up: MySQL first again
+    _to(control, 1, force=True)

@@ -324,3 +324,27 @@ def test_raising_auto_increment_waits_out_a_transaction_holding_the_table(world)
         cur.execute("SELECT AUTO_INCREMENT AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
                     " AND TABLE_NAME = 'products'")
         assert cur.fetchone()["n"] >= raised["products"]
+
+
+def test_a_first_copy_skips_the_scan_of_tables_that_were_empty_and_only_of_those(world):
+    """Scanning for what only DynamoDB holds re-reads everything a first copy wrote; a table
+    empty when the run began holds nothing of the kind while MySQL is written first. A table
+    that held something is scanned, and what only DynamoDB holds there is reported."""
+    state = _state(world)
+    _fresh_ddb(world)
+    ddb_only = {**keys_of_user(990_001), "entity": "USER", "id": 990_001, "username": unique("ddb"),
+                "email": unique() + "@x.com", "password_hash": "h", "is_seller": False,
+                "created_at": "2026-01-01T00:00:00.000000", "updated_at": "2026-01-01T00:00:00.000000"}
+    state.dynamo.call("put_item", TableName=state.dynamo.table("users"), Item=encode(ddb_only))
+    with use_flags(MYSQL_ONLY):
+        report = runs.backfill(state, run="skip-scans", chunk=4)
+    assert sorted(report.run.plan["skip_scans"]) == ["catalog", "orders"]
+    done = set(Checkpoints(state.db).steps(report.run, 0))
+    assert "ddb:users" in done and not {"ddb:catalog", "ddb:orders"} & done
+    assert ("user", 990_001) in {(e, int(i)) for e, i, _ in report.left}
+    assert {(e, int(i)) for e, i, *_ in runs.verify(state, chunk=4).divergent} == {("user", 990_001)}
+
+
+def keys_of_user(user_id):
+    from shop.repositories.dynamodb import keys
+    return keys.user(user_id)

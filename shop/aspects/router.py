@@ -22,7 +22,7 @@ from .breaker import CircuitBreaker
 from .compare import Difference, attribute_names, diff, own
 from .errors import DualReadMismatch, SecondaryWriteFailed
 from .stats import Stats
-from .table import MIRROR, READ
+from .table import DEFAULT_TOUCHES, MIRROR, READ
 
 log = logging.getLogger("shop.aspects")
 tracer = trace.get_tracer("shop.aspects")
@@ -37,12 +37,13 @@ class Outcome:
 class Runtime:
     """Everything routing needs for one application: its counterparts, policies and health."""
 
-    def __init__(self, settings, repair_log, default_flags, phase=None, journal=None):
+    def __init__(self, settings, repair_log, default_flags, phase=None, journal=None, catch_up=None):
         self.settings = settings
         self.repair_log = repair_log
         self.default_flags = default_flags  # SHOP_FLAGS: the phase until one is stored
         self.phase = phase                  # shop.migration.state.PhaseView: the stored server phase
         self.journal = journal              # shop.migration.journal.Journal
+        self.catch_up = catch_up            # shop.migration.catchup.CatchUp: copies entities back to MySQL
         self.pinned = settings.shop_flags_pinned
         self.call_log_level = logging.getLevelName(settings.call_log_level)
         self.stats = Stats()
@@ -60,6 +61,13 @@ class Runtime:
         if self.pinned or self.phase is None:
             return self.default_flags
         return self.phase.current().flags
+
+    def mysql_behind(self) -> bool:
+        """Whether MySQL may still lack writes made to DynamoDB alone (left phase 5, late copy
+        not finished): the phase state says so until the journal towards MySQL is empty."""
+        if self.pinned or self.phase is None or self.journal is None:
+            return False
+        return bool(self.phase.current().doc.get("mysql_behind_since"))
 
     def flags(self) -> flags_mod.Flags:
         """Trusted code's flags (use_flags) as given; a browser's reads with the server's writes."""
@@ -132,7 +140,7 @@ class Runtime:
             mysql, ddb, differences, outcome = self._read_both(route, flags, original, ddb_call, args, kwargs)
             if outcome == "match":
                 outcome = "transient"
-        if outcome == "mismatch" and self._pending(route, arguments, mysql, ddb):
+        if outcome == "mismatch" and self._pending(route, arguments, mysql, ddb, differences):
             outcome = "pending_repair"  # a known divergence, waiting for its replay: reported only
         self._compared(route, outcome, differences, arguments, span)
         if outcome == "mismatch":
@@ -164,10 +172,11 @@ class Runtime:
         return (flags_mod.explicit() is None and flags_mod.browser() is not None
                 and not self.server_flags().dual_read)
 
-    def _pending(self, route, arguments, mysql, ddb) -> bool:
+    def _pending(self, route, arguments, mysql, ddb, differences=()) -> bool:
         """Whether the journal holds an open entry for what this read returns: its entity; for
-        a listing, one of the records either store returned; for an aggregate (stats, a
-        summary), any entity of its kind."""
+        a listing whose records differ, one of the records either store returned; for an
+        aggregate (stats, a summary, a listing's total), any entity of its kind: a record
+        written to one store only changes the other's count though it is on another page."""
         if self.journal is None:
             return False
         from ..migration.entities import BY_REPOSITORY
@@ -177,7 +186,7 @@ class Runtime:
         if entity.key in route.key and entity.key in arguments:
             return self.journal.is_pending(entity.name, arguments[entity.key])
         ids = _record_ids(mysql.outcome.value) | _record_ids(ddb.outcome.value)
-        if ids:
+        if ids and all(d.path.startswith("items[") for d in differences):
             return self.journal.is_pending(entity.name, among=ids)
         return self.journal.is_pending(entity.name)
 
@@ -275,12 +284,38 @@ class Runtime:
             # MySQL lacks this write until the reverse copy replays it (leaving phase 5).
             self._journal("to_mysql", route, arguments, result, "written to DynamoDB only", span)
             return result
+        if flags.write_ddb and self.mysql_behind() and self._touches_behind(route, arguments):
+            return self._write_dynamodb_first(route, ddb_repo, arguments, args, kwargs, span)
         result = self._store("mysql", route, lambda: original(*args, **kwargs)).unwrap()
         if flags.write_ddb:
             self._secondary_write(route, ddb_repo, arguments, args, kwargs, result, span)
         elif route.deletes and result:
             # DynamoDB may hold an earlier copy: only a recorded deletion may remove it there.
             self._journal("to_dynamodb", route, arguments, result, "deleted while DynamoDB was not written", span)
+        return result
+
+    def _touches_behind(self, route, arguments) -> bool:
+        """Whether this write touches an entity MySQL lacks writes of (any of a kind, for a
+        write whose entities are known only once it ran). Unknown counts as touching."""
+        try:
+            behind = self.journal.behind()
+        except Exception:  # noqa: BLE001 - DynamoDB unreadable: its write will say so clearly
+            return True
+        if not behind:
+            return False
+        kinds = {entity for entity, _ in behind}
+        return any((entity, entity_id) in behind if entity_id is not None else entity in kinds
+                   for entity, entity_id in (route.touches or DEFAULT_TOUCHES)(arguments))
+
+    def _write_dynamodb_first(self, route, ddb_repo, arguments, args, kwargs, span):
+        """MySQL's row may be stale: DynamoDB (holding every write) takes this one first, then
+        what it touched is copied back to MySQL under the entity's lock (shop.migration.catchup)."""
+        if span.is_recording():
+            span.set_attribute("shop.write.order", "dynamodb-first")
+        result = self._store("dynamodb", route, lambda: getattr(ddb_repo, route.target)(*args, **kwargs)).unwrap()
+        self._journal("to_mysql", route, arguments, result, "written to DynamoDB first while MySQL catches up", span)
+        if self.catch_up is not None and route.repairs is not None and not (route.deletes and not result):
+            self.catch_up(route.repairs(arguments, result))
         return result
 
     def _journal(self, direction, route, arguments, result, why, span) -> None:

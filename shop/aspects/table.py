@@ -25,6 +25,7 @@ class Route:
     repairs: Callable | None = None           # (arguments, result) -> [(entity, id)]
     deletes: bool = False                     # removes its entity: a replay may delete it elsewhere
     joins: bool = False                       # returns records with their products joined in (compared apart)
+    touches: Callable | None = None           # (arguments) -> [(entity, id or None for any)] a write relies on
 
     @property
     def name(self) -> str:
@@ -62,11 +63,36 @@ def _product_and_carts(args, result):
     return [("product", str(args["product_id"]))]
 
 
+# What a write reads or changes in MySQL before its result is known: while MySQL lacks writes
+# made to DynamoDB alone (after phase 5), a write touching one of these goes to DynamoDB first
+# (router). None stands for any entity of the kind: a checkout's products are its cart's.
+_REFERENCES = (("user_id", "user"), ("seller_id", "user"), ("product_id", "product"),
+               ("category_id", "category"), ("parent_id", "category"), ("order_id", "order"))
+
+
+def _touched(*kinds):
+    def touches(args):
+        found = [(entity, str(args[name])) for name, entity in _REFERENCES
+                 if name in args and args[name] is not None]
+        for holder in ("new", "changes"):  # a product's category, a category's parent
+            value = args.get(holder)
+            for name in ("category_id", "parent_id"):
+                ref = value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+                if ref is not None:
+                    found.append(("category", str(ref)))
+        if "user_id" in args and "order_id" not in args:
+            found.append(("cart", str(args["user_id"])))
+        return found + [(kind, None) for kind in kinds]
+    return touches
+
+
+DEFAULT_TOUCHES = _touched()
+
 ROUTES = (
     Route("UserRepository", "get_by_id", READ, key=("user_id",)),
     Route("UserRepository", "get_by_username", READ, key=("username",)),
     Route("UserRepository", "get_by_email", READ, key=("email",)),
-    Route("UserRepository", "create", WRITE, MIRROR, repairs=_result_id("user")),
+    Route("UserRepository", "create", WRITE, MIRROR, touches=_touched("user"), repairs=_result_id("user")),
     Route("UserRepository", "update_profile", WRITE, MIRROR, key=("user_id",), repairs=_arg("user", "user_id")),
     Route("UserRepository", "set_seller", WRITE, MIRROR, key=("user_id",), repairs=_arg("user", "user_id")),
 
@@ -76,10 +102,10 @@ ROUTES = (
     Route("CategoryRepository", "list_roots", READ),
     Route("CategoryRepository", "list_children", READ, key=("parent_id",)),
     Route("CategoryRepository", "get_path", READ, key=("category_id",)),
-    Route("CategoryRepository", "create", WRITE, MIRROR, repairs=_result_id("category")),
+    Route("CategoryRepository", "create", WRITE, MIRROR, touches=_touched("category"), repairs=_result_id("category")),
     Route("CategoryRepository", "update", WRITE, MIRROR, key=("category_id",),
           repairs=_arg("category", "category_id")),
-    Route("CategoryRepository", "delete", WRITE, key=("category_id",), repairs=_arg("category", "category_id"),
+    Route("CategoryRepository", "delete", WRITE, touches=_touched("product"), key=("category_id",), repairs=_arg("category", "category_id"),
           deletes=True),
 
     Route("ProductRepository", "get_by_id", READ, key=("product_id",)),
@@ -88,7 +114,7 @@ ROUTES = (
     Route("ProductRepository", "update", WRITE, MIRROR, key=("product_id",), repairs=_arg("product", "product_id")),
     Route("ProductRepository", "set_inventory", WRITE, MIRROR, key=("product_id",),
           repairs=_arg("product", "product_id")),
-    Route("ProductRepository", "delete", WRITE, key=("product_id",), repairs=_product_and_carts, deletes=True),
+    Route("ProductRepository", "delete", WRITE, touches=_touched("cart"), key=("product_id",), repairs=_product_and_carts, deletes=True),
     Route("ProductRepository", "seller_stats", READ, key=("seller_id",)),
 
     Route("ShoppingCartRepository", "list_items", READ, key=("user_id",), joins=True),
@@ -98,14 +124,14 @@ ROUTES = (
     Route("ShoppingCartRepository", "remove_item", WRITE, key=("user_id", "product_id"), repairs=_cart),
     Route("ShoppingCartRepository", "clear", WRITE, key=("user_id",), repairs=_cart),
 
-    Route("OrderRepository", "checkout", WRITE, MIRROR, key=("user_id",), unordered=frozenset({"items"}),
+    Route("OrderRepository", "checkout", WRITE, MIRROR, touches=_touched("product"), key=("user_id",), unordered=frozenset({"items"}),
           repairs=_checkout),
     Route("OrderRepository", "get_by_id", READ, key=("order_id",), unordered=frozenset({"items"}), joins=True),
     Route("OrderRepository", "list_by_user", READ, key=("user_id", "page", "limit"),
           unordered=frozenset({"items.items"}), joins=True),
-    Route("OrderRepository", "set_status", WRITE, MIRROR, key=("order_id",), unordered=frozenset({"items"}),
+    Route("OrderRepository", "set_status", WRITE, MIRROR, touches=_touched("product"), key=("order_id",), unordered=frozenset({"items"}),
           repairs=_order_and_stock),
-    Route("OrderRepository", "cancel", WRITE, MIRROR, key=("order_id",), unordered=frozenset({"items"}),
+    Route("OrderRepository", "cancel", WRITE, MIRROR, touches=_touched("product"), key=("order_id",), unordered=frozenset({"items"}),
           repairs=_order_and_stock),
     Route("OrderRepository", "summary_by_user", READ, key=("user_id",)),
 )

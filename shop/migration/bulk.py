@@ -254,6 +254,11 @@ class Job:
     def ddb_page(self, entity: str, ids: list[int], part: Report) -> None:
         """Ids of one kind found by a page of the DynamoDB scan."""
 
+    def plan_more(self) -> dict:
+        """What the run decides once, when it is planned, beside the id ranges (kept for resumes
+        and for the other processes of the run)."""
+        return {}
+
     def prepare(self) -> None:
         """Before any segment: what every segment needs (read once)."""
 
@@ -267,7 +272,9 @@ class Job:
         self.checkpoints.ensure_tables()
         if not self.resume:
             self.checkpoints.restart(self.name)
-        run = self.checkpoints.open(self.name, self.segments, lambda n: make_plan(self.state.db, n))
+        run = self.checkpoints.open(self.name, self.segments, lambda n: {**make_plan(self.state.db, n),
+                                                                         **self.plan_more()})
+        self.run = run
         if run.resumed and self.progress:
             self.progress(f"{self.name}: resuming the run started {run.started_at:%Y-%m-%d %H:%M:%S} UTC")
         self.prepare()

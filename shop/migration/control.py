@@ -263,6 +263,8 @@ class PhaseControl:
             return Result(False, "the phase changed meanwhile; read it again", gates, latest)
         current = latest
         doc = self._next_doc(current, target, who, reason, bool(force and refused))
+        if doc.get("mysql_behind_since") and current.flags.write_mysql and self.runtime.journal.count(TO_MYSQL) == 0:
+            doc["mysql_behind_since"] = None  # caught up since (a copy back that failed late, then `repair`)
         try:
             version = self.store.save(doc, current.version)
         except ConcurrentChange as exc:
@@ -278,11 +280,12 @@ class PhaseControl:
             # Workers still in phase 5 for up to two refresh periods may write DynamoDB alone:
             # wait them out, then copy those writes back too.
             time.sleep(self.propagation.total_seconds())
-            from . import runs
             try:
-                late = runs.reverse_copy(self.shop, progress=progress)
+                late = self.catch_up(progress)
             except Exception as exc:  # noqa: BLE001 - switched already: say what is left, never hide the switch
-                emit(log, logging.ERROR, "late copy back failed", {"event": "phase", "error_type": type(exc).__name__})
+                emit(log, logging.ERROR, "late copy back failed", {"event": "phase", "error_type": type(exc).__name__,
+                                                                   "error": str(getattr(exc, "cause", None) or exc)[:300]},
+                     exc_info=True)
                 return Result(True, message + f"; the late copy back failed ({type(exc).__name__}: {exc}): run"
                               " `flask --app shop reverse-copy` (journaled writes stay pending until it succeeds)",
                               gates, new, bool(force and refused))
@@ -290,7 +293,42 @@ class PhaseControl:
             if late.failed:  # switched all the same: they stay journaled for `flask repair`
                 message += (f"; {len(late.failed)} could not be copied and stay pending "
                             f"(first: {late.failed[0][0]} {late.failed[0][1]}: {late.failed[0][2]})")
+            if self.view.refresh().doc.get("mysql_behind_since"):
+                message += ("; MySQL is still catching up: writes touching what it lacks go to DynamoDB first"
+                            " until `flask --app shop reverse-copy` empties the journal")
+            new = self.view.refresh()
         return Result(True, message, gates, new, bool(force and refused))
+
+    def catch_up(self, progress=_plain, passes: int = 5):
+        """Copy back what DynamoDB took alone, again while writers add to it (each pass is what
+        the last one left); once the journal towards MySQL is empty, MySQL is no longer behind."""
+        from . import runs
+        copied, late = 0, None
+        for n in range(passes):
+            late = runs.reverse_copy(self.shop, progress=progress, missing=n == 0)
+            copied += late.done["copied"]
+            if self.runtime.journal.count(TO_MYSQL) == 0:
+                self.caught_up()
+                break
+        late.done["copied"] = copied  # what every pass copied; failures are the last pass's
+        return late
+
+    def caught_up(self) -> bool:
+        """Clear 'MySQL is behind' once nothing is journaled towards it; True when cleared."""
+        for _ in range(5):
+            current = self.view.refresh()
+            if not current.doc.get("mysql_behind_since"):
+                return True
+            if self.runtime.journal.count(TO_MYSQL) != 0:
+                return False
+            try:
+                self.store.save({**current.doc, "mysql_behind_since": None}, current.version)
+            except ConcurrentChange:
+                continue
+            emit(log, logging.WARNING, "MySQL caught up", {"event": "phase", "phase": current.label})
+            self.view.refresh()
+            return True
+        return False
 
     def _next_doc(self, current: PhaseState, target: int, who: str, reason: str, forced: bool) -> dict:
         flags = flags_of(target)
@@ -298,6 +336,11 @@ class PhaseControl:
         at = iso(now())
         doc.update(flags=str(flags), phase=target, changed_at=at, changed_by=who, reason=reason, forced=forced,
                    phase_since=at)
+        if not flags.write_mysql:
+            doc["mysql_behind_since"] = None  # MySQL is not written: nothing routes around it
+        elif not current.flags.write_mysql:
+            # MySQL lacks what DynamoDB took alone until the late copy ends (shop.migration.catchup).
+            doc["mysql_behind_since"] = at
         if not flags.dual_write:
             doc["dual_write_since"] = None
         elif not current.flags.dual_write or not doc.get("dual_write_since"):

@@ -72,6 +72,18 @@ class Journal:
         return [Entry(TO_MYSQL, i["entity"], i["entity_id"], bool(i.get("deleted")), int(i["seq"]),
                       i.get("operation", "")) for i in items]
 
+    def entry(self, entity: str, entity_id) -> Entry | None:
+        """The open entry towards MySQL for one entity, read consistently (None: none open)."""
+        item = self.dynamo.get(self._table, {"PK": f"{_PREFIX}{entity}#{entity_id}"})
+        if item is None:
+            return None
+        return Entry(TO_MYSQL, item["entity"], item["entity_id"], bool(item.get("deleted")), int(item["seq"]),
+                     item.get("operation", ""))
+
+    def behind(self) -> set[tuple[str, str]]:
+        """(entity, id) of every entity with a write MySQL lacks: one read of the journal."""
+        return {(e.entity, str(e.entity_id)) for e in self.pending(TO_MYSQL)}
+
     def count(self, direction: str):
         """Pending entries one way; a store that cannot be read says why instead."""
         try:

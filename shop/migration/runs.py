@@ -11,7 +11,8 @@ import time
 from ..aspects.compare import attribute_names
 from .batches import (ForwardWriter, ReverseWriter, _pool_map, ddb_load, differences, mysql_existing, mysql_load,
                       pool_retrying)
-from .bulk import Job, Report, owns
+from .bulk import TABLES, Job, Report, owns
+from .catchup import copy_back
 from .entities import order_key
 from .journal import TO_DYNAMODB, TO_MYSQL
 from .state import iso
@@ -76,9 +77,20 @@ class Backfill(Job):
         self.entries = {(e.entity, int(e.entity_id)): e for e in self.journal.pending(TO_DYNAMODB)}
         self.writer = ForwardWriter(self.sync)
 
+    def plan_more(self):
+        # A table empty when the run began can hold nothing only DynamoDB has while MySQL is
+        # written first (every later item came with its MySQL row): its scan would re-read
+        # all the run wrote, a third of a first copy's time, to find nothing.
+        if not self.state.runtime.server_flags().write_mysql:
+            return {"skip_scans": []}
+        dynamo = self.state.dynamo
+        return {"skip_scans": [t for t in TABLES if not dynamo.call(
+            "scan", TableName=dynamo.table(t), Limit=1, ConsistentRead=True).get("Items")]}
+
     def steps(self):
         mysql, ddb = self.sweeps()
-        return [("deletions", _once(self._deletions)), *mysql, *ddb]
+        skipped = {f"ddb:{t}" for t in self.run.plan.get("skip_scans", [])}
+        return [("deletions", _once(self._deletions)), *mysql, *(s for s in ddb if s[0] not in skipped)]
 
     def _deletions(self, seg, part):
         for (entity, entity_id), entry in sorted(self.entries.items(), key=lambda kv: order_key(kv[0])):
@@ -213,11 +225,19 @@ class ReverseCopy(Job):
         self._copy_all(part, mine)
 
     def _copy_all(self, part, targets) -> None:
-        def one(target):
-            entry = self.entries.get(target)
-            return self.sync.copy(TO_MYSQL, *target, bool(entry and entry.deleted))
-        for target, outcome in zip(targets, pool_retrying(one, targets)):
-            self._settle(part, target, outcome)
+        # Under the entity's lock, reading its entry afresh: a writer copying it back meanwhile
+        # (shop.migration.catchup) is never interleaved with this copy.
+        for target, result in zip(targets, pool_retrying(
+                lambda t: copy_back(self.sync, self.journal, *t), targets)):
+            if isinstance(result, Exception):
+                _failed(part, *target, result, TO_MYSQL)
+                continue
+            outcome, closed = result
+            if outcome is None:  # copied and closed by a writer since the journal was read
+                continue
+            _count(part, *target, outcome, TO_MYSQL)
+            if outcome != LEFT and not closed:
+                part.left.append((*target, "written again meanwhile: still pending"))
 
     def _settle(self, part, target, outcome) -> None:
         if isinstance(outcome, Exception):
@@ -274,6 +294,17 @@ def repair(state, divergent: bool = False, progress=None, authority: str | None 
         if entries and progress:
             progress(f"repair: replaying {len(entries)} entries {direction.replace('_', ' ')}")
         for entry in entries:
+            if direction == TO_MYSQL:  # under the entity's lock, as writers copy back (catchup)
+                try:
+                    outcome, closed = copy_back(sync, journal, entry.entity, int(entry.entity_id))
+                except Exception as exc:  # noqa: BLE001 - reported; the next entity is tried
+                    _failed(report, entry.entity, entry.entity_id, exc, direction)
+                    continue
+                if outcome is not None:
+                    _count(report, entry.entity, entry.entity_id, outcome, direction)
+                if outcome not in (None, LEFT) and not closed:
+                    report.left.append((entry.entity, entry.entity_id, "written again meanwhile: still pending"))
+                continue
             outcome = _copy(sync, direction, (entry.entity, int(entry.entity_id)), report, entry.deleted)
             if outcome is not None and outcome != LEFT and not journal.close(entry):
                 report.left.append((entry.entity, entry.entity_id, "written again meanwhile: still pending"))

@@ -107,7 +107,8 @@ class PhaseState:
                 "flags": str(self.flags), "version": self.version, "source": self.source,
                 "changed_at": self.doc.get("changed_at"), "changed_by": self.doc.get("changed_by"),
                 "reason": self.doc.get("reason"), "phase_since": self.doc.get("phase_since"),
-                "dual_write_since": self.doc.get("dual_write_since"), "marks": self.doc.get("marks", {}),
+                "dual_write_since": self.doc.get("dual_write_since"),
+                "mysql_behind_since": self.doc.get("mysql_behind_since"), "marks": self.doc.get("marks", {}),
                 "entities": self.doc.get("entities", {}),
                 "read_rollout_percent": self.doc.get("read_rollout_percent")}
 
