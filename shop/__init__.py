@@ -74,15 +74,15 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
 
     from .migration.catchup import CatchUp
     from .migration.journal import Journal
-    from .migration.state import PhaseStore, PhaseView
+    from .migration.state import PhaseStore, PhaseView, keep_mysql_behind
 
     dynamo = Dynamo(settings)
     default = aspects.Flags.parse(settings.shop_flags)
     repair_log = RepairLog(db)
     journal = Journal(repair_log, dynamo)
-    runtime = aspects.Runtime(settings, repair_log, default,
-                              phase=PhaseView(PhaseStore(db, dynamo), default, settings.phase_refresh_s),
-                              journal=journal, catch_up=CatchUp(db, dynamo, journal))
+    view = PhaseView(PhaseStore(db, dynamo), default, settings.phase_refresh_s)
+    runtime = aspects.Runtime(settings, repair_log, default, phase=view, journal=journal,
+                              catch_up=CatchUp(db, dynamo, journal, still_behind=lambda: keep_mysql_behind(view)))
     aspects.attach(repos, Repositories.dynamodb(dynamo), runtime)
     app.extensions["shop"] = ShopState(settings, db, repos, Services.build(repos, settings),
                                        dynamo=dynamo, runtime=runtime)

@@ -541,6 +541,16 @@ def test_leaving_phase_5_no_write_lands_on_a_stale_mysql_row(world, control, mon
         got = store.products.get_by_id(p.id)
         assert (got.name, got.inventory_quantity) == ("renamed", 7), store
     assert not journal.is_pending("product", p.id)
+    # A new account while some user is journaled (names must be free among users MySQL lacks)
+    # goes to DynamoDB first; its journal record lost, the writer copies it all the same.
+    journal.record(TO_MYSQL, [("user", buyer.id)], "UserRepository.update_profile", "written to DynamoDB only")
+
+    def lost(*args, **kwargs):
+        raise RuntimeError("the counters table is failing")
+    monkeypatch.setattr(journal, "record", lost)
+    newcomer = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+    monkeypatch.undo()
+    assert mysql.users.get_by_id(newcomer.id).username == ddb.users.get_by_id(newcomer.id).username
     # What MySQL does not lack is written MySQL first, as in phase 4.
     _lagging_phase_5_write(world, p.id, 6)
     routed.products.update(untouched.id, {"name": "still MySQL first"})

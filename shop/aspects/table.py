@@ -65,7 +65,10 @@ def _product_and_carts(args, result):
 
 # What a write reads or changes in MySQL before its result is known: while MySQL lacks writes
 # made to DynamoDB alone (after phase 5), a write touching one of these goes to DynamoDB first
-# (router). None stands for any entity of the kind: a checkout's products are its cart's.
+# (router). None stands for any entity of the kind: a checkout's products are its cart's; a
+# product's mirror carries its seller's and category's names as MySQL joins them; a profile's
+# new email must be free among users MySQL does not have yet; a category's children decide
+# whether it may be deleted.
 _REFERENCES = (("user_id", "user"), ("seller_id", "user"), ("product_id", "product"),
                ("category_id", "category"), ("parent_id", "category"), ("order_id", "order"))
 
@@ -93,7 +96,7 @@ ROUTES = (
     Route("UserRepository", "get_by_username", READ, key=("username",)),
     Route("UserRepository", "get_by_email", READ, key=("email",)),
     Route("UserRepository", "create", WRITE, MIRROR, touches=_touched("user"), repairs=_result_id("user")),
-    Route("UserRepository", "update_profile", WRITE, MIRROR, key=("user_id",), repairs=_arg("user", "user_id")),
+    Route("UserRepository", "update_profile", WRITE, MIRROR, touches=_touched("user"), key=("user_id",), repairs=_arg("user", "user_id")),
     Route("UserRepository", "set_seller", WRITE, MIRROR, key=("user_id",), repairs=_arg("user", "user_id")),
 
     Route("CategoryRepository", "list_all", READ),
@@ -105,14 +108,14 @@ ROUTES = (
     Route("CategoryRepository", "create", WRITE, MIRROR, touches=_touched("category"), repairs=_result_id("category")),
     Route("CategoryRepository", "update", WRITE, MIRROR, key=("category_id",),
           repairs=_arg("category", "category_id")),
-    Route("CategoryRepository", "delete", WRITE, touches=_touched("product"), key=("category_id",), repairs=_arg("category", "category_id"),
+    Route("CategoryRepository", "delete", WRITE, touches=_touched("product", "category"), key=("category_id",), repairs=_arg("category", "category_id"),
           deletes=True),
 
     Route("ProductRepository", "get_by_id", READ, key=("product_id",)),
     Route("ProductRepository", "list_products", READ, key=("filters", "page", "limit")),
     Route("ProductRepository", "create", WRITE, MIRROR, key=("seller_id",), repairs=_result_id("product")),
-    Route("ProductRepository", "update", WRITE, MIRROR, key=("product_id",), repairs=_arg("product", "product_id")),
-    Route("ProductRepository", "set_inventory", WRITE, MIRROR, key=("product_id",),
+    Route("ProductRepository", "update", WRITE, MIRROR, touches=_touched("user", "category"), key=("product_id",), repairs=_arg("product", "product_id")),
+    Route("ProductRepository", "set_inventory", WRITE, MIRROR, touches=_touched("user", "category"), key=("product_id",),
           repairs=_arg("product", "product_id")),
     Route("ProductRepository", "delete", WRITE, touches=_touched("cart"), key=("product_id",), repairs=_product_and_carts, deletes=True),
     Route("ProductRepository", "seller_stats", READ, key=("seller_id",)),

@@ -326,7 +326,7 @@ class ReverseWriter:
     def _parents(self, cur, entity: str, ids) -> None:
         missing = set(ids) - mysql_existing(self.db, entity, ids)
         for i in sorted(missing):
-            self.sync.copy("to_mysql", entity, i)
+            self.sync.copy_parent(entity, i)
 
     @staticmethod
     def _collide(found, decided, rows, owner: str, what: str):

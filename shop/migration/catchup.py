@@ -12,56 +12,35 @@ to closing it: two copies of one entity never interleave, and the later one read
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
-
-import pymysql
 
 from observability.events import emit
 
 from .entities import order_key
 from .journal import TO_MYSQL
-from .sync import LEFT, Sync
+from .sync import LEFT, Sync, entity_lock
 
 log = logging.getLogger("shop.migration")
-LOCK_WAIT_S = 10
 
 
-class LockTimeout(TimeoutError):
-    pass
-
-
-@contextmanager
-def entity_lock(db, entity: str, entity_id):
-    """MySQL's named lock for one entity, on a connection of its own (closing it releases the
-    lock, whatever happened in between)."""
-    conn = pymysql.connect(**{**db.connect_kwargs(), "autocommit": True})
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT GET_LOCK(%s, %s)", (f"shop.copy.{entity}.{entity_id}", LOCK_WAIT_S))
-            if cur.fetchone()[0] != 1:
-                raise LockTimeout(f"{entity} {entity_id} is being copied by another process: waited {LOCK_WAIT_S} s")
-        yield
-    finally:
-        conn.close()
-
-
-def copy_back(sync, journal, entity: str, entity_id):
+def copy_back(sync, journal, entity: str, entity_id, always: bool = False):
     """Copy one journaled entity DynamoDB -> MySQL under its lock; close its entry unless a
     write re-opened it meanwhile. Returns (outcome, closed); (None, True) when no entry was open
-    (another copy did it)."""
+    (another copy did it), unless `always`: a writer copies what it wrote even if its journal
+    record was lost."""
     with entity_lock(sync.db, entity, entity_id):
         entry = journal.entry(entity, entity_id)
-        if entry is None:
+        if entry is None and not always:
             return None, True
-        outcome = sync.copy(TO_MYSQL, entity, entity_id, entry.deleted)
-        return outcome, outcome != LEFT and journal.close(entry)
+        outcome = sync.copy(TO_MYSQL, entity, entity_id, bool(entry and entry.deleted))
+        return outcome, entry is None or (outcome != LEFT and journal.close(entry))
 
 
 class CatchUp:
     """The router's hook: copy back, at once, what a write sent to DynamoDB first touched."""
 
-    def __init__(self, db, dynamo, journal):
+    def __init__(self, db, dynamo, journal, still_behind=None):
         self.db, self.dynamo, self.journal = db, dynamo, journal
+        self.still_behind = still_behind  # () -> None: keep the phase state's mark (a copy was deferred)
         self._sync = None
 
     @property
@@ -72,10 +51,20 @@ class CatchUp:
         return self._sync
 
     def __call__(self, targets) -> None:
+        deferred = False
         for entity, entity_id in sorted(dict.fromkeys(targets), key=order_key):
             try:
-                copy_back(self.sync, self.journal, entity, entity_id)
+                copy_back(self.sync, self.journal, entity, entity_id, always=True)
             except Exception as exc:  # noqa: BLE001 - still journaled: the late copy or `flask repair` does it
+                deferred = True
                 emit(log, logging.WARNING, "copy back deferred", {
                     "event": "repair", "entity": entity, "entity_id": str(entity_id),
                     "direction": TO_MYSQL, "error_type": type(exc).__name__})
+        if deferred and self.still_behind is not None:
+            # The late copy may have cleared the mark meanwhile: MySQL lacks this write until a
+            # copy succeeds, so writes touching it must keep going to DynamoDB first.
+            try:
+                self.still_behind()
+            except Exception as exc:  # noqa: BLE001 - the entry stays open; the 4 -> 3 gate waits for it
+                emit(log, logging.ERROR, "MySQL behind, not marked", {
+                    "event": "phase", "error_type": type(exc).__name__})

@@ -303,14 +303,18 @@ class PhaseControl:
         """Copy back what DynamoDB took alone, again while writers add to it (each pass is what
         the last one left); once the journal towards MySQL is empty, MySQL is no longer behind."""
         from . import runs
+        from .sync import raise_auto_increment
         copied, late = 0, None
         for n in range(passes):
-            late = runs.reverse_copy(self.shop, progress=progress, missing=n == 0)
+            late = runs.reverse_copy(self.shop, progress=progress, missing=n == 0, raise_ids=False)
             copied += late.done["copied"]
             if self.runtime.journal.count(TO_MYSQL) == 0:
-                self.caught_up()
                 break
         late.done["copied"] = copied  # what every pass copied; failures are the last pass's
+        # Once, after the passes: writes sent to DynamoDB first took ids from its counters, and
+        # MySQL must hand out none of them once writes go MySQL first again.
+        raise_auto_increment(self.shop.db, self.shop.dynamo, self.settings.id_gap)
+        self.caught_up()
         return late
 
     def caught_up(self) -> bool:
@@ -325,7 +329,8 @@ class PhaseControl:
                 self.store.save({**current.doc, "mysql_behind_since": None}, current.version)
             except ConcurrentChange:
                 continue
-            emit(log, logging.WARNING, "MySQL caught up", {"event": "phase", "phase": current.label})
+            emit(log, logging.WARNING, "MySQL caught up", {"event": "phase", "phase": current.label,
+                                                          "since": current.doc.get("mysql_behind_since")})
             self.view.refresh()
             return True
         return False

@@ -208,9 +208,9 @@ class ReverseCopy(Job):
     DynamoDB's counters."""
     operation = "reverse-copy"
 
-    def __init__(self, state, everything: bool = False, missing: bool = True, **kwargs):
+    def __init__(self, state, everything: bool = False, missing: bool = True, raise_ids: bool = True, **kwargs):
         super().__init__(state, **kwargs)
-        self.everything, self.missing = everything, missing
+        self.everything, self.missing, self.raise_ids = everything, missing, raise_ids
 
     def prepare(self):
         self.entries = {(e.entity, int(e.entity_id)): e for e in self.journal.pending(TO_MYSQL)}
@@ -255,7 +255,8 @@ class ReverseCopy(Job):
             self._settle(part, (entity, i), outcome)
 
     def finish_run(self, report):
-        raise_auto_increment(self.state.db, self.state.dynamo, self.state.settings.id_gap)
+        if self.raise_ids:
+            raise_auto_increment(self.state.db, self.state.dynamo, self.state.settings.id_gap)
 
 
 def backfill(state, control=None, progress=None, **run) -> Report:
@@ -266,8 +267,10 @@ def verify(state, control=None, progress=None, **run) -> Report:
     return Verify(state, control=control, progress=progress, **run).execute()
 
 
-def reverse_copy(state, progress=None, everything: bool = False, missing: bool = True, **run) -> Report:
-    return ReverseCopy(state, everything=everything, missing=missing, progress=progress, **run).execute()
+def reverse_copy(state, progress=None, everything: bool = False, missing: bool = True, raise_ids: bool = True,
+                 **run) -> Report:
+    return ReverseCopy(state, everything=everything, missing=missing, raise_ids=raise_ids, progress=progress,
+                       **run).execute()
 
 
 def repair(state, divergent: bool = False, progress=None, authority: str | None = None) -> Report:

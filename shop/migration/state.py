@@ -308,3 +308,21 @@ class PhaseView:
             log.info("migration phase changed", extra={"event": "phase", "from": self._state.label,
                                                        "to": state.label, "version": state.version})
         self._state = state
+
+
+def keep_mysql_behind(view: PhaseView) -> None:
+    """Set the 'MySQL is behind' mark again if it was cleared while a copy back was deferred
+    (shop.migration.catchup): the entity stays journaled, and writes touching it must keep going
+    to DynamoDB first until a copy succeeds."""
+    for _ in range(5):
+        current = view.refresh()
+        if not current.version or not current.flags.write_mysql or current.doc.get("mysql_behind_since"):
+            return
+        try:
+            view.store.save({**current.doc, "mysql_behind_since": iso(now())}, current.version)
+        except ConcurrentChange:
+            continue
+        log.warning("MySQL marked behind again: a copy back was deferred", extra={"event": "phase"})
+        view.refresh()
+        return
+    raise ConcurrentChange("the migration state kept changing; MySQL not marked behind")

@@ -9,6 +9,7 @@ someone else (an id collision), rather than cross two records.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import pymysql
 
@@ -83,8 +84,8 @@ def raise_auto_increment(db, dynamo, gap: int = 1000, lock_wait_s: int = 10) -> 
                 try:
                     out[table] = _alter_auto_increment(db, table, ids.current(counter) + gap, lock_wait_s)
                     break
-                except Exception as exc:  # noqa: BLE001 - only a lock wait is tried again
-                    if error_code(exc) != 1205 or attempt == 2:
+                except Exception as exc:  # noqa: BLE001 - only a wait (lock, deadlock, timeout) is tried again
+                    if error_code(exc) not in (1205, 1213, 2013) or attempt == 2:
                         raise translate(exc) from exc
                     log.warning("AUTO_INCREMENT waited for a lock; trying again", extra={
                         "event": "repair", "action": "auto_increment", "entity": table})
@@ -95,7 +96,9 @@ def _alter_auto_increment(db, table: str, floor: int, lock_wait_s: int) -> int:
     """ALTER waits for every open transaction on the table (a metadata lock): under traffic it
     waits `lock_wait_s`, not until the connection times out. On a connection of its own: the
     pool retries a failed statement on a new session, which would lose the lock wait."""
-    conn = pymysql.connect(**db.connect_kwargs())
+    # An in-place ALTER takes its metadata lock in more than one step, each waiting up to
+    # lock_wait_s: the read timeout must outlast them, or the client gives up first (2013).
+    conn = pymysql.connect(**{**db.connect_kwargs(), "read_timeout": 3 * int(lock_wait_s) + 10})
     try:
         with conn.cursor() as cur:
             cur.execute("SET SESSION lock_wait_timeout = %s", (int(lock_wait_s),))
@@ -103,6 +106,29 @@ def _alter_auto_increment(db, table: str, floor: int, lock_wait_s: int) -> int:
             floor = max(floor, cur.fetchone()[0] + 1)
             cur.execute(f"ALTER TABLE {table} AUTO_INCREMENT = {int(floor)}")
         return floor
+    finally:
+        conn.close()
+
+
+_PARENT_TABLES = {"user": "users", "category": "categories", "product": "products"}
+LOCK_WAIT_S = 10
+
+
+class LockTimeout(TimeoutError):
+    pass
+
+
+@contextmanager
+def entity_lock(db, entity: str, entity_id):
+    """MySQL's named lock for copying one entity back, on a connection of its own (closing it
+    releases the lock, whatever happened in between)."""
+    conn = pymysql.connect(**{**db.connect_kwargs(), "autocommit": True})
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, %s)", (f"shop.copy.{entity}.{entity_id}", LOCK_WAIT_S))
+            if cur.fetchone()[0] != 1:
+                raise LockTimeout(f"{entity} {entity_id} is being copied by another process: waited {LOCK_WAIT_S} s")
+        yield
     finally:
         conn.close()
 
@@ -282,14 +308,23 @@ class Sync:
         return COPIED
 
     def _reverse_parents(self, user_id=None, category_id=None, product_ids=()) -> None:
-        if user_id is not None and self._mysql_row("SELECT id FROM users WHERE id = %s", (user_id,)) is None:
-            self._reverse_user(user_id, False)
-        if category_id is not None and self._mysql_row("SELECT id FROM categories WHERE id = %s",
-                                                       (category_id,)) is None:
-            self._reverse_category(category_id, False)
+        if user_id is not None:
+            self.copy_parent("user", user_id)
+        if category_id is not None:
+            self.copy_parent("category", category_id)
         for product_id in product_ids:
-            if self._mysql_row("SELECT id FROM products WHERE id = %s", (product_id,)) is None:
-                self._reverse_product(product_id, False)
+            self.copy_parent("product", product_id)
+
+    def copy_parent(self, entity: str, entity_id: int) -> None:
+        """Copy a parent MySQL lacks, under its lock (shop.migration.catchup) and only if it still
+        lacks it then: a copy of its own may have brought a newer state meanwhile. Locks are
+        taken child before parent (order, cart -> product -> user, category): never a cycle."""
+        table = _PARENT_TABLES[entity]
+        if self._mysql_row(f"SELECT id FROM {table} WHERE id = %s", (entity_id,)) is not None:
+            return
+        with entity_lock(self.db, entity, entity_id):
+            if self._mysql_row(f"SELECT id FROM {table} WHERE id = %s", (entity_id,)) is None:
+                getattr(self, "_reverse_" + entity)(int(entity_id), False)
 
     def _reverse_cart(self, user_id: int, deleted: bool) -> str:
         if self.ddb.users.get_by_id(user_id) is None:
