@@ -343,6 +343,10 @@ def main() -> int:
             print(f"  {s.name}: {note}")
     for m in missing[:10]:
         print("  missing:", m)
+    for d in final.divergent[:10]:
+        print("  divergent:", d)
+    for f in final.failed[:5]:
+        print("  verify failed:", f)
     state.runtime.close()
     ok = not bad and not missing and not final.divergent and not traffic.collisions and not own
     return 0 if ok else 1

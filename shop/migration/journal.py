@@ -80,6 +80,13 @@ class Journal:
         return Entry(TO_MYSQL, item["entity"], item["entity_id"], bool(item.get("deleted")), int(item["seq"]),
                      item.get("operation", ""))
 
+    def open_among(self, entity: str, ids) -> set[int]:
+        """Which of these entities have an open entry towards MySQL (one BatchGetItem)."""
+        if not ids:
+            return set()
+        found = self.dynamo.batch_get(self._table, [{"PK": f"{_PREFIX}{entity}#{i}"} for i in ids])
+        return {int(item["entity_id"]) for item in found}
+
     def behind(self) -> set[tuple[str, str]]:
         """(entity, id) of every entity with a write MySQL lacks: one read of the journal."""
         return {(e.entity, str(e.entity_id)) for e in self.pending(TO_MYSQL)}

@@ -251,6 +251,9 @@ class ReverseCopy(Job):
     def ddb_page(self, entity, ids, part):
         targets = ids if self.everything else sorted(set(ids) - mysql_existing(self.state.db, entity, ids))
         targets = [i for i in targets if (entity, i) not in self.entries]  # the journal step copied those
+        # Journaled since the run began (a write sent to DynamoDB first while MySQL catches up):
+        # its writer copies it under its lock; this unlocked batch could land an older read after.
+        targets = sorted(set(targets) - self.journal.open_among(entity, targets))
         for i, outcome in self.writer.copy(entity, targets).items():
             self._settle(part, (entity, i), outcome)
 
