@@ -98,6 +98,11 @@ class Database:
         except Exception as exc:  # the pool raises the driver's error on connect
             raise translate(exc) from exc
         try:
+            if write:
+                # Tell the pool a transaction is open: it then raises when the session is lost
+                # mid-transaction instead of running the statement again on a new session, which
+                # would commit the statements after the loss without those before it.
+                conn.begin()
             cur = conn.cursor(DictCursor)
             try:
                 yield cur
