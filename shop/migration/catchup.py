@@ -46,8 +46,7 @@ class CatchUp:
     @property
     def sync(self) -> Sync:
         if self._sync is None:
-            from .. import Repositories  # unbound instances: plain MySQL and DynamoDB calls
-            self._sync = Sync(self.db, Repositories.mysql(self.db), Repositories.dynamodb(self.dynamo), self.dynamo)
+            self._sync = Sync.of(self.db, self.dynamo)
         return self._sync
 
     def __call__(self, targets) -> None:

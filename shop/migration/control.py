@@ -18,7 +18,7 @@ from opentelemetry import trace
 from observability.events import emit
 
 from .journal import TO_DYNAMODB, TO_MYSQL
-from .state import ConcurrentChange, PhaseState, flags_of, iso, now, parse
+from .state import ConcurrentChange, PhaseState, flags_of, iso, now, parse, update_state
 
 log = logging.getLogger("shop.migration")
 tracer = trace.get_tracer("shop.migration")
@@ -319,21 +319,18 @@ class PhaseControl:
 
     def caught_up(self) -> bool:
         """Clear 'MySQL is behind' once nothing is journaled towards it; True when cleared."""
-        for _ in range(5):
-            current = self.view.refresh()
-            if not current.doc.get("mysql_behind_since"):
-                return True
-            if self.runtime.journal.count(TO_MYSQL) != 0:
-                return False
-            try:
-                self.store.save({**current.doc, "mysql_behind_since": None}, current.version)
-            except ConcurrentChange:
-                continue
-            emit(log, logging.WARNING, "MySQL caught up", {"event": "phase", "phase": current.label,
-                                                          "since": current.doc.get("mysql_behind_since")})
-            self.view.refresh()
-            return True
-        return False
+        def clear(current):
+            if not current.doc.get("mysql_behind_since") or self.runtime.journal.count(TO_MYSQL) != 0:
+                return None
+            return {**current.doc, "mysql_behind_since": None}
+        try:
+            cleared = update_state(self.view, clear)
+        except ConcurrentChange:
+            return False
+        if cleared is not None:
+            emit(log, logging.WARNING, "MySQL caught up", {"event": "phase", "phase": cleared.label,
+                                                          "since": cleared.doc.get("mysql_behind_since")})
+        return not self.view.current().doc.get("mysql_behind_since")
 
     def _next_doc(self, current: PhaseState, target: int, who: str, reason: str, forced: bool) -> dict:
         flags = flags_of(target)
@@ -357,15 +354,9 @@ class PhaseControl:
 
     def mark(self, name: str, data: dict) -> None:
         """Record a run (backfill, verify) in the state, retrying a concurrent change."""
-        for _ in range(5):
-            current = self.view.refresh()
+        def add(current):
             # Marks never store a phase: with none stored, SHOP_FLAGS keeps applying.
             doc = {**current.doc} if current.version else {"flags": None}
             doc["marks"] = {**doc.get("marks", {}), name: data}
-            try:
-                self.store.save(doc, current.version)
-                self.view.refresh()
-                return
-            except ConcurrentChange:
-                continue
-        raise ConcurrentChange("the migration state kept changing; run again")
+            return doc
+        update_state(self.view, add)

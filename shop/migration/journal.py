@@ -81,11 +81,11 @@ class Journal:
                      item.get("operation", ""))
 
     def open_among(self, entity: str, ids) -> set[int]:
-        """Which of these entities have an open entry towards MySQL (one BatchGetItem)."""
+        """Ids (as text) among these with an open entry towards MySQL: one BatchGetItem."""
         if not ids:
             return set()
         found = self.dynamo.batch_get(self._table, [{"PK": f"{_PREFIX}{entity}#{i}"} for i in ids])
-        return {int(item["entity_id"]) for item in found}
+        return {str(item["entity_id"]) for item in found}
 
     def behind(self) -> set[tuple[str, str]]:
         """(entity, id) of every entity with a write MySQL lacks: one read of the journal."""
@@ -107,9 +107,7 @@ class Journal:
         try:
             if among:
                 ids = sorted({str(i) for i in among})
-                if self.repair_log.is_pending(entity, ids=ids):
-                    return True
-                return bool(self.dynamo.batch_get(self._table, [{"PK": f"{_PREFIX}{entity}#{i}"} for i in ids]))
+                return self.repair_log.is_pending(entity, ids=ids) or bool(self.open_among(entity, ids))
             if self.repair_log.is_pending(entity, None if entity_id is None else str(entity_id)):
                 return True
             if entity_id is not None:

@@ -22,8 +22,7 @@ log = logging.getLogger("shop.migration")
 
 
 def make_sync(state) -> Sync:
-    from .. import Repositories
-    return Sync(state.db, Repositories.mysql(state.db), Repositories.dynamodb(state.dynamo), state.dynamo)
+    return Sync.of(state.db, state.dynamo)
 
 
 def _failed(report, entity, entity_id, exc, direction) -> None:
@@ -253,7 +252,8 @@ class ReverseCopy(Job):
         targets = [i for i in targets if (entity, i) not in self.entries]  # the journal step copied those
         # Journaled since the run began (a write sent to DynamoDB first while MySQL catches up):
         # its writer copies it under its lock; this unlocked batch could land an older read after.
-        targets = sorted(set(targets) - self.journal.open_among(entity, targets))
+        journaled = self.journal.open_among(entity, targets)
+        targets = [i for i in targets if str(i) not in journaled]
         for i, outcome in self.writer.copy(entity, targets).items():
             self._settle(part, (entity, i), outcome)
 

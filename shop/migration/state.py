@@ -310,19 +310,31 @@ class PhaseView:
         self._state = state
 
 
+def update_state(view: PhaseView, change, attempts: int = 5) -> PhaseState | None:
+    """Save `change(current)`, the new doc, re-reading and trying again after a concurrent
+    change; `change` returns None when there is nothing to save. Returns the state the saved
+    doc replaced, or None."""
+    for _ in range(attempts):
+        current = view.refresh()
+        doc = change(current)
+        if doc is None:
+            return None
+        try:
+            view.store.save(doc, current.version)
+        except ConcurrentChange:
+            continue
+        view.refresh()
+        return current
+    raise ConcurrentChange("the migration state kept changing; run again")
+
+
 def keep_mysql_behind(view: PhaseView) -> None:
     """Set the 'MySQL is behind' mark again if it was cleared while a copy back was deferred
     (shop.migration.catchup): the entity stays journaled, and writes touching it must keep going
     to DynamoDB first until a copy succeeds."""
-    for _ in range(5):
-        current = view.refresh()
+    def mark(current):
         if not current.version or not current.flags.write_mysql or current.doc.get("mysql_behind_since"):
-            return
-        try:
-            view.store.save({**current.doc, "mysql_behind_since": iso(now())}, current.version)
-        except ConcurrentChange:
-            continue
+            return None
+        return {**current.doc, "mysql_behind_since": iso(now())}
+    if update_state(view, mark) is not None:
         log.warning("MySQL marked behind again: a copy back was deferred", extra={"event": "phase"})
-        view.refresh()
-        return
-    raise ConcurrentChange("the migration state kept changing; MySQL not marked behind")

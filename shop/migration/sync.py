@@ -137,6 +137,12 @@ class Sync:
     def __init__(self, db, mysql_repos, ddb_repos, dynamo):
         self.db, self.mysql, self.ddb, self.dynamo = db, mysql_repos, ddb_repos, dynamo
 
+    @classmethod
+    def of(cls, db, dynamo) -> "Sync":
+        """Over repositories of its own: not bound to a router, so plain calls to each store."""
+        from .. import Repositories
+        return cls(db, Repositories.mysql(db), Repositories.dynamodb(dynamo), dynamo)
+
     def copy(self, direction: str, entity: str, entity_id, deleted: bool = False) -> str:
         """Make the target hold what the source holds for one entity; returns what it did."""
         prefix = "_forward_" if direction == "to_dynamodb" else "_reverse_"
