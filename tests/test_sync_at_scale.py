@@ -348,3 +348,35 @@ def test_a_first_copy_skips_the_scan_of_tables_that_were_empty_and_only_of_those
 def keys_of_user(user_id):
     from shop.repositories.dynamodb import keys
     return keys.user(user_id)
+
+
+def test_a_dual_write_landing_between_a_page_read_and_its_write_is_not_overwritten(world, monkeypatch):
+    """A first copy writes a page without reading DynamoDB; a dual write can land in between and
+    be overwritten by the page's older copy. The backfill reads MySQL again after each page
+    and copies what changed once more: DynamoDB ends with the dual write, counters counted once."""
+    state = _state(world)
+    _fresh_ddb(world)
+    with state.db.cursor() as cur:
+        cur.execute("SELECT id, inventory_quantity FROM products ORDER BY id LIMIT 1 OFFSET 3")
+        row = cur.fetchone()
+    target, fresh = row["id"], row["inventory_quantity"] + 17
+    load, hit = runs.Backfill.load_page, []
+
+    def racing(self, entity, ids):
+        if entity != "product" or target not in ids or hit:
+            return load(self, entity, ids)
+        hit.append(True)
+        loaded = load(self, entity, ids)  # the page is read: the product's current inventory
+        # A dual write: MySQL takes it; DynamoDB has no item yet (recorded for repair) or, had a
+        # repair copied it meanwhile, takes it too. Either way the page's copy is older.
+        with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
+            state.repos.products.set_inventory(target, fresh)
+        return loaded
+    monkeypatch.setattr(runs.Backfill, "load_page", racing)
+    report = runs.backfill(state, run="race", chunk=2)
+    assert hit and "catalog" in report.run.plan["skip_scans"] and not report.failed
+    assert Repositories.dynamodb(state.dynamo).products.get_by_id(target).inventory_quantity == fresh
+    assert report.done["copied again"] == 1
+    expected = _mysql_counts(world)
+    assert _ddb_counts(world, expected) == expected
+    assert runs.verify(state, chunk=4).ok

@@ -160,10 +160,11 @@ class ForwardWriter:
     def __init__(self, sync):
         self.sync, self.dynamo, self.db = sync, sync.dynamo, sync.db
 
-    def plan(self, entity: str, source: dict[int, object], current: dict[int, object]) -> Plan:
-        """What to write for a page: {id: MySQL's value} against {id: DynamoDB's value}."""
+    def plan(self, entity: str, source: dict[int, object], current: dict[int, object], blind=False) -> Plan:
+        """What to write for a page: {id: MySQL's value} against {id: DynamoDB's value}
+        (`blind`: DynamoDB not read, taken as holding none of them)."""
         if entity == "product":
-            return self._products(source, current)
+            return self._products(source, current, blind)
         pairs = {i: (v, current.get(i)) for i, v in source.items() if differences(v, current.get(i))}
         unchanged = [i for i in source if i not in pairs]
         if not pairs:
@@ -239,7 +240,7 @@ class ForwardWriter:
                 decided[order_id] = exc
         return Plan(decided, self._puts(self.dynamo.table("orders"), writes))
 
-    def _products(self, source, current) -> Plan:
+    def _products(self, source, current, blind=False) -> Plan:
         """Items that differ go by BatchWriteItem; products whose listing marker is not their
         membership (new, moved, or an item written before a stop without its marker) move
         the markers and counters in transactions of their own."""
@@ -247,8 +248,9 @@ class ForwardWriter:
         ids = sorted(source)
         if not ids:
             return Plan()
-        markers = {int(m["PK"].removeprefix("PRODUCT#")): listing_counts.membership(m)
-                   for m in self.dynamo.batch_get(table, [keys.product_counted(i) for i in ids])}
+        markers = {} if blind else {  # taken as absent: each marker write is conditioned on it
+            int(m["PK"].removeprefix("PRODUCT#")): listing_counts.membership(m)
+            for m in self.dynamo.batch_get(table, [keys.product_counted(i) for i in ids])}
         differing = {i for i in ids if differences(source[i], current.get(i))}
         ordered = {}
         if differing:
