@@ -17,6 +17,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -45,6 +46,33 @@ def distant_dynamodb(latency_ms: float) -> tuple[subprocess.Popen, str]:
     # deleted through the proxy).
     atexit.register(lambda: (proxy.stdin.close(), proxy.wait(timeout=10)))
     return proxy, f"http://127.0.0.1:{proxy.stdout.readline().strip()}"
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pid_of(pattern: str) -> int | None:
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
+
+
+def cpu_per_call(calls: dict, n: int = 1000) -> None:
+    """CPU each call costs this process, DynamoDB Local's JVM and MariaDB (from /proc): what two
+    cores can overlap at best. Skipped where those servers are not local processes."""
+    servers = {name: _pid_of(pattern) for name, pattern in (("JVM", "DynamoDBLocal"), ("MariaDB", "mariadbd"))}
+    if not all(servers.values()) or not Path("/proc").is_dir():
+        return
+    print(f"\n## CPU per call, {n} calls each (µs)")
+    print(f"{'call':20} {'wall':>7} {'Python':>7} {'JVM':>7} {'MariaDB':>8}")
+    for name, fn in calls.items():
+        before = [time.perf_counter(), time.process_time()] + [_cpu_seconds(p) for p in servers.values()]
+        for _ in range(n):
+            fn()
+        after = [time.perf_counter(), time.process_time()] + [_cpu_seconds(p) for p in servers.values()]
+        wall, python, jvm, maria = ((b - a) / n * 1e6 for a, b in zip(before, after))
+        print(f"{name:20} {wall:7.0f} {python:7.0f} {jvm:7.0f} {maria:8.0f}")
 
 
 def main() -> None:
@@ -139,25 +167,43 @@ def main() -> None:
         with use_flags(PRESETS[1].flags):
             return mysql_repo.set_inventory(pid, 1000)
 
+    from concurrent.futures import ThreadPoolExecutor
+    bare = ThreadPoolExecutor(max_workers=1)
+
+    def threads_ddb_away():
+        """No layer: DynamoDB on a thread, MySQL on the caller's, nothing compared."""
+        future = bare.submit(ddb_repo.get_by_id, pid)
+        mysql_get(mysql_repo, pid)
+        return future.result()
+
+    def threads_mysql_away():
+        future = bare.submit(mysql_get, mysql_repo, pid)
+        ddb_repo.get_by_id(pid)
+        return future.result()
+
     reads = {
         "MySQL alone (unwrapped)": lambda: mysql_get(mysql_repo, pid),
         "DynamoDB alone": lambda: ddb_repo.get_by_id(pid),
         "shop dual read (chooses per route)": ours_read,
         "  shop, always concurrent": ours_forced("concurrent"),
         "  shop, always inline": ours_forced("inline"),
+        "  shop, always MySQL on the pool": ours_forced("mysql-pooled"),
         "  shop, request sampled out (no spans)": ours_unsampled,
         "LaunchDarkly Migrator PARALLEL": lambda: ld_parallel.read("migration", context, Stage.OFF),
         "LaunchDarkly Migrator SERIAL": lambda: ld_serial.read("migration", context, Stage.OFF),
         "laboratory Experiment": lab_read,
+        "floor: two bare threads, DynamoDB on one": threads_ddb_away,
+        "floor: two bare threads, MySQL on one": threads_mysql_away,
     }
     samples = interleaved(reads, args.iterations, shuffle=True)
     slower = max(statistics.median(samples["MySQL alone (unwrapped)"]), statistics.median(samples["DynamoDB alone"]))
     report(f"dual read of one product ({mode}), {args.iterations} interleaved rounds; "
            "ratio to the slower single store", samples, baseline=slower)
+    cpu_per_call({"MySQL read": lambda: mysql_get(mysql_repo, pid), "DynamoDB read": lambda: ddb_repo.get_by_id(pid)})
     pace = state.runtime._paces.get("ProductRepository.get_by_id")
     if pace is not None:
-        print(f"shop's choice at the end: medians inline {pace.medians['inline']}, "
-              f"concurrent {pace.medians['concurrent']} (s)")
+        print("shop's choice at the end, medians (ms): " + ", ".join(
+            f"{way} {m * 1000:.2f}" if m is not None else f"{way} unmeasured" for way, m in pace.medians.items()))
     if args.reads_only:
         return _finish(client, state, spinner)
 

@@ -188,8 +188,8 @@ class Settings:
             raise ConfigError(f"SHOP_FLAGS={values['shop_flags']!r}: {exc}") from None
         if values["dual_read_mode"] not in ("raise", "report"):
             raise ConfigError(f"SHOP_DUAL_READ_MODE must be raise or report, got {values['dual_read_mode']!r}")
-        if values["dual_read_execution"] not in ("auto", "inline", "concurrent"):
-            raise ConfigError("SHOP_DUAL_READ_EXECUTION must be auto, inline or concurrent, "
+        if values["dual_read_execution"] not in ("auto", "inline", "concurrent", "mysql-pooled"):
+            raise ConfigError("SHOP_DUAL_READ_EXECUTION must be auto, inline, concurrent or mysql-pooled, "
                               f"got {values['dual_read_execution']!r}")
         if values["dual_write_policy"] not in ("repair", "raise"):
             raise ConfigError(f"SHOP_DUAL_WRITE_POLICY must be repair or raise, got {values['dual_write_policy']!r}")

@@ -1,4 +1,5 @@
-"""How a route's dual reads run (inline or concurrent), and that both ways keep the timeout policy."""
+"""How a route's dual reads run (inline, concurrent or MySQL on the pool), and that each way keeps
+the timeout policy."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -8,7 +9,7 @@ import pytest
 
 from shop import create_app
 from shop.aspects import PRESETS, use_flags
-from shop.aspects.router import CONCURRENT, INLINE, Pace
+from shop.aspects.router import CONCURRENT, INLINE, MYSQL_POOLED, WAYS, Pace
 from shop.config import ConfigError, Settings
 
 from reliability.proxy import Proxy
@@ -32,19 +33,20 @@ def test_concurrent_until_dynamodb_has_answered_fast_for_a_whole_window(settings
     assert pace.choose("auto") == CONCURRENT
 
 
-@pytest.mark.parametrize("inline_s, concurrent_s, best", [(0.002, 0.004, INLINE), (0.004, 0.002, CONCURRENT)])
-def test_the_cheaper_way_wins_and_the_other_is_measured_again_now_and_then(settings, inline_s, concurrent_s, best):
+@pytest.mark.parametrize("best", WAYS)
+def test_the_cheapest_way_wins_and_the_others_are_measured_again_now_and_then(settings, best):
     pace = Pace(settings)
     fast_dynamodb(pace)
+    cost = {way: (0.002 if way == best else 0.004) for way in WAYS}
     for _ in range(5):
-        pace.record(INLINE, inline_s)
-        pace.record(CONCURRENT, concurrent_s)
-    chosen = [pace.choose("auto") for _ in range(Pace.EXPLORE * 2)]
-    other = CONCURRENT if best == INLINE else INLINE
-    assert chosen.count(other) == 2 and chosen.count(best) == Pace.EXPLORE * 2 - 2
-    for _ in range(Pace.WINDOW):  # the load changed: the other way is now cheaper
-        pace.record(other, min(inline_s, concurrent_s) / 2)
-    assert pace.choose("auto") == other
+        for way in WAYS:
+            pace.record(way, cost[way])
+    chosen = [pace.choose("auto") for _ in range(Pace.EXPLORE * 4)]
+    others = [way for way in WAYS if way != best]
+    assert [chosen.count(way) for way in others] == [2, 2] and chosen.count(best) == Pace.EXPLORE * 4 - 4
+    for _ in range(Pace.WINDOW):  # the load changed: another way is now cheaper
+        pace.record(others[0], 0.001)
+    assert pace.choose("auto") == others[0]
 
 
 def test_a_setting_can_fix_the_way():
@@ -54,7 +56,7 @@ def test_a_setting_can_fix_the_way():
         Settings.from_env(dual_read_execution="parallel")
 
 
-@pytest.mark.parametrize("way", [INLINE, CONCURRENT])
+@pytest.mark.parametrize("way", [INLINE, CONCURRENT, MYSQL_POOLED])
 def test_a_late_dynamodb_answer_is_a_timeout_either_way(settings, dual, way):  # noqa: F811
     _, _, p = dual
     proxy = Proxy(urlparse(settings.dynamodb_endpoint).port)
@@ -71,7 +73,7 @@ def test_a_late_dynamodb_answer_is_a_timeout_either_way(settings, dual, way):  #
         proxy.close()
 
 
-@pytest.mark.parametrize("way", [INLINE, CONCURRENT])
+@pytest.mark.parametrize("way", [INLINE, CONCURRENT, MYSQL_POOLED])
 def test_both_ways_compare_and_report_differences(settings, dual, dynamo, way):  # noqa: F811
     from decimal import Decimal
 
@@ -85,3 +87,28 @@ def test_both_ways_compare_and_report_differences(settings, dual, dynamo, way): 
         with pytest.raises(DualReadMismatch):
             repo.get_by_id(p.id)
     app.extensions["shop"].runtime.close()
+
+
+def test_mysql_pooled_reads_never_queue_mysql_behind_a_busy_pool(settings, dual):  # noqa: F811
+    """With every pool thread busy (DynamoDB reads of other routes stalling), MySQL's read runs
+    on the request's thread once DynamoDB answered, rather than waiting for a free thread."""
+    import threading
+
+    _, _, p = dual
+    app = create_app(replace(settings, dual_read_execution=MYSQL_POOLED, dual_read_workers=1))
+    runtime = app.extensions["shop"].runtime
+    held, answer = threading.Event(), []
+    runtime._pool.submit(held.wait)  # the pool's only thread, taken until the read is over
+
+    def read():
+        with use_flags(PRESETS[2].flags):
+            answer.append(app.extensions["shop"].repos.products.get_by_id(p.id))
+    reader = threading.Thread(target=read, daemon=True)
+    try:
+        reader.start()
+        reader.join(timeout=30)  # a read queued behind the held thread would never end
+        assert not reader.is_alive() and answer == [p]
+        assert runtime.stats.snapshot()["comparisons"] == {"match": 1}
+    finally:
+        held.set()
+        runtime.close()

@@ -54,7 +54,7 @@ class Runtime:
         # shared by the worker's threads, like the breaker that stops sending after repeated timeouts.
         self._writes = ThreadPoolExecutor(max_workers=settings.dual_read_workers, thread_name_prefix="dual-write")
         self._paces: dict[str, Pace] = {}  # route name -> how its dual reads run
-        self.dual_read_execution = settings.dual_read_execution  # auto | inline | concurrent
+        self.dual_read_execution = settings.dual_read_execution  # auto | inline | concurrent | mysql-pooled
 
     def server_flags(self) -> flags_mod.Flags:
         """The server's phase: stored (changed at runtime), else SHOP_FLAGS; pinned: SHOP_FLAGS."""
@@ -158,6 +158,8 @@ class Runtime:
         start = time.perf_counter()
         if way == INLINE:
             mysql, ddb = self._read_inline(route, original, ddb_call, args, kwargs, pace)
+        elif way == MYSQL_POOLED:
+            mysql, ddb = self._read_mysql_pooled(route, original, ddb_call, args, kwargs, pace)
         else:
             mysql, ddb = self._read_concurrent(route, original, ddb_call, args, kwargs, pace)
         if self.dual_read_execution == "auto":  # a fixed way measures nothing for the choice
@@ -222,18 +224,34 @@ class Runtime:
             ddb = _timed_out()
         return mysql, ddb
 
+    def _read_mysql_pooled(self, route, original, ddb_call, args, kwargs, pace):
+        """MySQL on the pool, DynamoDB on the caller's thread: the caller does the heavier Python
+        work (building and parsing DynamoDB's request) while MySQL's short query waits on its
+        socket. Like inline reads, chosen only while DynamoDB answers well within the timeout.
+        MySQL never queues: if no pool thread has taken it by the time DynamoDB answered, it
+        runs here."""
+        future = self._pool.submit(contextvars.copy_context().run, self._store, "mysql", route,
+                                   lambda: original(*args, **kwargs))
+        ddb = self._caller_dynamodb(route, ddb_call, pace)
+        mysql = self._store("mysql", route, lambda: original(*args, **kwargs)) if future.cancel() \
+            else future.result()
+        return mysql, ddb
+
+    def _caller_dynamodb(self, route, ddb_call, pace):
+        """DynamoDB on the caller's thread: an answer later than the timeout still counts as a
+        timeout, and sends the route back to concurrent reads (Pace)."""
+        begin = time.perf_counter()
+        ddb = self._store("dynamodb", route, ddb_call)
+        took = time.perf_counter() - begin
+        pace.dynamodb_took(took)
+        return _timed_out() if took * 1000 > self.settings.dual_read_timeout_ms else ddb
+
     def _read_inline(self, route, original, ddb_call, args, kwargs, pace):
         """Both on the caller's thread, one after the other: no hand-off between threads. Chosen
         only while DynamoDB's recent answers came well within the timeout (Pace); an answer later
         than the timeout still counts as a timeout, and sends the route back to concurrent reads."""
         mysql = self._store("mysql", route, lambda: original(*args, **kwargs))
-        begin = time.perf_counter()
-        ddb = self._store("dynamodb", route, ddb_call)
-        took = time.perf_counter() - begin
-        pace.dynamodb_took(took)
-        if took * 1000 > self.settings.dual_read_timeout_ms:
-            ddb = _timed_out()
-        return mysql, ddb
+        return mysql, self._caller_dynamodb(route, ddb_call, pace)
 
     def _compare(self, route, mysql: Outcome, ddb: Outcome, authority: Outcome, candidate: Outcome):
         """Availability failures are not disagreements: the authority's failure fails the
@@ -401,21 +419,25 @@ class Runtime:
         return _Result(Outcome(value=value))
 
 
-INLINE, CONCURRENT = "inline", "concurrent"
+INLINE, CONCURRENT, MYSQL_POOLED = "inline", "concurrent", "mysql-pooled"
+WAYS = (INLINE, CONCURRENT, MYSQL_POOLED)
 SENT_WAIT_S = 0.05
 
 
 class Pace:
     """How one route's dual reads run, chosen from what each way has cost lately.
 
-    Concurrent reads overlap the two stores' waits but pay a hand-off between threads; when the
-    stores answer from this machine's own busy cores, there is little wait to overlap and the
-    hand-off costs more than it saves. So each way keeps the durations of its recent dual reads,
-    the cheaper median wins, and every EXPLORE-th call measures the other way again (loads
-    change); the way in use changes only when the other is cheaper by MARGIN, so noise does not
-    flip it back and forth. Inline reads cannot abandon a late DynamoDB, so they are allowed only
-    while DynamoDB's last WINDOW answers for this route all came within INLINE_SHARE of the
-    timeout. Races between threads updating these lists cost a sample at worst.
+    Three ways: inline (one store after the other), concurrent (DynamoDB on a pool thread,
+    abandoned at the timeout) and mysql-pooled (MySQL on a pool thread, DynamoDB on the
+    caller's). Overlapping the stores' waits pays a hand-off between threads; when the stores
+    answer from this machine's own busy cores there is little wait to overlap, and which way
+    is cheapest depends on the load. So each way keeps the durations of its recent dual reads,
+    the cheapest median wins, and every EXPLORE-th call measures another way again (loads
+    change); the way in use changes only when another is cheaper by MARGIN, so noise does not
+    flip it back and forth. The ways that run DynamoDB on the caller's thread cannot abandon a
+    late answer, so they are allowed only while DynamoDB's last WINDOW answers for this route
+    all came within INLINE_SHARE of the timeout. Races between threads updating these lists
+    cost a sample at worst.
     """
 
     WINDOW, EXPLORE, INLINE_SHARE, MARGIN = 31, 16, 0.25, 0.05
@@ -423,8 +445,8 @@ class Pace:
     __slots__ = ("costs", "medians", "calls", "dynamodb", "inline_limit", "best")
 
     def __init__(self, settings):
-        self.costs = {INLINE: [], CONCURRENT: []}
-        self.medians = {INLINE: None, CONCURRENT: None}
+        self.costs = {way: [] for way in WAYS}
+        self.medians = dict.fromkeys(WAYS)
         self.calls = 0
         self.best = CONCURRENT
         self.dynamodb: list[float] = []
@@ -436,13 +458,16 @@ class Pace:
         if len(self.dynamodb) < self.WINDOW or max(self.dynamodb) > self.inline_limit:
             return CONCURRENT
         self.calls += 1
-        inline, concurrent = self.medians[INLINE], self.medians[CONCURRENT]
-        if inline is None or concurrent is None:
-            return INLINE if inline is None else CONCURRENT
-        other = INLINE if self.best == CONCURRENT else CONCURRENT
-        if self.medians[other] < self.medians[self.best] * (1 - self.MARGIN):
-            self.best, other = other, self.best
-        return other if self.calls % self.EXPLORE == 0 else self.best
+        unmeasured = [way for way in WAYS if self.medians[way] is None]
+        if unmeasured:
+            return unmeasured[0]
+        cheapest = min(WAYS, key=self.medians.__getitem__)
+        if self.medians[cheapest] < self.medians[self.best] * (1 - self.MARGIN):
+            self.best = cheapest
+        if self.calls % self.EXPLORE:
+            return self.best
+        others = [way for way in WAYS if way != self.best]
+        return others[self.calls // self.EXPLORE % len(others)]
 
     def record(self, way: str, seconds: float) -> None:
         costs = self.costs[way]
