@@ -9,7 +9,7 @@ import pytest
 
 from shop import create_app
 from shop.aspects import PRESETS, use_flags
-from shop.aspects.router import CONCURRENT, INLINE, MYSQL_POOLED, WAYS, Pace
+from shop.aspects.router import CONCURRENT, INLINE, MYSQL_POOLED, WAYS, Pace, Recent
 from shop.config import ConfigError, Settings
 
 from reliability.proxy import Proxy
@@ -17,19 +17,33 @@ from reliability.proxy import Proxy
 from .test_aspects_routing import _tamper, dual, stores  # noqa: F401  (fixtures shared with routing)
 
 
-def fast_dynamodb(pace, n=Pace.WINDOW):
+def fast_dynamodb(pace, n=Recent.WINDOW):
     for _ in range(n):
-        pace.dynamodb_took(0.001)
+        pace.dynamodb.add(0.001)
 
 
 def test_concurrent_until_dynamodb_has_answered_fast_for_a_whole_window(settings):
     pace = Pace(settings)
     assert pace.choose("auto") == CONCURRENT
-    fast_dynamodb(pace, Pace.WINDOW - 1)
+    fast_dynamodb(pace, Recent.WINDOW - 1)
     assert pace.choose("auto") == CONCURRENT
     fast_dynamodb(pace, 1)
     assert pace.choose("auto") == INLINE  # never measured: measure it
-    pace.dynamodb_took(settings.dual_read_timeout_ms / 1000)  # one slow answer in the window
+    pace.dynamodb.add(settings.dual_read_timeout_ms / 1000)  # one slow answer in the window
+    assert pace.choose("auto") == CONCURRENT
+
+
+def test_a_dynamodb_read_running_past_the_limit_sends_the_next_reads_to_the_pool(settings):
+    """When DynamoDB stalls, the reads under way on the request's thread say so before they end:
+    the next reads go back to the pool (which keeps the timeout) instead of stalling as well."""
+    pace = Pace(settings)
+    fast_dynamodb(pace)
+    assert pace.choose("auto") != CONCURRENT
+    stalled = pace.dynamodb.start()
+    assert pace.choose("auto") != CONCURRENT  # just begun: within the limit
+    pace.dynamodb.running[stalled] -= pace.dynamodb.limit * 2  # begun long ago, still running
+    assert [pace.choose("auto") for _ in range(3)] == [CONCURRENT] * 3
+    pace.dynamodb.finish(stalled)  # it ended, late: in the window now
     assert pace.choose("auto") == CONCURRENT
 
 
@@ -44,7 +58,7 @@ def test_the_cheapest_way_wins_and_the_others_are_measured_again_now_and_then(se
     chosen = [pace.choose("auto") for _ in range(Pace.EXPLORE * 4)]
     others = [way for way in WAYS if way != best]
     assert [chosen.count(way) for way in others] == [2, 2] and chosen.count(best) == Pace.EXPLORE * 4 - 4
-    for _ in range(Pace.WINDOW):  # the load changed: another way is now cheaper
+    for _ in range(Recent.WINDOW):  # the load changed: another way is now cheaper
         pace.record(others[0], 0.001)
     assert pace.choose("auto") == others[0]
 
@@ -112,3 +126,21 @@ def test_mysql_pooled_reads_never_queue_mysql_behind_a_busy_pool(settings, dual)
     finally:
         held.set()
         runtime.close()
+
+
+def test_a_stalled_dynamodb_write_is_left_at_the_deadline_and_recorded_for_repair(settings, dual):  # noqa: F811
+    _, _, p = dual
+    proxy = Proxy(urlparse(settings.dynamodb_endpoint).port)
+    proxy.latency = 0.5  # every DynamoDB answer arrives half a second late
+    app = create_app(replace(settings, dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}",
+                             dual_write_timeout_ms=100))
+    runtime = app.extensions["shop"].runtime
+    try:
+        before = {e["id"] for e in runtime.repair_log.pending()}
+        with use_flags(PRESETS[1].flags):  # MySQL's answer, without waiting for DynamoDB's
+            assert app.extensions["shop"].repos.products.set_inventory(p.id, 4).inventory_quantity == 4
+        recorded = [(e["entity"], str(e["entity_id"])) for e in runtime.repair_log.pending() if e["id"] not in before]
+        assert recorded == [("product", str(p.id))]
+    finally:
+        runtime.close()
+        proxy.close()

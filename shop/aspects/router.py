@@ -203,14 +203,14 @@ class Runtime:
         sent = threading.Event()
 
         def timed_ddb():
-            begin = time.perf_counter()
+            running = pace.dynamodb.start()
             token = REQUEST_SENT.set(sent)
             try:
                 return self._store("dynamodb", route, ddb_call)
             finally:
                 REQUEST_SENT.reset(token)
                 sent.set()
-                pace.dynamodb_took(time.perf_counter() - begin)
+                pace.dynamodb.finish(running)
         timeout = self.settings.dual_read_timeout_ms / 1000
         future = self._pool.submit(contextvars.copy_context().run, timed_ddb)
         # Building a request takes a millisecond or two; a pool with no free thread (DynamoDB
@@ -240,10 +240,11 @@ class Runtime:
     def _caller_dynamodb(self, route, ddb_call, pace):
         """DynamoDB on the caller's thread: an answer later than the timeout still counts as a
         timeout, and sends the route back to concurrent reads (Pace)."""
-        begin = time.perf_counter()
-        ddb = self._store("dynamodb", route, ddb_call)
-        took = time.perf_counter() - begin
-        pace.dynamodb_took(took)
+        running = pace.dynamodb.start()
+        try:
+            ddb = self._store("dynamodb", route, ddb_call)
+        finally:
+            took = pace.dynamodb.finish(running)
         return _timed_out() if took * 1000 > self.settings.dual_read_timeout_ms else ddb
 
     def _read_inline(self, route, original, ddb_call, args, kwargs, pace):
@@ -424,6 +425,42 @@ WAYS = (INLINE, CONCURRENT, MYSQL_POOLED)
 SENT_WAIT_S = 0.05
 
 
+class Recent:
+    """A route's DynamoDB reads: the last WINDOW durations, and those still running. DynamoDB
+    may run on the request's thread (which cannot abandon it) only while all of those came, or
+    have so far run, within `limit`: when DynamoDB stalls, the reads already under way say so
+    before any of them ends, and the next reads go back to the pool, which keeps the timeout."""
+
+    WINDOW = 31
+    __slots__ = ("samples", "limit", "running")
+
+    def __init__(self, limit: float):
+        self.samples: list[float] = []
+        self.limit = limit
+        self.running: dict[object, float] = {}  # token -> when it began
+
+    def start(self) -> object:
+        token = object()
+        self.running[token] = time.perf_counter()
+        return token
+
+    def finish(self, token) -> float:
+        seconds = time.perf_counter() - self.running.pop(token)
+        self.add(seconds)
+        return seconds
+
+    def add(self, seconds: float) -> None:
+        self.samples.append(seconds)
+        if len(self.samples) > self.WINDOW:
+            del self.samples[0]
+
+    def all_within(self) -> bool:
+        if len(self.samples) < self.WINDOW or max(self.samples) > self.limit:
+            return False
+        oldest = min(self.running.values(), default=None)
+        return oldest is None or time.perf_counter() - oldest <= self.limit
+
+
 class Pace:
     """How one route's dual reads run, chosen from what each way has cost lately.
 
@@ -442,20 +479,19 @@ class Pace:
 
     WINDOW, EXPLORE, INLINE_SHARE, MARGIN = 31, 16, 0.25, 0.05
 
-    __slots__ = ("costs", "medians", "calls", "dynamodb", "inline_limit", "best")
+    __slots__ = ("costs", "medians", "calls", "dynamodb", "best")
 
     def __init__(self, settings):
         self.costs = {way: [] for way in WAYS}
         self.medians = dict.fromkeys(WAYS)
         self.calls = 0
         self.best = CONCURRENT
-        self.dynamodb: list[float] = []
-        self.inline_limit = settings.dual_read_timeout_ms / 1000 * self.INLINE_SHARE
+        self.dynamodb = Recent(settings.dual_read_timeout_ms / 1000 * self.INLINE_SHARE)
 
     def choose(self, execution: str) -> str:
         if execution != "auto":
             return execution
-        if len(self.dynamodb) < self.WINDOW or max(self.dynamodb) > self.inline_limit:
+        if not self.dynamodb.all_within():
             return CONCURRENT
         self.calls += 1
         unmeasured = [way for way in WAYS if self.medians[way] is None]
@@ -475,11 +511,6 @@ class Pace:
         if len(costs) > self.WINDOW:
             del costs[0]
         self.medians[way] = sorted(costs)[len(costs) // 2] if len(costs) >= 5 else None
-
-    def dynamodb_took(self, seconds: float) -> None:
-        self.dynamodb.append(seconds)
-        if len(self.dynamodb) > self.WINDOW:
-            del self.dynamodb[0]
 
 
 def _timed_out() -> "_Result":
