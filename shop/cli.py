@@ -75,12 +75,14 @@ def register(app) -> None:
             click.echo(f"{table}: deleted")
 
     @app.cli.command("ddb-seed-counters")
-    @click.option("--gap", default=1000, show_default=True, help="Headroom above MySQL's largest id.")
+    @click.option("--gap", type=int, default=None,
+                  help="Headroom above MySQL's largest id [default: SHOP_ID_GAP, as the phase switch uses].")
     def ddb_seed_counters(gap):
         """Raise DynamoDB's ID counters above MySQL's largest ids (never lowers them)."""
         from .migration.sync import seed_counters_from_mysql
 
         state = _state()
+        gap = state.settings.id_gap if gap is None else gap
         for entity, (top, counter) in _ddb(lambda: seed_counters_from_mysql(state.db, state.dynamo, gap)).items():
             click.echo(f"{entity}: counter at {counter} (MySQL max {top})")
 

@@ -102,6 +102,8 @@ def test_dynamodb_table_commands(settings):
     assert ids.allocate("user")[0] > mysql_max  # DynamoDB-only ids never collide with MySQL's
     assert runner.invoke(args=["ddb-seed-counters", "--gap", "0"]).exit_code == 0
     assert ids.current("user") == mysql_max + 11  # never lowered
+    assert runner.invoke(args=["ddb-seed-counters"]).exit_code == 0  # SHOP_ID_GAP, as the phase switch uses
+    assert ids.current("user") == mysql_max + app.extensions["shop"].settings.id_gap
     deleted = runner.invoke(args=["ddb-delete-tables", "--yes"])
     assert deleted.exit_code == 0 and deleted.output.count(": deleted") == 4
 

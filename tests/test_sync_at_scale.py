@@ -188,13 +188,20 @@ def test_segments_run_apart_make_one_run_and_mark_it_once_all_are_done(world):
     Checkpoints(state.db).restart("t-mismatch")
 
 
-def test_verify_finds_each_kind_of_divergence_once_across_segments(world):
-    state = _state(world)
+def _backfilled(app):
+    """The world copied into DynamoDB: the state, both stores' repositories and the first product."""
+    state = _state(app)
     runs.backfill(state)
-    mysql, ddb = Repositories.mysql(state.db), Repositories.dynamodb(state.dynamo)
     with state.db.cursor() as cur:
-        cur.execute("SELECT id FROM products ORDER BY id LIMIT 1")
-        changed = cur.fetchone()["id"]
+        cur.execute("SELECT id, seller_id FROM products ORDER BY id LIMIT 1")
+        first = cur.fetchone()
+    return state, Repositories.mysql(state.db), Repositories.dynamodb(state.dynamo), first
+
+
+def test_verify_finds_each_kind_of_divergence_once_across_segments(world):
+    state, mysql, ddb, first = _backfilled(world)
+    changed = first["id"]
+    with state.db.cursor() as cur:
         cur.execute("SELECT id FROM users ORDER BY id DESC LIMIT 1")
         last_user = cur.fetchone()["id"]
     ddb.products.update(changed, {"name": "renamed in DynamoDB only"})
@@ -234,12 +241,7 @@ def test_a_product_item_written_without_its_listing_marker_is_counted_by_the_nex
 
 
 def test_a_batched_backfill_of_a_changed_email_rewrites_the_sellers_products(world):
-    state = _state(world)
-    runs.backfill(state)
-    mysql, ddb = Repositories.mysql(state.db), Repositories.dynamodb(state.dynamo)
-    with state.db.cursor() as cur:
-        cur.execute("SELECT id, seller_id FROM products ORDER BY id LIMIT 1")
-        row = cur.fetchone()
+    state, mysql, ddb, row = _backfilled(world)
     seller = mysql.users.get_by_id(row["seller_id"])
     mysql.users.update_profile(seller.id, {"email": "new-" + seller.email})  # the mirror was lost
     assert runs.backfill(state, chunk=4).done["copied"] == 1

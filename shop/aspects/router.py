@@ -332,17 +332,20 @@ class Runtime:
         if span.is_recording():
             span.set_attribute("shop.write.order", "dynamodb-first")
         result = self._store("dynamodb", route, lambda: getattr(ddb_repo, route.target)(*args, **kwargs)).unwrap()
-        self._journal("to_mysql", route, arguments, result, "written to DynamoDB first while MySQL catches up", span)
-        if self.catch_up is not None and route.repairs is not None and not (route.deletes and not result):
-            self.catch_up(route.repairs(arguments, result))
+        targets = self._journal("to_mysql", route, arguments, result,
+                                "written to DynamoDB first while MySQL catches up", span)
+        if self.catch_up is not None and targets:
+            self.catch_up(targets)
         return result
 
-    def _journal(self, direction, route, arguments, result, why, span) -> None:
+    def _journal(self, direction, route, arguments, result, why, span) -> list:
         """Record a write that reached one store; the write itself stands whatever happens here
-        (verify still finds the entity if the record is lost)."""
-        if self.journal is None or route.repairs is None or (route.deletes and not result):
-            return
+        (verify still finds the entity if the record is lost). Returns the entities it concerns."""
+        if route.repairs is None or (route.deletes and not result):
+            return []
         targets = route.repairs(arguments, result)
+        if self.journal is None:
+            return targets
         names = [f"{e}:{i}" for e, i in targets]
         try:
             count = self.journal.record(direction, targets, route.name, why, deleted=route.deletes)
@@ -350,10 +353,11 @@ class Runtime:
             emit(log, logging.ERROR, "write not journaled", {"event": "journal", "operation": route.name,
                                                              "direction": direction, "targets": names,
                                                              "error_type": type(exc).__name__}, span)
-            return
+            return targets
         emit(log, logging.INFO, "write recorded for the other store", {
             "event": "journal", "operation": route.name, "direction": direction, "targets": names,
             "deleted": route.deletes, "recorded": count}, span)
+        return targets
 
     def _secondary_write(self, route, ddb_repo, arguments, args, kwargs, result, span):
         targets = route.repairs(arguments, result) if route.repairs else []

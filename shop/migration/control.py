@@ -293,10 +293,10 @@ class PhaseControl:
             if late.failed:  # switched all the same: they stay journaled for `flask repair`
                 message += (f"; {len(late.failed)} could not be copied and stay pending "
                             f"(first: {late.failed[0][0]} {late.failed[0][1]}: {late.failed[0][2]})")
-            if self.view.refresh().doc.get("mysql_behind_since"):
+            new = self.view.refresh()
+            if new.doc.get("mysql_behind_since"):
                 message += ("; MySQL is still catching up: writes touching what it lacks go to DynamoDB first"
                             " until `flask --app shop reverse-copy` empties the journal")
-            new = self.view.refresh()
         return Result(True, message, gates, new, bool(force and refused))
 
     def catch_up(self, progress=_plain, passes: int = 5):
