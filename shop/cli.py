@@ -126,7 +126,7 @@ def _partial(report) -> None:
 
 
 def _report(report, verb: str, noun: str = "entities") -> None:
-    ok = sum(n for k, n in report.done.items() if k != "left")
+    ok = sum(n for k, n in report.done.items() if k not in ("left", "copied again"))  # again: already copied
     failed, left = report.total("failed"), report.total("left")
     click.echo(f"{verb} {ok} of {ok + failed} {noun}; {failed} failed; {left} left alone"
                + (f" ({', '.join(f'{n} {k}' for k, n in sorted(report.done.items()))})" if report.done else ""))

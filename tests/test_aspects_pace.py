@@ -65,6 +65,8 @@ def test_the_cheapest_way_wins_and_the_others_are_measured_again_now_and_then(se
 
 def test_a_setting_can_fix_the_way():
     assert Pace(Settings()).choose("inline") == INLINE
+    assert Pace(Settings()).choose(MYSQL_POOLED) == MYSQL_POOLED
+    assert Settings.from_env(dual_read_execution="mysql-pooled").dual_read_execution == MYSQL_POOLED
     assert Settings.from_env(dual_read_execution="concurrent").dual_read_execution == "concurrent"
     with pytest.raises(ConfigError):
         Settings.from_env(dual_read_execution="parallel")

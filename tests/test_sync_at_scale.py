@@ -375,10 +375,83 @@ def test_a_dual_write_landing_between_a_page_read_and_its_write_is_not_overwritt
             state.repos.products.set_inventory(target, fresh)
         return loaded
     monkeypatch.setattr(runs.Backfill, "load_page", racing)
+    monkeypatch.setattr(runs.Backfill, "wait_for_dual_writes", lambda self: None)  # nothing else in flight
     report = runs.backfill(state, run="race", chunk=2)
     assert hit and "catalog" in report.run.plan["skip_scans"] and not report.failed
     assert Repositories.dynamodb(state.dynamo).products.get_by_id(target).inventory_quantity == fresh
     assert report.done["copied again"] == 1
     expected = _mysql_counts(world)
     assert _ddb_counts(world, expected) == expected
+    assert runs.verify(state, chunk=4).ok
+
+
+def test_a_checkout_whose_dynamodb_half_is_in_flight_is_not_counted_twice(world, monkeypatch):
+    """A checkout commits in MySQL after the page was read; its DynamoDB half (a relative stock
+    change) lands after the page's older copy. The backfill's re-check waits for such writes
+    before copying: copying MySQL's stock first would take the checkout's quantity off twice."""
+    state = _state(world)
+    _fresh_ddb(world)
+    with state.db.cursor() as cur:
+        cur.execute("SELECT id, inventory_quantity FROM products ORDER BY id LIMIT 1 OFFSET 5")
+        row = cur.fetchone()
+    target, stock = row["id"], row["inventory_quantity"]
+    load, landed = runs.Backfill.load_page, []
+
+    def checkout_in_flight(self, entity, ids):
+        loaded = load(self, entity, ids)
+        if entity == "product" and target in ids and not landed:
+            Repositories.mysql(state.db).products.set_inventory(target, stock - 2)  # MySQL's half
+        return loaded
+
+    def dynamodb_half_lands(**_):
+        from shop.repositories.dynamodb.client import iso
+        touched = Repositories.mysql(state.db).products.get_by_id(target).updated_at  # as the mirror sets it
+        state.dynamo.call("update_item", TableName=state.dynamo.table("catalog"),
+                          Key=encode(keys_of_product(target)),
+                          UpdateExpression="SET inventory_quantity = inventory_quantity - :q, updated_at = :u",
+                          ExpressionAttributeValues=encode({":q": 2, ":u": iso(touched)}))
+        landed.append(True)
+    monkeypatch.setattr(runs.Backfill, "load_page", checkout_in_flight)
+    monkeypatch.setattr(runs.Backfill, "wait_for_dual_writes", lambda self: landed or dynamodb_half_lands())
+    report = runs.backfill(state, run="in-flight", chunk=2)
+    if not landed:  # the backfill never waited: the DynamoDB half lands now, after its copy
+        dynamodb_half_lands()
+    assert Repositories.dynamodb(state.dynamo).products.get_by_id(target).inventory_quantity == stock - 2
+    assert not report.failed and report.done["copied again"] == 0  # equal once the write landed
+    assert runs.verify(state, chunk=4).ok
+
+
+def keys_of_product(product_id):
+    from shop.repositories.dynamodb import keys
+    return keys.product(product_id)
+
+
+def test_a_failed_re_copy_is_reported_and_keeps_its_journal_entry(world, monkeypatch):
+    state = _state(world)
+    _fresh_ddb(world)
+    journal = state.runtime.journal
+    with state.db.cursor() as cur:
+        cur.execute("SELECT id, inventory_quantity FROM products ORDER BY id LIMIT 1 OFFSET 2")
+        row = cur.fetchone()
+    target = row["id"]
+    journal.record("to_dynamodb", [("product", target)], "ProductRepository.set_inventory", "DynamoDB was down")
+    load = runs.Backfill.load_page
+
+    def changed_meanwhile(self, entity, ids):
+        loaded = load(self, entity, ids)
+        if entity == "product" and target in ids:
+            Repositories.mysql(state.db).products.set_inventory(target, row["inventory_quantity"] + 3)
+        return loaded
+
+    def failing(self, entity, entity_id, deleted):
+        raise RuntimeError("DynamoDB refused the copy")
+    monkeypatch.setattr(runs.Backfill, "load_page", changed_meanwhile)
+    monkeypatch.setattr(runs.Backfill, "wait_for_dual_writes", lambda self: None)
+    monkeypatch.setattr(runs.Backfill, "_copy_if_different", failing)
+    report = runs.backfill(state, run="re-copy-fails", chunk=2)
+    assert [(e, int(i)) for e, i, _ in report.failed] == [("product", target)]
+    assert ("product", str(target)) in {(e.entity, str(e.entity_id)) for e in journal.pending("to_dynamodb")}
+    monkeypatch.undo()
+    runs.repair(state)  # the entry still drives the copy
+    assert ("product", str(target)) not in {(e.entity, str(e.entity_id)) for e in journal.pending("to_dynamodb")}
     assert runs.verify(state, chunk=4).ok

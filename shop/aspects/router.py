@@ -481,7 +481,7 @@ class Pace:
     cost a sample at worst.
     """
 
-    WINDOW, EXPLORE, INLINE_SHARE, MARGIN = 31, 16, 0.25, 0.05
+    WINDOW, EXPLORE, INLINE_SHARE, MARGIN = Recent.WINDOW, 16, 0.25, 0.05
 
     __slots__ = ("costs", "medians", "calls", "dynamodb", "best")
 

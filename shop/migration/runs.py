@@ -147,30 +147,50 @@ class Backfill(Job):
     def _settle_moved(self, entity, source, written, part) -> list[int]:
         """MySQL read again for the rows just written: a row that changed since the page was
         read may have had its dual write reach DynamoDB before the page's older copy, which then
-        overwrote it. Those rows are copied again one at a time (each reading both stores), up
-        to three rounds while MySQL keeps changing them; returns the rows still moving."""
+        overwrote it. Such rows are compared again and copied where they differ, one at a time
+        (each reading both stores), up to three rounds while MySQL keeps changing them. Returns
+        the rows not settled: still moving, failed, or left."""
+        source, again, unsettled = dict(source), set(), []
         pending = [i for i in written if i in source]
         for _ in range(3):
-            if not pending:
-                return []
-            after = mysql_load(self.state.db, self.sync.mysql, entity, pending)
+            after = mysql_load(self.state.db, self.sync.mysql, entity, pending) if pending else {}
             moved = [i for i in pending if i not in after or differences(source[i], after[i])]
-            part.done["copied again"] += len(moved)
-            for i in moved:
-                source[i] = after.get(i)
-            outcomes = pool_retrying(lambda i: self.sync.copy(TO_DYNAMODB, entity, i, deleted=source[i] is None),
-                                     moved)
+            if not moved:
+                break
+            if entity == "product":
+                # Checkouts and cancels reach DynamoDB as stock changes relative to what is there:
+                # one committed in MySQL before the re-read lands by the dual-write deadline.
+                # Copying before then would count it twice.
+                self.wait_for_dual_writes()
+            outcomes = pool_retrying(lambda i: self._copy_if_different(entity, i, deleted=i not in after), moved)
             pending = []
             for i, outcome in zip(moved, outcomes):
                 if isinstance(outcome, Exception):
                     _failed(part, entity, i, outcome, TO_DYNAMODB)
-                elif outcome in (COPIED, DELETED):
-                    pending.append(i)  # read again: it may have moved once more
-            source = {i: v for i, v in source.items() if v is not None}
-            pending = [i for i in pending if i in source]
-        for i in pending:
-            part.left.append((entity, i, "changed in MySQL throughout its copy: run the backfill again"))
-        return pending
+                    unsettled.append(i)
+                elif outcome == LEFT:
+                    _count(part, entity, i, LEFT, TO_DYNAMODB, quiet=True)
+                    unsettled.append(i)
+                else:
+                    if outcome in (COPIED, DELETED):
+                        again.add(i)
+                    if i in after:
+                        source[i] = after[i]
+                        pending.append(i)  # read again: it may have moved once more
+        else:
+            for i in pending:
+                part.left.append((entity, i, "changed in MySQL throughout its copy: run the backfill again"))
+            unsettled += pending
+        part.done["copied again"] += len(again)
+        return unsettled
+
+    def wait_for_dual_writes(self) -> None:
+        time.sleep(self.state.settings.dual_write_timeout_ms / 1000)
+
+    def _copy_if_different(self, entity, entity_id, deleted) -> str:
+        if not self.sync.compare(entity, entity_id):
+            return "equal"  # the dual write landed after all
+        return self.sync.copy(TO_DYNAMODB, entity, entity_id, deleted=deleted)
 
     def _deleting(self, entity, entity_id) -> bool:
         entry = self.entries.get((entity, entity_id))

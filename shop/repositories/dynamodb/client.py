@@ -31,8 +31,8 @@ def make_client(settings):
         retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts},
         connect_timeout=settings.dynamodb_connect_timeout,
         read_timeout=settings.dynamodb_read_timeout,
-        # Backfill and verify keep up to 4 segments x 8 requests in flight; a request beyond the
-        # pool gets a connection that is closed after it (a new TCP connection every time).
+        # A backfill or verify of 4 segments keeps about 4 x 8 requests in flight; a request
+        # beyond the pool gets a connection that is closed after it (a new TCP connection each).
         max_pool_connections=max(32, settings.mysql_pool_size),
     )
     kwargs = {"region_name": settings.aws_region, "config": config}
