@@ -110,9 +110,10 @@ class Backfill(Job):
         ids = [i for i in ids if (entity, i) not in self.newer and not self._deleting(entity, i)]
         source = mysql_load(self.state.db, self.sync.mysql, entity, ids)
         # Into a table empty when the run began, DynamoDB can hold only what dual writes put
-        # there since: the page is written without reading it first (half a first copy's
-        # requests). What a write conditions on (listing markers) still fails the write if
-        # present, and the re-read after the page (apply_page) catches a newer dual write.
+        # there since: the page is written without reading it first (the reads were a quarter
+        # of a first copy's DynamoDB time). What a write conditions on (listing markers) still
+        # fails the write if present, and the re-read after the page (apply_page) catches a
+        # newer dual write.
         blind = entity in BLIND and BY_NAME[entity].ddb_table in self.run.plan.get("skip_scans", [])
         current = {} if blind else ddb_load(self.state.dynamo, self.sync.ddb, entity, list(source))
         # An id gone from MySQL since listed is not in `source`: its journal entry decides.
