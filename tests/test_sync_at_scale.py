@@ -21,7 +21,7 @@ from shop.migration import batches, runs
 from shop.migration.checkpoint import Checkpoints
 from shop.migration.control import PhaseControl
 from shop.migration.sync import Sync
-from shop.repositories.dynamodb import Dynamo, listing_counts
+from shop.repositories.dynamodb import Dynamo, keys, listing_counts
 from shop.repositories.dynamodb.client import encode
 from shop.repositories.dynamodb.tables import create_tables, delete_tables
 
@@ -337,7 +337,7 @@ def test_a_first_copy_skips_the_scan_of_tables_that_were_empty_and_only_of_those
     that held something is scanned, and what only DynamoDB holds there is reported."""
     state = _state(world)
     _fresh_ddb(world)
-    ddb_only = {**keys_of_user(990_001), "entity": "USER", "id": 990_001, "username": unique("ddb"),
+    ddb_only = {**keys.user(990_001), "entity": "USER", "id": 990_001, "username": unique("ddb"),
                 "email": unique() + "@x.com", "password_hash": "h", "is_seller": False,
                 "created_at": "2026-01-01T00:00:00.000000", "updated_at": "2026-01-01T00:00:00.000000"}
     state.dynamo.call("put_item", TableName=state.dynamo.table("users"), Item=encode(ddb_only))
@@ -350,9 +350,25 @@ def test_a_first_copy_skips_the_scan_of_tables_that_were_empty_and_only_of_those
     assert {(e, int(i)) for e, i, *_ in runs.verify(state, chunk=4).divergent} == {("user", 990_001)}
 
 
-def keys_of_user(user_id):
-    from shop.repositories.dynamodb import keys
-    return keys.user(user_id)
+def _product_row(state, offset):
+    with state.db.cursor() as cur:
+        cur.execute("SELECT id, inventory_quantity FROM products ORDER BY id LIMIT 1 OFFSET %s", (offset,))
+        return cur.fetchone()
+
+
+def _after_page_read(monkeypatch, target, action) -> list:
+    """`action` runs once, right after the backfill read the product page holding `target`
+    (before that page is written); the returned list says whether it ran."""
+    load, ran = runs.Backfill.load_page, []
+
+    def reading(self, entity, ids):
+        loaded = load(self, entity, ids)
+        if entity == "product" and target in ids and not ran:
+            ran.append(True)
+            action()
+        return loaded
+    monkeypatch.setattr(runs.Backfill, "load_page", reading)
+    return ran
 
 
 def test_a_dual_write_landing_between_a_page_read_and_its_write_is_not_overwritten(world, monkeypatch):
@@ -361,23 +377,15 @@ def test_a_dual_write_landing_between_a_page_read_and_its_write_is_not_overwritt
     and copies what changed once more: DynamoDB ends with the dual write, counters counted once."""
     state = _state(world)
     _fresh_ddb(world)
-    with state.db.cursor() as cur:
-        cur.execute("SELECT id, inventory_quantity FROM products ORDER BY id LIMIT 1 OFFSET 3")
-        row = cur.fetchone()
+    row = _product_row(state, 3)
     target, fresh = row["id"], row["inventory_quantity"] + 17
-    load, hit = runs.Backfill.load_page, []
 
-    def racing(self, entity, ids):
-        if entity != "product" or target not in ids or hit:
-            return load(self, entity, ids)
-        hit.append(True)
-        loaded = load(self, entity, ids)  # the page is read: the product's current inventory
-        # A dual write: MySQL takes it; DynamoDB has no item yet (recorded for repair) or, had a
-        # repair copied it meanwhile, takes it too. Either way the page's copy is older.
+    def dual_write():
+        # MySQL takes it; DynamoDB has no item yet (recorded for repair) or, had a repair copied
+        # it meanwhile, takes it too. Either way the page's copy is older.
         with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
             state.repos.products.set_inventory(target, fresh)
-        return loaded
-    monkeypatch.setattr(runs.Backfill, "load_page", racing)
+    hit = _after_page_read(monkeypatch, target, dual_write)
     monkeypatch.setattr(runs.Backfill, "wait_for_dual_writes", lambda self: None)  # nothing else in flight
     report = runs.backfill(state, run="race", chunk=2)
     assert hit and "catalog" in report.run.plan["skip_scans"] and not report.failed
@@ -394,27 +402,19 @@ def test_a_checkout_whose_dynamodb_half_is_in_flight_is_not_counted_twice(world,
     before copying: copying MySQL's stock first would take the checkout's quantity off twice."""
     state = _state(world)
     _fresh_ddb(world)
-    with state.db.cursor() as cur:
-        cur.execute("SELECT id, inventory_quantity FROM products ORDER BY id LIMIT 1 OFFSET 5")
-        row = cur.fetchone()
-    target, stock = row["id"], row["inventory_quantity"]
-    load, landed = runs.Backfill.load_page, []
-
-    def checkout_in_flight(self, entity, ids):
-        loaded = load(self, entity, ids)
-        if entity == "product" and target in ids and not landed:
-            Repositories.mysql(state.db).products.set_inventory(target, stock - 2)  # MySQL's half
-        return loaded
+    row = _product_row(state, 5)
+    target, stock, landed = row["id"], row["inventory_quantity"], []
+    # MySQL's half commits after the page was read.
+    _after_page_read(monkeypatch, target, lambda: Repositories.mysql(state.db).products.set_inventory(target, stock - 2))
 
     def dynamodb_half_lands(**_):
         from shop.repositories.dynamodb.client import iso
         touched = Repositories.mysql(state.db).products.get_by_id(target).updated_at  # as the mirror sets it
         state.dynamo.call("update_item", TableName=state.dynamo.table("catalog"),
-                          Key=encode(keys_of_product(target)),
+                          Key=encode(keys.product(target)),
                           UpdateExpression="SET inventory_quantity = inventory_quantity - :q, updated_at = :u",
                           ExpressionAttributeValues=encode({":q": 2, ":u": iso(touched)}))
         landed.append(True)
-    monkeypatch.setattr(runs.Backfill, "load_page", checkout_in_flight)
     monkeypatch.setattr(runs.Backfill, "wait_for_dual_writes", lambda self: landed or dynamodb_half_lands())
     report = runs.backfill(state, run="in-flight", chunk=2)
     if not landed:  # the backfill never waited: the DynamoDB half lands now, after its copy
@@ -424,31 +424,18 @@ def test_a_checkout_whose_dynamodb_half_is_in_flight_is_not_counted_twice(world,
     assert runs.verify(state, chunk=4).ok
 
 
-def keys_of_product(product_id):
-    from shop.repositories.dynamodb import keys
-    return keys.product(product_id)
-
-
 def test_a_failed_re_copy_is_reported_and_keeps_its_journal_entry(world, monkeypatch):
     state = _state(world)
     _fresh_ddb(world)
     journal = state.runtime.journal
-    with state.db.cursor() as cur:
-        cur.execute("SELECT id, inventory_quantity FROM products ORDER BY id LIMIT 1 OFFSET 2")
-        row = cur.fetchone()
+    row = _product_row(state, 2)
     target = row["id"]
     journal.record("to_dynamodb", [("product", target)], "ProductRepository.set_inventory", "DynamoDB was down")
-    load = runs.Backfill.load_page
-
-    def changed_meanwhile(self, entity, ids):
-        loaded = load(self, entity, ids)
-        if entity == "product" and target in ids:
-            Repositories.mysql(state.db).products.set_inventory(target, row["inventory_quantity"] + 3)
-        return loaded
+    _after_page_read(monkeypatch, target,
+                     lambda: Repositories.mysql(state.db).products.set_inventory(target, row["inventory_quantity"] + 3))
 
     def failing(self, entity, entity_id, deleted):
         raise RuntimeError("DynamoDB refused the copy")
-    monkeypatch.setattr(runs.Backfill, "load_page", changed_meanwhile)
     monkeypatch.setattr(runs.Backfill, "wait_for_dual_writes", lambda self: None)
     monkeypatch.setattr(runs.Backfill, "_copy_if_different", failing)
     report = runs.backfill(state, run="re-copy-fails", chunk=2)

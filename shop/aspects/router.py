@@ -230,11 +230,10 @@ class Runtime:
         socket. Like inline reads, chosen only while DynamoDB answers well within the timeout.
         MySQL never queues: if no pool thread has taken it by the time DynamoDB answered, it
         runs here."""
-        future = self._pool.submit(contextvars.copy_context().run, self._store, "mysql", route,
-                                   lambda: original(*args, **kwargs))
+        mysql_call = lambda: original(*args, **kwargs)  # noqa: E731
+        future = self._pool.submit(contextvars.copy_context().run, self._store, "mysql", route, mysql_call)
         ddb = self._caller_dynamodb(route, ddb_call, pace)
-        mysql = self._store("mysql", route, lambda: original(*args, **kwargs)) if future.cancel() \
-            else future.result()
+        mysql = self._store("mysql", route, mysql_call) if future.cancel() else future.result()
         return mysql, ddb
 
     def _caller_dynamodb(self, route, ddb_call, pace):
@@ -476,9 +475,9 @@ class Pace:
     the cheapest median wins, and every EXPLORE-th call measures another way again (loads
     change); the way in use changes only when another is cheaper by MARGIN, so noise does not
     flip it back and forth. The ways that run DynamoDB on the caller's thread cannot abandon a
-    late answer, so they are allowed only while DynamoDB's last WINDOW answers for this route
-    all came within INLINE_SHARE of the timeout. Races between threads updating these lists
-    cost a sample at worst.
+    late answer, so they are allowed only while DynamoDB's last WINDOW answers for this route,
+    and the reads still under way, came within INLINE_SHARE of the timeout (Recent). Races
+    between threads updating these lists cost a sample at worst.
     """
 
     WINDOW, EXPLORE, INLINE_SHARE, MARGIN = Recent.WINDOW, 16, 0.25, 0.05
