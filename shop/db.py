@@ -1,8 +1,12 @@
 """MySQL connections: one DBUtils pool per process, opened on first use."""
 from __future__ import annotations
 
+import functools
+import logging
+import random
 import re
 import threading
+import time
 from contextlib import contextmanager
 from importlib import resources
 
@@ -11,7 +15,11 @@ from dbutils.pooled_db import PooledDB
 from pymysql.cursors import DictCursor
 
 from .config import Settings
-from .errors import ConflictError, DuplicateError, NotFoundError, StoreUnavailableError
+from opentelemetry import trace
+
+from .errors import ConflictError, DuplicateError, NotFoundError, StoreBusyError, StoreUnavailableError
+
+log = logging.getLogger("shop.db")
 
 # Server-side failures a retry or an operator fixes, not the caller.
 _UNAVAILABLE = (pymysql.err.OperationalError, pymysql.err.InterfaceError, pymysql.err.InternalError)
@@ -41,6 +49,42 @@ def translate(exc: BaseException) -> BaseException:
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailableError("MySQL is unavailable", store="mysql", cause=exc)
     return exc
+
+
+DEADLOCK = 1213
+DEADLOCK_ATTEMPTS = 3
+
+
+def retry_deadlocks(method):
+    """Run a write transaction again when InnoDB picked it as a deadlock's victim.
+
+    InnoDB rolls the victim's whole transaction back (1213), so nothing of it was saved and
+    running it again is safe: each decorated method is one transaction of its own. Deadlocks
+    are normal under concurrency (a cart insert's foreign-key lock on a product against a
+    checkout that holds the product and deletes cart rows); without this, the shopper got a
+    503 claiming the database was down. A short random pause lets the winner commit first.
+    """
+
+    @functools.wraps(method)
+    def retried(*args, **kwargs):
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                return method(*args, **kwargs)
+            except StoreUnavailableError as exc:
+                if error_code(exc) != DEADLOCK:
+                    raise
+                where = {"event": "mysql_deadlock", "operation": method.__qualname__, "attempt": attempt}
+                trace.get_current_span().add_event("mysql.deadlock", where)
+                if attempt == DEADLOCK_ATTEMPTS:
+                    log.warning("deadlock victim again; giving up", extra=where)
+                    raise StoreBusyError(
+                        f"MySQL rolled this change back {attempt} times to break deadlocks; nothing was saved",
+                        store="mysql", cause=exc.cause) from exc
+                log.info("deadlock victim; running the transaction again", extra=where)
+                time.sleep(random.uniform(0, 0.01 * attempt))
+        raise AssertionError("unreachable")
+
+    return retried
 
 
 class Database:

@@ -86,3 +86,8 @@ class StoreUnavailableError(ShopError):
         super().__init__(message)
         self.store = store
         self.cause = cause
+
+
+class StoreBusyError(StoreUnavailableError):
+    """The database rolled the change back to break a deadlock, more times than we retry:
+    nothing was saved, and sending it again will most likely succeed."""

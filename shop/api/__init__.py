@@ -6,7 +6,7 @@ import logging
 from flask import request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import ShopError, StoreUnavailableError
+from ..errors import ShopError, StoreBusyError, StoreUnavailableError
 from .accounts import auth_bp, seller_bp
 from .catalog import categories_bp, products_bp
 from .common import fail
@@ -22,6 +22,12 @@ def is_api_request() -> bool:
 
 
 def handle_shop_error(exc: ShopError):
+    if isinstance(exc, StoreBusyError):
+        log.warning("store busy", extra={"store": exc.store, "path": request.path})
+        response, status = fail(503, "DatabaseError", "The database was too busy to save this; nothing was"
+                                " changed. Please try again.")
+        response.headers["Retry-After"] = "1"
+        return response, status
     if isinstance(exc, StoreUnavailableError):
         log.error("store unavailable", extra={"store": exc.store, "path": request.path,
                                               "cause": type(exc.cause).__name__ if exc.cause else None})

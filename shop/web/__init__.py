@@ -7,7 +7,7 @@ import secrets
 
 from flask import abort, render_template, request, session
 
-from ..errors import ShopError, StoreUnavailableError
+from ..errors import ShopError, StoreBusyError, StoreUnavailableError
 from .views import bp
 
 log = logging.getLogger("shop.web")
@@ -35,6 +35,10 @@ def register(app) -> None:
 
 
 def handle_shop_error(exc: ShopError):
+    if isinstance(exc, StoreBusyError):
+        log.warning("store busy", extra={"store": exc.store, "path": request.path})
+        return render_template("error.html", status=503, message="The store was too busy to save that;"
+                               " nothing was changed. Please try again."), 503, {"Retry-After": "1"}
     if isinstance(exc, StoreUnavailableError):
         log.error("store unavailable", extra={"store": exc.store, "path": request.path})
         return render_template("error.html", status=503,

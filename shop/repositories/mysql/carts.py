@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ...domain import CartItem
+from ...db import retry_deadlocks
 from . import _rows
 
 _CART_SELECT = _rows.PRODUCT_SELECT.replace(
@@ -26,6 +27,7 @@ class ShoppingCartRepository:
         with self.db.cursor() as cur:
             return self._get(cur, user_id, product_id)
 
+    @retry_deadlocks
     def add_item(self, user_id: int, product_id: int, quantity: int) -> CartItem:
         """Add `quantity` of a product, or increase the line that already holds it."""
         with self.db.cursor(write=True) as cur:
@@ -36,18 +38,21 @@ class ShoppingCartRepository:
             )
             return self._get(cur, user_id, product_id)
 
+    @retry_deadlocks
     def set_quantity(self, user_id: int, product_id: int, quantity: int) -> CartItem | None:
         with self.db.cursor(write=True) as cur:
             cur.execute("UPDATE shopping_carts SET quantity = %s WHERE user_id = %s AND product_id = %s",
                         (quantity, user_id, product_id))
             return self._get(cur, user_id, product_id)
 
+    @retry_deadlocks
     def remove_item(self, user_id: int, product_id: int) -> bool:
         with self.db.cursor(write=True) as cur:
             cur.execute("DELETE FROM shopping_carts WHERE user_id = %s AND product_id = %s",
                         (user_id, product_id))
             return cur.rowcount > 0
 
+    @retry_deadlocks
     def clear(self, user_id: int) -> int:
         with self.db.cursor(write=True) as cur:
             cur.execute("DELETE FROM shopping_carts WHERE user_id = %s", (user_id,))

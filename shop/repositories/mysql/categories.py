@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ...domain import Category
 from ...errors import ConflictError, InvalidStateError, NotFoundError
+from ...db import retry_deadlocks
 from . import _rows
 
 _COLS = "SELECT id, name, parent_id, created_at FROM categories"
@@ -46,6 +47,7 @@ class CategoryRepository:
                 current = row["parent_id"]
         return list(reversed(path))
 
+    @retry_deadlocks
     def create(self, name: str, parent_id: int | None = None) -> Category:
         with self.db.cursor(write=True) as cur:
             if parent_id is not None:
@@ -56,6 +58,7 @@ class CategoryRepository:
             cur.execute(f"{_COLS} WHERE id = %s", (cur.lastrowid,))
             return _rows.category(cur.fetchone())
 
+    @retry_deadlocks
     def update(self, category_id: int, changes: dict) -> Category | None:
         unknown = set(changes) - {"name", "parent_id"}
         if unknown:
@@ -68,6 +71,7 @@ class CategoryRepository:
             row = cur.fetchone()
             return _rows.category(row) if row else None
 
+    @retry_deadlocks
     def delete(self, category_id: int) -> bool:
         """Delete a leaf category without products; False when it does not exist."""
         with self.db.cursor(write=True) as cur:

@@ -6,6 +6,7 @@ from decimal import Decimal
 from ...domain import MAX_ORDER_TOTAL, Order, OrderSummary, Page
 from ...errors import (EmptyCartError, InsufficientInventoryError, InvalidStateError, NotFoundError,
                        ValidationError)
+from ...db import retry_deadlocks
 from . import _rows
 
 _CENT = Decimal("0.01")
@@ -20,6 +21,7 @@ class OrderRepository:
     def __init__(self, db):
         self.db = db
 
+    @retry_deadlocks
     def checkout(self, user_id: int) -> Order:
         """Turn the user's cart into a completed order in one transaction.
 
@@ -77,6 +79,7 @@ class OrderRepository:
             orders = [_rows.order(r, items.get(r["id"], [])) for r in rows]
         return Page(items=orders, total=total, page=page, limit=limit)
 
+    @retry_deadlocks
     def set_status(self, order_id: int, status: str, expected: str | None = None) -> Order | None:
         """Set the status; with `expected`, only if the order still has that status (checked
         under the row lock, so two racing transitions cannot both apply)."""
@@ -91,6 +94,7 @@ class OrderRepository:
             cur.execute("UPDATE orders SET status = %s WHERE id = %s", (status, order_id))
             return self._load(cur, order_id)
 
+    @retry_deadlocks
     def cancel(self, order_id: int) -> Order:
         """Cancel a pending order and put its items back in stock, atomically."""
         with self.db.cursor(write=True) as cur:

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from ...domain import NewProduct, Page, Product, ProductFilters, SellerStats
 from ...errors import ConflictError, NotFoundError
+from ...db import retry_deadlocks
 from . import _rows
 
 _UPDATABLE = ("name", "description", "category_id", "price", "inventory_quantity", "image_url")
@@ -53,6 +54,7 @@ class ProductRepository:
             items = [_rows.product(r) for r in cur.fetchall()]
         return Page(items=items, total=total, page=page, limit=limit)
 
+    @retry_deadlocks
     def create(self, seller_id: int, new: NewProduct) -> Product:
         with self.db.cursor(write=True) as cur:
             cur.execute("SELECT id FROM categories WHERE id = %s", (new.category_id,))
@@ -67,6 +69,7 @@ class ProductRepository:
             cur.execute(f"{_rows.PRODUCT_SELECT} WHERE p.id = %s", (cur.lastrowid,))
             return _rows.product(cur.fetchone())
 
+    @retry_deadlocks
     def update(self, product_id: int, changes: dict) -> Product | None:
         unknown = set(changes) - set(_UPDATABLE)
         if unknown:
@@ -86,6 +89,7 @@ class ProductRepository:
     def set_inventory(self, product_id: int, quantity: int) -> Product | None:
         return self.update(product_id, {"inventory_quantity": quantity})
 
+    @retry_deadlocks
     def delete(self, product_id: int) -> bool:
         """Delete a product never ordered (order history keeps its products)."""
         with self.db.cursor(write=True) as cur:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ...domain import NewUser, User
 from ...errors import DuplicateError
+from ...db import retry_deadlocks
 from . import _rows
 
 _FIELDS = ("email", "first_name", "last_name")
@@ -21,6 +22,7 @@ class UserRepository:
     def get_by_email(self, email: str) -> User | None:
         return self._one("SELECT * FROM users WHERE email = %s", email)
 
+    @retry_deadlocks
     def create(self, new: NewUser) -> User:
         """Insert a user; DuplicateError(field='username'|'email') when taken."""
         try:
@@ -35,6 +37,7 @@ class UserRepository:
         except DuplicateError as exc:
             raise DuplicateError(f"{exc.field.capitalize()} already exists", field=exc.field) from exc
 
+    @retry_deadlocks
     def update_profile(self, user_id: int, changes: dict) -> User | None:
         """Set email/first_name/last_name; None when the user does not exist."""
         unknown = set(changes) - set(_FIELDS)
@@ -51,6 +54,7 @@ class UserRepository:
         except DuplicateError as exc:
             raise DuplicateError("Email already exists", field="email") from exc
 
+    @retry_deadlocks
     def set_seller(self, user_id: int, is_seller: bool = True) -> User | None:
         with self.db.cursor(write=True) as cur:
             cur.execute("UPDATE users SET is_seller = %s WHERE id = %s", (is_seller, user_id))
