@@ -386,7 +386,7 @@ def test_a_dual_write_landing_between_a_page_read_and_its_write_is_not_overwritt
         with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
             state.repos.products.set_inventory(target, fresh)
     hit = _after_page_read(monkeypatch, target, dual_write)
-    monkeypatch.setattr(runs.Backfill, "wait_for_dual_writes", lambda self: None)  # nothing else in flight
+    monkeypatch.setattr(runs.Recheck, "wait_for_dual_writes", lambda self: None)  # nothing else in flight
     report = runs.backfill(state, run="race", chunk=2)
     assert hit and "catalog" in report.run.plan["skip_scans"] and not report.failed
     assert Repositories.dynamodb(state.dynamo).products.get_by_id(target).inventory_quantity == fresh
@@ -415,7 +415,7 @@ def test_a_checkout_whose_dynamodb_half_is_in_flight_is_not_counted_twice(world,
                           UpdateExpression="SET inventory_quantity = inventory_quantity - :q, updated_at = :u",
                           ExpressionAttributeValues=encode({":q": 2, ":u": iso(touched)}))
         landed.append(True)
-    monkeypatch.setattr(runs.Backfill, "wait_for_dual_writes", lambda self: landed or dynamodb_half_lands())
+    monkeypatch.setattr(runs.Recheck, "wait_for_dual_writes", lambda self: landed or dynamodb_half_lands())
     report = runs.backfill(state, run="in-flight", chunk=2)
     if not landed:  # the backfill never waited: the DynamoDB half lands now, after its copy
         dynamodb_half_lands()
@@ -436,12 +436,45 @@ def test_a_failed_re_copy_is_reported_and_keeps_its_journal_entry(world, monkeyp
 
     def failing(self, entity, entity_id, deleted):
         raise RuntimeError("DynamoDB refused the copy")
-    monkeypatch.setattr(runs.Backfill, "wait_for_dual_writes", lambda self: None)
-    monkeypatch.setattr(runs.Backfill, "_copy_if_different", failing)
+    monkeypatch.setattr(runs.Recheck, "wait_for_dual_writes", lambda self: None)
+    monkeypatch.setattr(runs.Recheck, "copy_if_different", failing)
     report = runs.backfill(state, run="re-copy-fails", chunk=2)
     assert [(e, int(i)) for e, i, _ in report.failed] == [("product", target)]
     assert ("product", str(target)) in {(e.entity, str(e.entity_id)) for e in journal.pending("to_dynamodb")}
     monkeypatch.undo()
     runs.repair(state)  # the entry still drives the copy
+    assert ("product", str(target)) not in {(e.entity, str(e.entity_id)) for e in journal.pending("to_dynamodb")}
+    assert runs.verify(state, chunk=4).ok
+
+
+def test_repair_settles_a_dual_write_landing_between_its_read_and_its_write(world, monkeypatch):
+    """Repair copies one entity at a time: it reads MySQL, then writes DynamoDB. A dual write
+    landing in between reaches both stores before the repair's older copy overwrites it in
+    DynamoDB. Repair reads MySQL again after each copy and copies what moved once more."""
+    state, mysql, ddb, _ = _backfilled(world)
+    journal = state.runtime.journal
+    row = _product_row(state, 4)
+    target, fresh, ran = row["id"], row["inventory_quantity"] + 11, []
+    journal.record("to_dynamodb", [("product", target)], "ProductRepository.update", "DynamoDB was down")
+    make_sync = runs.make_sync
+
+    def sync_with_a_race(st):
+        sync = make_sync(st)
+        get = sync.mysql.products.get_by_id
+
+        def reading(product_id):
+            found = get(product_id)
+            if product_id == target and not ran:
+                ran.append(True)
+                with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):  # lands in both stores
+                    state.repos.products.set_inventory(target, fresh)
+            return found
+        sync.mysql.products.get_by_id = reading
+        return sync
+    monkeypatch.setattr(runs, "make_sync", sync_with_a_race)
+    monkeypatch.setattr(runs.Recheck, "wait_for_dual_writes", lambda self: None)  # it landed already
+    report = runs.repair(state)
+    assert ran and ddb.products.get_by_id(target).inventory_quantity == fresh  # not the repair's older copy
+    assert not report.failed and report.done["copied again"] == 1, report
     assert ("product", str(target)) not in {(e.entity, str(e.entity_id)) for e in journal.pending("to_dynamodb")}
     assert runs.verify(state, chunk=4).ok

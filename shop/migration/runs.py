@@ -67,6 +67,63 @@ def _once(fn):
     return step
 
 
+class Recheck:
+    """A copy to DynamoDB reads MySQL, then writes: a dual write landing in between reaches
+    DynamoDB before the older copy, which then overwrites it. The backfill (after each page) and
+    repair (after each copy) read MySQL again and settle what moved."""
+
+    def __init__(self, state, sync):
+        self.state, self.sync = state, sync
+
+    def settle(self, entity, source, written, part) -> list[int]:
+        """MySQL read again for the rows just written: a row that changed since `source` was
+        read may have had its dual write reach DynamoDB before the older copy, which then
+        overwrote it. Such rows are compared again and copied where they differ, one at a time
+        (each reading both stores), up to three rounds while MySQL keeps changing them. Returns
+        the rows not settled: still moving, failed, or left."""
+        source, again, unsettled = dict(source), set(), []
+        pending = [i for i in written if i in source]
+        for _ in range(3):
+            after = mysql_load(self.state.db, self.sync.mysql, entity, pending) if pending else {}
+            moved = [i for i in pending if i not in after or differences(source[i], after[i])]
+            if not moved:
+                break
+            if entity == "product":
+                # Checkouts and cancels reach DynamoDB as stock changes relative to what is there:
+                # one committed in MySQL before the re-read lands by the dual-write deadline.
+                # Copying before then would count it twice.
+                self.wait_for_dual_writes()
+            outcomes = pool_retrying(lambda i: self.copy_if_different(entity, i, deleted=i not in after), moved)
+            pending = []
+            for i, outcome in zip(moved, outcomes):
+                if isinstance(outcome, Exception):
+                    _failed(part, entity, i, outcome, TO_DYNAMODB)
+                    unsettled.append(i)
+                elif outcome == LEFT:
+                    _count(part, entity, i, LEFT, TO_DYNAMODB, quiet=True)
+                    unsettled.append(i)
+                else:
+                    if outcome in (COPIED, DELETED):
+                        again.add(i)
+                    if i in after:
+                        source[i] = after[i]
+                        pending.append(i)  # read again: it may have moved once more
+        else:
+            for i in pending:
+                part.left.append((entity, i, "changed in MySQL throughout its copy: run the backfill or repair again"))
+            unsettled += pending
+        part.done["copied again"] += len(again)
+        return unsettled
+
+    def wait_for_dual_writes(self) -> None:
+        time.sleep(self.state.settings.dual_write_timeout_ms / 1000)
+
+    def copy_if_different(self, entity, entity_id, deleted) -> str:
+        if not self.sync.compare(entity, entity_id):
+            return "equal"  # the dual write landed after all
+        return self.sync.copy(TO_DYNAMODB, entity, entity_id, deleted=deleted)
+
+
 class Backfill(Job):
     """Copy every entity MySQL holds into DynamoDB where DynamoDB's copy differs, and apply
     recorded deletions. Entities only DynamoDB holds are left alone and reported; so are
@@ -78,6 +135,7 @@ class Backfill(Job):
         # Entries recorded before this run are settled by it: it leaves DynamoDB equal to MySQL.
         self.entries = {(e.entity, int(e.entity_id)): e for e in self.journal.pending(TO_DYNAMODB)}
         self.writer = ForwardWriter(self.sync)
+        self.recheck = Recheck(self.state, self.sync)
 
     def plan_more(self):
         # A table empty when the run began can hold nothing only DynamoDB has while MySQL is
@@ -136,7 +194,7 @@ class Backfill(Job):
                     settled.append(i)
                 if outcome == COPIED:
                     written.append(i)
-        unsettled = set(self._settle_moved(entity, source, written, part))
+        unsettled = set(self.recheck.settle(entity, source, written, part))
         settled = [i for i in settled if i not in unsettled]
         log.info("backfilled a page", extra={"event": "repair", "action": "page", "entity": entity,
                                              "entity_id": f"{ids[0]}..{ids[-1]}", "direction": TO_DYNAMODB,
@@ -144,54 +202,6 @@ class Backfill(Job):
         for i in settled:
             if (entity, i) in self.entries:
                 self.journal.close(self.entries[(entity, i)])
-
-    def _settle_moved(self, entity, source, written, part) -> list[int]:
-        """MySQL read again for the rows just written: a row that changed since the page was
-        read may have had its dual write reach DynamoDB before the page's older copy, which then
-        overwrote it. Such rows are compared again and copied where they differ, one at a time
-        (each reading both stores), up to three rounds while MySQL keeps changing them. Returns
-        the rows not settled: still moving, failed, or left."""
-        source, again, unsettled = dict(source), set(), []
-        pending = [i for i in written if i in source]
-        for _ in range(3):
-            after = mysql_load(self.state.db, self.sync.mysql, entity, pending) if pending else {}
-            moved = [i for i in pending if i not in after or differences(source[i], after[i])]
-            if not moved:
-                break
-            if entity == "product":
-                # Checkouts and cancels reach DynamoDB as stock changes relative to what is there:
-                # one committed in MySQL before the re-read lands by the dual-write deadline.
-                # Copying before then would count it twice.
-                self.wait_for_dual_writes()
-            outcomes = pool_retrying(lambda i: self._copy_if_different(entity, i, deleted=i not in after), moved)
-            pending = []
-            for i, outcome in zip(moved, outcomes):
-                if isinstance(outcome, Exception):
-                    _failed(part, entity, i, outcome, TO_DYNAMODB)
-                    unsettled.append(i)
-                elif outcome == LEFT:
-                    _count(part, entity, i, LEFT, TO_DYNAMODB, quiet=True)
-                    unsettled.append(i)
-                else:
-                    if outcome in (COPIED, DELETED):
-                        again.add(i)
-                    if i in after:
-                        source[i] = after[i]
-                        pending.append(i)  # read again: it may have moved once more
-        else:
-            for i in pending:
-                part.left.append((entity, i, "changed in MySQL throughout its copy: run the backfill again"))
-            unsettled += pending
-        part.done["copied again"] += len(again)
-        return unsettled
-
-    def wait_for_dual_writes(self) -> None:
-        time.sleep(self.state.settings.dual_write_timeout_ms / 1000)
-
-    def _copy_if_different(self, entity, entity_id, deleted) -> str:
-        if not self.sync.compare(entity, entity_id):
-            return "equal"  # the dual write landed after all
-        return self.sync.copy(TO_DYNAMODB, entity, entity_id, deleted=deleted)
 
     def _deleting(self, entity, entity_id) -> bool:
         entry = self.entries.get((entity, entity_id))
@@ -347,6 +357,7 @@ def repair(state, divergent: bool = False, progress=None, authority: str | None 
     entity verify finds different, from the store that holds the truth: MySQL while it is
     written, DynamoDB in phase 5."""
     sync, journal, report = make_sync(state), state.runtime.journal, Report()
+    recheck = Recheck(state, sync)
     # The source of truth for data is MySQL while MySQL is written (phases 1-4: it is written
     # first), DynamoDB only when it alone is written; not the store reads come from (phase 4).
     if authority is None:
@@ -377,14 +388,29 @@ def repair(state, divergent: bool = False, progress=None, authority: str | None 
                 if outcome not in (None, LEFT) and not closed:
                     report.left.append((entry.entity, entry.entity_id, "written again meanwhile: still pending"))
                 continue
-            outcome = _copy(sync, direction, (entry.entity, int(entry.entity_id)), report, entry.deleted)
+            outcome = _copy_rechecked(recheck, (entry.entity, int(entry.entity_id)), report, entry.deleted)
             if outcome is not None and outcome != LEFT and not journal.close(entry):
                 report.left.append((entry.entity, entry.entity_id, "written again meanwhile: still pending"))
     if divergent:
         direction = TO_MYSQL if ddb_authority else TO_DYNAMODB
         found = verify(state, progress=progress)
         for entity, entity_id, _, _ in found.divergent:
-            _copy(sync, direction, (entity, entity_id), report)
+            if direction == TO_DYNAMODB:
+                _copy_rechecked(recheck, (entity, entity_id), report)
+            else:
+                _copy(sync, direction, (entity, entity_id), report)
     return report
+
+
+def _copy_rechecked(recheck, target, report, deleted=False):
+    """One copy to DynamoDB, then the backfill's re-check: MySQL is read before the copy and
+    again after it, and a row that moved meanwhile is settled. None when it did not settle (the
+    reason is in the report), so its journal entry stays."""
+    entity, entity_id = target
+    source = mysql_load(recheck.state.db, recheck.sync.mysql, entity, [entity_id])
+    outcome = _copy(recheck.sync, TO_DYNAMODB, target, report, deleted)
+    if outcome == COPIED and recheck.settle(entity, source, [entity_id], report):
+        return None
+    return outcome
 
 
