@@ -47,6 +47,26 @@ def test_a_dynamodb_read_running_past_the_limit_sends_the_next_reads_to_the_pool
     assert pace.choose("auto") == CONCURRENT
 
 
+def test_a_stall_under_way_on_one_route_sends_every_route_to_the_pool(settings):
+    """A route whose own DynamoDB answers were all fast learns of a stall from the reads other
+    routes have under way, instead of running into it on the request's thread itself."""
+    app = create_app(settings)
+    runtime = app.extensions["shop"].runtime
+    try:
+        products, users = runtime.pace("ProductRepository.get_by_id"), runtime.pace("UserRepository.get_by_id")
+        fast_dynamodb(products)
+        fast_dynamodb(users)
+        assert users.choose("auto") != CONCURRENT
+        stalled = products.dynamodb.start()
+        products.dynamodb.running[stalled] -= products.dynamodb.limit * 2  # begun long ago, still running
+        assert users.choose("auto") == CONCURRENT
+        products.dynamodb.finish(stalled)
+        assert users.choose("auto") != CONCURRENT  # its own answers were fast; the stall is over
+        assert products.choose("auto") == CONCURRENT  # the late answer is in this route's window
+    finally:
+        runtime.close()
+
+
 @pytest.mark.parametrize("best", WAYS)
 def test_the_cheapest_way_wins_and_the_others_are_measured_again_now_and_then(settings, best):
     pace = Pace(settings)

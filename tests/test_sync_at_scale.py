@@ -17,6 +17,7 @@ from shop import Repositories
 from shop.aspects import use_flags
 from shop.aspects.compare import attribute_names
 from shop.domain import NewProduct, NewUser
+from shop.errors import StoreUnavailableError
 from shop.migration import batches, runs
 from shop.migration.checkpoint import Checkpoints
 from shop.migration.control import PhaseControl
@@ -478,3 +479,60 @@ def test_repair_settles_a_dual_write_landing_between_its_read_and_its_write(worl
     assert not report.failed and report.done["copied again"] == 1, report
     assert ("product", str(target)) not in {(e.entity, str(e.entity_id)) for e in journal.pending("to_dynamodb")}
     assert runs.verify(state, chunk=4).ok
+
+
+def test_repair_settles_a_line_added_to_an_empty_cart_while_it_copies_that_cart(world, monkeypatch):
+    """A cart entry is usually repaired once MySQL's cart is empty (after a checkout or a
+    clear). A line added between the repair's read of the empty cart and its DynamoDB write was
+    cleared by that write: an empty cart is compared like any other."""
+    state = _state(world)
+    with use_flags(MYSQL_ONLY):
+        buyer = state.repos.users.create(NewUser(username=unique("e"), email=unique() + "@x.com", password_hash="h"))
+    _, mysql, ddb, first = _backfilled(world)
+    journal, reads, ran = state.runtime.journal, [], []
+    journal.record("to_dynamodb", [("cart", buyer.id)], "ShoppingCartRepository.clear", "DynamoDB was down")
+    make_sync = runs.make_sync
+
+    def sync_with_a_race(st):
+        sync = make_sync(st)
+        list_items = sync.mysql.carts.list_items
+
+        def reading(user_id):
+            found = list_items(user_id)
+            if user_id == buyer.id:
+                reads.append(found)
+                if len(reads) == 2:  # the copy's read (the first is the re-check's snapshot)
+                    ran.append(found)
+                    with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):  # lands in both stores
+                        state.repos.carts.add_item(buyer.id, first["id"], 2)
+            return found
+        sync.mysql.carts.list_items = reading
+        return sync
+    monkeypatch.setattr(runs, "make_sync", sync_with_a_race)
+    report = runs.repair(state)
+    assert ran == [[]]  # the repair read the cart empty
+    assert [(ln.product_id, ln.quantity) for ln in ddb.carts.list_items(buyer.id)] == [(first["id"], 2)]
+    assert not report.failed and report.done["copied again"] == 1, report
+    assert ("cart", str(buyer.id)) not in {(e.entity, str(e.entity_id)) for e in journal.pending("to_dynamodb")}
+    assert runs.verify(state, chunk=4).ok
+
+
+def test_a_store_failing_during_repair_s_re_check_is_reported_and_the_repair_goes_on(world, monkeypatch):
+    state, mysql, ddb, first = _backfilled(world)
+    journal = state.runtime.journal
+    one, other = _product_row(state, 0)["id"], _product_row(state, 1)["id"]
+    journal.record("to_dynamodb", [("product", one), ("product", other)], "ProductRepository.update", "down")
+    snapshot = runs.Recheck.snapshot
+
+    def failing_for_one(self, entity, ids):
+        if entity == "product" and one in ids:
+            raise StoreUnavailableError("MySQL is unavailable", store="mysql")
+        return snapshot(self, entity, ids)
+    monkeypatch.setattr(runs.Recheck, "snapshot", failing_for_one)
+    report = runs.repair(state)
+    assert [(e, int(i)) for e, i, _ in report.failed] == [("product", one)]
+    pending = {(e.entity, int(e.entity_id)) for e in journal.pending("to_dynamodb")}
+    assert ("product", one) in pending and ("product", other) not in pending  # the next entry was replayed
+    monkeypatch.undo()
+    runs.repair(state)
+    assert ("product", one) not in {(e.entity, int(e.entity_id)) for e in journal.pending("to_dynamodb")}

@@ -8,6 +8,8 @@ from datetime import datetime
 
 from observability.events import emit
 
+from ..db import retry_deadlocks
+
 log = logging.getLogger("shop.aspects")
 
 SCHEMA = """
@@ -46,9 +48,7 @@ class RepairLog:
         if not rows:
             return 0
         try:
-            with self.db.cursor(write=True) as cur:
-                cur.executemany("INSERT INTO migration_repairs (entity, entity_id, operation, error, deleted)"
-                                " VALUES (%s, %s, %s, %s, %s)", rows)
+            self._insert(rows)
         except Exception:
             # The entities stay findable by `verify`; the log line names them for an operator.
             emit(log, logging.ERROR, "repair entry could not be recorded",
@@ -60,6 +60,12 @@ class RepairLog:
                  {"event": "repair", "action": "recorded", "entity": entity, "entity_id": entity_id,
                   "operation": operation, "error_type": reason.split(":")[0]})
         return len(rows)
+
+    @retry_deadlocks  # the entity's write is already saved: a deadlock here must not fail it
+    def _insert(self, rows) -> None:
+        with self.db.cursor(write=True) as cur:
+            cur.executemany("INSERT INTO migration_repairs (entity, entity_id, operation, error, deleted)"
+                            " VALUES (%s, %s, %s, %s, %s)", rows)
 
     def pending(self) -> list[dict]:
         with self.db.cursor() as cur:
@@ -86,6 +92,7 @@ class RepairLog:
                             " AND entity_id = %s LIMIT 1", (entity, entity_id))
             return cur.fetchone() is not None
 
+    @retry_deadlocks
     def mark_repaired(self, entity: str, entity_id: str, up_to_id: int) -> None:
         """Close the entries for one target recorded up to `up_to_id` (newer ones stay open)."""
         with self.db.cursor(write=True) as cur:

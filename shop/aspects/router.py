@@ -54,6 +54,7 @@ class Runtime:
         # shared by the worker's threads, like the breaker that stops sending after repeated timeouts.
         self._writes = ThreadPoolExecutor(max_workers=settings.dual_read_workers, thread_name_prefix="dual-write")
         self._paces: dict[str, Pace] = {}  # route name -> how its dual reads run
+        self._ddb_reads_running: dict[object, float] = {}  # every route's, for Recent
         self.dual_read_execution = settings.dual_read_execution  # auto | inline | concurrent | mysql-pooled
 
     def server_flags(self) -> flags_mod.Flags:
@@ -152,8 +153,13 @@ class Runtime:
         authority = mysql if flags.authority == "mysql" else ddb
         return authority.unwrap()
 
+    def pace(self, route_name: str) -> "Pace":
+        """How the route's dual reads run; every route's Pace sees the reads under way on all."""
+        return self._paces.get(route_name) or self._paces.setdefault(
+            route_name, Pace(self.settings, self._ddb_reads_running))
+
     def _read_both(self, route, flags, original, ddb_call, args, kwargs):
-        pace = self._paces.get(route.name) or self._paces.setdefault(route.name, Pace(self.settings))
+        pace = self.pace(route.name)
         way = pace.choose(self.dual_read_execution)
         start = time.perf_counter()
         if way == INLINE:
@@ -429,18 +435,20 @@ SENT_WAIT_S = 0.05
 
 
 class Recent:
-    """A route's DynamoDB reads: the last WINDOW durations, and those still running. DynamoDB
+    """A route's DynamoDB reads: the last WINDOW durations, and the reads still running. DynamoDB
     may run on the request's thread (which cannot abandon it) only while all of those came, or
     have so far run, within `limit`: when DynamoDB stalls, the reads already under way say so
-    before any of them ends, and the next reads go back to the pool, which keeps the timeout."""
+    before any of them ends, and the next reads go back to the pool, which keeps the timeout.
+    The reads under way are the whole runtime's (`running`, shared by every route's Recent): a
+    stall one route's reads have run into sends every route to the pool, not one at a time."""
 
     WINDOW = 31
     __slots__ = ("samples", "limit", "running")
 
-    def __init__(self, limit: float):
+    def __init__(self, limit: float, running: dict | None = None):
         self.samples: list[float] = []
         self.limit = limit
-        self.running: dict[object, float] = {}  # token -> when it began
+        self.running: dict[object, float] = {} if running is None else running  # token -> when it began
 
     def start(self) -> object:
         token = object()
@@ -476,20 +484,20 @@ class Pace:
     change); the way in use changes only when another is cheaper by MARGIN, so noise does not
     flip it back and forth. The ways that run DynamoDB on the caller's thread cannot abandon a
     late answer, so they are allowed only while DynamoDB's last WINDOW answers for this route,
-    and the reads still under way, came within INLINE_SHARE of the timeout (Recent). Races
-    between threads updating these lists cost a sample at worst.
+    and the reads still under way on any route, came within INLINE_SHARE of the timeout
+    (Recent). Races between threads updating these lists cost a sample at worst.
     """
 
     WINDOW, EXPLORE, INLINE_SHARE, MARGIN = Recent.WINDOW, 16, 0.25, 0.05
 
     __slots__ = ("costs", "medians", "calls", "dynamodb", "best")
 
-    def __init__(self, settings):
+    def __init__(self, settings, running: dict | None = None):
         self.costs = {way: [] for way in WAYS}
         self.medians = dict.fromkeys(WAYS)
         self.calls = 0
         self.best = CONCURRENT
-        self.dynamodb = Recent(settings.dual_read_timeout_ms / 1000 * self.INLINE_SHARE)
+        self.dynamodb = Recent(settings.dual_read_timeout_ms / 1000 * self.INLINE_SHARE, running)
 
     def choose(self, execution: str) -> str:
         if execution != "auto":

@@ -84,7 +84,7 @@ class Recheck:
         source, again, unsettled = dict(source), set(), []
         pending = [i for i in written if i in source]
         for _ in range(3):
-            after = mysql_load(self.state.db, self.sync.mysql, entity, pending) if pending else {}
+            after = self.snapshot(entity, pending) if pending else {}
             moved = [i for i in pending if i not in after or differences(source[i], after[i])]
             if not moved:
                 break
@@ -114,6 +114,14 @@ class Recheck:
             unsettled += pending
         part.done["copied again"] += len(again)
         return unsettled
+
+    def snapshot(self, entity, ids) -> dict:
+        """MySQL's rows for `ids`. A cart MySQL holds no line of is an empty cart, not a missing
+        one: it is what a copy writes (and a dual write may land on it)."""
+        found = mysql_load(self.state.db, self.sync.mysql, entity, ids)
+        if entity == "cart":
+            return {i: found.get(i, []) for i in ids}
+        return found
 
     def wait_for_dual_writes(self) -> None:
         time.sleep(self.state.settings.dual_write_timeout_ms / 1000)
@@ -407,10 +415,19 @@ def _copy_rechecked(recheck, target, report, deleted=False):
     again after it, and a row that moved meanwhile is settled. None when it did not settle (the
     reason is in the report), so its journal entry stays."""
     entity, entity_id = target
-    source = mysql_load(recheck.state.db, recheck.sync.mysql, entity, [entity_id])
-    outcome = _copy(recheck.sync, TO_DYNAMODB, target, report, deleted)
-    if outcome == COPIED and recheck.settle(entity, source, [entity_id], report):
+    try:
+        source = recheck.snapshot(entity, [entity_id])
+    except Exception as exc:  # noqa: BLE001 - reported; the next entity is tried
+        _failed(report, entity, entity_id, exc, TO_DYNAMODB)
         return None
-    return outcome
+    outcome = _copy(recheck.sync, TO_DYNAMODB, target, report, deleted)
+    if outcome != COPIED:
+        return outcome
+    try:
+        unsettled = recheck.settle(entity, source, [entity_id], report)
+    except Exception as exc:  # noqa: BLE001 - copied, but not known to be settled: the entry stays
+        _failed(report, entity, entity_id, exc, TO_DYNAMODB)
+        return None
+    return None if unsettled else outcome
 
 
