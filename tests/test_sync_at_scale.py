@@ -448,6 +448,24 @@ def test_a_failed_re_copy_is_reported_and_keeps_its_journal_entry(world, monkeyp
     assert runs.verify(state, chunk=4).ok
 
 
+def _after_repair_reads(monkeypatch, repository: str, method: str, after_read) -> None:
+    """`after_read(entity_id, found)` runs after each read repair's MySQL `repository.method`
+    makes (its copies and its re-check's snapshots alike), before the caller goes on."""
+    make_sync = runs.make_sync
+
+    def sync_with_a_race(st):
+        sync = make_sync(st)
+        read = getattr(getattr(sync.mysql, repository), method)
+
+        def reading(entity_id):
+            found = read(entity_id)
+            after_read(entity_id, found)
+            return found
+        setattr(getattr(sync.mysql, repository), method, reading)
+        return sync
+    monkeypatch.setattr(runs, "make_sync", sync_with_a_race)
+
+
 def test_repair_settles_a_dual_write_landing_between_its_read_and_its_write(world, monkeypatch):
     """Repair copies one entity at a time: it reads MySQL, then writes DynamoDB. A dual write
     landing in between reaches both stores before the repair's older copy overwrites it in
@@ -457,22 +475,13 @@ def test_repair_settles_a_dual_write_landing_between_its_read_and_its_write(worl
     row = _product_row(state, 4)
     target, fresh, ran = row["id"], row["inventory_quantity"] + 11, []
     journal.record("to_dynamodb", [("product", target)], "ProductRepository.update", "DynamoDB was down")
-    make_sync = runs.make_sync
 
-    def sync_with_a_race(st):
-        sync = make_sync(st)
-        get = sync.mysql.products.get_by_id
-
-        def reading(product_id):
-            found = get(product_id)
-            if product_id == target and not ran:
-                ran.append(True)
-                with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):  # lands in both stores
-                    state.repos.products.set_inventory(target, fresh)
-            return found
-        sync.mysql.products.get_by_id = reading
-        return sync
-    monkeypatch.setattr(runs, "make_sync", sync_with_a_race)
+    def after_read(product_id, found):
+        if product_id == target and not ran:
+            ran.append(True)
+            with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):  # lands in both stores
+                state.repos.products.set_inventory(target, fresh)
+    _after_repair_reads(monkeypatch, "products", "get_by_id", after_read)
     monkeypatch.setattr(runs.Recheck, "wait_for_dual_writes", lambda self: None)  # it landed already
     report = runs.repair(state)
     assert ran and ddb.products.get_by_id(target).inventory_quantity == fresh  # not the repair's older copy
@@ -491,24 +500,15 @@ def test_repair_settles_a_line_added_to_an_empty_cart_while_it_copies_that_cart(
     _, mysql, ddb, first = _backfilled(world)
     journal, reads, ran = state.runtime.journal, [], []
     journal.record("to_dynamodb", [("cart", buyer.id)], "ShoppingCartRepository.clear", "DynamoDB was down")
-    make_sync = runs.make_sync
 
-    def sync_with_a_race(st):
-        sync = make_sync(st)
-        list_items = sync.mysql.carts.list_items
-
-        def reading(user_id):
-            found = list_items(user_id)
-            if user_id == buyer.id:
-                reads.append(found)
-                if len(reads) == 2:  # the copy's read (the first is the re-check's snapshot)
-                    ran.append(found)
-                    with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):  # lands in both stores
-                        state.repos.carts.add_item(buyer.id, first["id"], 2)
-            return found
-        sync.mysql.carts.list_items = reading
-        return sync
-    monkeypatch.setattr(runs, "make_sync", sync_with_a_race)
+    def after_read(user_id, found):
+        if user_id == buyer.id:
+            reads.append(found)
+            if len(reads) == 2:  # the copy's read (the first is the re-check's snapshot)
+                ran.append(found)
+                with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):  # lands in both stores
+                    state.repos.carts.add_item(buyer.id, first["id"], 2)
+    _after_repair_reads(monkeypatch, "carts", "list_items", after_read)
     report = runs.repair(state)
     assert ran == [[]]  # the repair read the cart empty
     assert [(ln.product_id, ln.quantity) for ln in ddb.carts.list_items(buyer.id)] == [(first["id"], 2)]
