@@ -165,3 +165,7 @@ def test_a_transaction_chosen_as_victim_every_time_says_busy_and_try_again(db, c
     assert status == 503 and response.headers["Retry-After"] == "1"
     assert "try again" in response.get_json()["error"]["message"]
     assert "connection failed" not in response.get_json()["error"]["message"]
+    with app.test_request_context("/cart/add", method="POST"):
+        from shop.web import handle_shop_error as page_error
+        body, status, headers = page_error(StoreBusyError("busy", store="mysql"))
+    assert status == 503 and headers == {"Retry-After": "1"} and "nothing was changed" in body
