@@ -92,20 +92,17 @@ def _wait_until_locked(admin, user_id: int, timeout_s: float = 10.0) -> None:
     raise AssertionError("the cart insert never took its row's lock")
 
 
-def test_a_deadlock_victim_runs_again_and_the_shopper_never_sees_the_deadlock(db, caplog):
-    """The deadlock `make journey` met once as a 503 "Database connection failed": a cart
-    insert holds its new row and waits for the product's row (the foreign-key check), while
-    another transaction holds the product and then wants the user's cart rows."""
-    carts = Repositories.mysql(db).carts
-    user_id, product_id = _user_and_product(db)
+def _deadlock_a_cart_insert(db, user_id: int, product_id: int, add) -> dict:
+    """Run `add()` (a cart insert of the product for the user) into a real deadlock, as its
+    victim, and let it finish; returns {"item": ...} or {"error": ...}."""
     other = pymysql.connect(**db.connect_kwargs())
     admin = pymysql.connect(**{**db.connect_kwargs(), "autocommit": True})
     outcome: dict = {}
 
-    def add():
+    def run():
         try:
-            outcome["item"] = carts.add_item(user_id, product_id, 2)
-        except Exception as exc:  # noqa: BLE001 - the assertion below names it
+            outcome["item"] = add()
+        except Exception as exc:  # noqa: BLE001 - the caller's assertion names it
             outcome["error"] = exc
 
     try:
@@ -114,8 +111,7 @@ def test_a_deadlock_victim_runs_again_and_the_shopper_never_sees_the_deadlock(db
             for _ in range(5):
                 cur.execute("INSERT INTO categories (name) VALUES (%s)", (unique("dlw"),))
             cur.execute("SELECT id FROM products WHERE id = %s FOR UPDATE", (product_id,))
-        caplog.set_level(logging.INFO, logger="shop.db")
-        worker = threading.Thread(target=add)
+        worker = threading.Thread(target=run)
         worker.start()
         _wait_until_locked(admin, user_id)
         with other.cursor() as cur:  # waits for the cart insert, which waits for us: a cycle
@@ -123,16 +119,57 @@ def test_a_deadlock_victim_runs_again_and_the_shopper_never_sees_the_deadlock(db
         other.rollback()  # the winner ends; the victim's second run can take the product's lock
         worker.join(30)
         assert not worker.is_alive()
-        assert "error" not in outcome, outcome.get("error")
-        assert outcome["item"].quantity == 2
-        victims = [r for r in caplog.records if getattr(r, "event", None) == "mysql_deadlock"]
-        assert [r.attempt for r in victims] == [1]  # it was the victim once, and ran again
         with admin.cursor() as cur:
             cur.execute("SELECT quantity FROM shopping_carts WHERE user_id = %s", (user_id,))
-            assert cur.fetchall() == ((2,),)  # saved once, not twice
+            outcome["mysql"] = cur.fetchall()
+        return outcome
     finally:
         other.close()
         admin.close()
+
+
+def _victims(caplog) -> list[int]:
+    return [r.attempt for r in caplog.records if getattr(r, "event", None) == "mysql_deadlock"]
+
+
+def test_a_deadlock_victim_runs_again_and_the_shopper_never_sees_the_deadlock(db, caplog):
+    """The deadlock `make journey` met once as a 503 "Database connection failed": a cart
+    insert holds its new row and waits for the product's row (the foreign-key check), while
+    another transaction holds the product and then wants the user's cart rows."""
+    carts = Repositories.mysql(db).carts
+    user_id, product_id = _user_and_product(db)
+    caplog.set_level(logging.INFO, logger="shop.db")
+    outcome = _deadlock_a_cart_insert(db, user_id, product_id, lambda: carts.add_item(user_id, product_id, 2))
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["item"].quantity == 2
+    assert _victims(caplog) == [1]  # it was the victim once, and ran again
+    assert outcome["mysql"] == ((2,),)  # saved once, not twice
+
+
+def test_a_dual_write_whose_mysql_half_is_a_deadlock_victim_reaches_dynamodb_once(app, db, dynamo, caplog):
+    """Through the routing layer: the retry runs inside the MySQL half, so DynamoDB's half
+    runs once, after the transaction that committed, with nothing recorded for repair."""
+    from shop.aspects import use_flags
+    from shop.domain import NewProduct, NewUser
+
+    routed, dual = app.extensions["shop"].repos, "READ_MYSQL,WRITE_MYSQL,WRITE_DDB"
+    with use_flags(dual):
+        seller = routed.users.create(NewUser(username=unique("dls"), email=unique() + "@x.com", password_hash="h"))
+        category = routed.categories.create(unique("dlc"), None)
+        product = routed.products.create(seller.id, NewProduct(category_id=category.id, name="P", price=5,
+                                                               inventory_quantity=10))
+    pending = app.extensions["shop"].runtime.repair_log.pending_count()
+    caplog.set_level(logging.INFO, logger="shop.db")
+
+    def add():
+        with use_flags(dual):
+            return routed.carts.add_item(seller.id, product.id, 2)
+    outcome = _deadlock_a_cart_insert(db, seller.id, product.id, add)
+    assert "error" not in outcome, outcome.get("error")
+    assert _victims(caplog) == [1] and outcome["mysql"] == ((2,),)
+    lines = Repositories.dynamodb(dynamo).carts.list_items(seller.id)
+    assert [(ln.product_id, ln.quantity) for ln in lines] == [(product.id, 2)]
+    assert app.extensions["shop"].runtime.repair_log.pending_count() == pending
 
 
 def test_a_transaction_chosen_as_victim_every_time_says_busy_and_try_again(db, client):
