@@ -12,11 +12,10 @@ from importlib import resources
 
 import pymysql
 from dbutils.pooled_db import PooledDB
+from opentelemetry import trace
 from pymysql.cursors import DictCursor
 
 from .config import Settings
-from opentelemetry import trace
-
 from .errors import ConflictError, DuplicateError, NotFoundError, StoreBusyError, StoreUnavailableError
 
 log = logging.getLogger("shop.db")
