@@ -3,7 +3,8 @@
 Every request goes through the Flask test client as the reference frontend sends it; a
 `before-call` hook on the app's DynamoDB client counts each request by operation. A second
 table counts the fan-out of the writes that rewrite copies (category rename, seller email
-change) for categories and sellers with 10 and 100 products.
+change) for categories and sellers with 10 and 100 products, and a product's rename for a
+product held by 10 and 100 orders.
 
     .venv/bin/python bench/requests_per_endpoint.py
 """
@@ -98,6 +99,17 @@ def main() -> None:
             start = time.perf_counter()
             call(None, method, path, ot, body)
             fan_out.append((label, dict(counted.seen), (time.perf_counter() - start) * 1000))
+        # What orders show of a product is copied into them: a rename rewrites each order holding it.
+        held = call(None, "POST", "/api/products", ot, {"name": f"Held {n}", "price": 1.5, "inventory_quantity": n,
+                                                        "category_id": c["id"]})["data"]["product"]
+        _, bt2 = register(f"o{n}{tag}")
+        for _ in range(n):
+            call(None, "POST", "/api/cart/items", bt2, {"productId": held["id"], "quantity": 1})
+            call(None, "POST", "/api/orders/checkout", bt2, {"paymentMethod": "paypal"})
+        start = time.perf_counter()
+        call(None, "PUT", f"/api/products/{held['id']}", ot, {"name": f"Held* {n}"})
+        fan_out.append((f"rename a product held by {n} orders", dict(counted.seen),
+                        (time.perf_counter() - start) * 1000))
 
     print("\n## DynamoDB requests per API endpoint (DynamoDB-only phase)")
     print("| Endpoint | Requests | By operation |\n|---|---|---|")

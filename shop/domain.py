@@ -117,13 +117,32 @@ class CartItem:
 
 
 @dataclass(frozen=True)
+class OrderedProduct:
+    """What an order shows of a product: its current names, as the reference's join does.
+
+    Not the whole product: stock and price change with every sale, and an order read in
+    DynamoDB is one item holding copies of these fields (docs/data-model.md), kept right by
+    the writes that change them. `updated_at` is MySQL's product row as the order's own
+    transaction left it: a mirrored checkout stamps DynamoDB's product with it. It is not
+    part of the value (compare=False): no comparison sees it, DynamoDB does not store it."""
+
+    id: int
+    seller_id: int
+    name: str
+    description: Optional[str]
+    category_name: Optional[str]
+    seller_username: Optional[str]
+    updated_at: Optional[datetime] = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class OrderItem:
     id: int
     order_id: int
     product_id: int
     quantity: int
     price_at_time: Decimal
-    product: Optional[Product] = None
+    product: Optional[OrderedProduct] = None
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ class Journey(RuleBasedStateMachine):
         self.users: dict[int, tuple[str, str]] = {}           # id -> (username, email)
         self.categories: dict[int, str] = {}
         self.products: dict[int, list] = {}                   # id -> [price, inventory, category]
+        self.names: dict[int, str] = {}                       # product id -> name
         self.carts: dict[int, dict[int, int]] = {}            # user -> {product: quantity}
         self.orders: dict[int, int] = {}                      # id -> user
         self.seen_ids = {"user": set(), "category": set(), "product": set(), "order": set()}
@@ -133,6 +134,7 @@ class Journey(RuleBasedStateMachine):
                                                           price=Decimal(price), inventory_quantity=stock))
         self._new_id("product", p.id)
         self.products[p.id] = [Decimal(price), stock, cat]
+        self.names[p.id] = p.name
 
     @precondition(lambda self: self.products)
     @rule(data=st.data(), stock=st.integers(0, 30))
@@ -149,6 +151,31 @@ class Journey(RuleBasedStateMachine):
         assert self.repos.products.update(pid, {"price": Decimal(price)}) is not None
         self.products[pid][0] = Decimal(price)
         self.touched.append(("product", pid))
+
+    def _touch_orders_of(self, product_ids):
+        """Orders show their products' names: DynamoDB's copies must follow a rename."""
+        self.touched += [("order", o) for o in self.orders if self._order_products(o) & set(product_ids)]
+
+    @precondition(lambda self: self.products)
+    @rule(data=st.data())
+    def rename_product(self, data):
+        pid = data.draw(st.sampled_from(sorted(self.products)))
+        name = self._name("R")
+        assert self.repos.products.update(pid, {"name": name, "description": self._name("d")}) is not None
+        self.names[pid] = name
+        self.touched.append(("product", pid))
+        self._touch_orders_of([pid])
+
+    @precondition(lambda self: self.categories)
+    @rule(data=st.data())
+    def rename_category(self, data):
+        cid = data.draw(st.sampled_from(sorted(self.categories)))
+        name = self._name("N")
+        assert self.repos.categories.update(cid, {"name": name}) is not None
+        self.categories[cid] = name
+        held = [p for p, (_, _, cat) in self.products.items() if cat == cid]
+        self.touched += [("category", cid)] + [("product", p) for p in held]
+        self._touch_orders_of(held)
 
     @precondition(lambda self: self.products)
     @rule(data=st.data())
@@ -293,6 +320,9 @@ class Journey(RuleBasedStateMachine):
         for oid, uid in self.orders.items():
             order = authority.orders.get_by_id(oid)
             assert order is not None and order.user_id == uid, (oid, order)
+            for i in order.items:  # what it shows of its products is their current name and category
+                shown = (i.product.name, i.product.category_name)
+                assert shown == (self.names[i.product_id], self.categories[self.products[i.product_id][2]]), (oid, i)
 
 
 Journey.TestCase.settings = settings(max_examples=10, stateful_step_count=25, deadline=None,

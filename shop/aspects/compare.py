@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from ..domain import Product
+
 SECRET_NAMES = frozenset({"password_hash", "password", "token", "cardNumber", "cvv", "secret"})
 
 
@@ -79,7 +81,8 @@ def normalise(value, unordered: frozenset = frozenset(), path: str = ""):
     if isinstance(value, str):
         return value or None
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        # A field declared compare=False is not part of the value (as for the type's own ==).
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.compare}
         for name in ("total_pages",):  # derived properties that results promise
             if hasattr(type(value), name):
                 fields[name] = getattr(value, name)
@@ -102,9 +105,11 @@ class Keyed(dict):
 
 
 def own(value):
-    """A cart, an order or a page of orders without the products they join in: those are
-    compared as products of their own (their own reads, verify), and a hot product's stock,
-    changed by other shoppers between the two stores' reads, is not this record's difference."""
+    """A cart, an order or a page of orders without the whole products they join in: those
+    are compared as products of their own (their own reads, verify), and a hot product's
+    stock, changed by other shoppers between the two stores' reads, is not this record's
+    difference. What an order shows of its products (OrderedProduct: names, no stock) is
+    the order's own: DynamoDB stores it in the order, so it is compared with the order."""
     from dataclasses import fields, is_dataclass, replace
     if isinstance(value, list):
         return [own(v) for v in value]
@@ -112,7 +117,7 @@ def own(value):
         return value
     names = {f.name for f in fields(value)}
     changes = {}
-    if "product" in names and "product_id" in names:
+    if "product" in names and "product_id" in names and isinstance(value.product, Product):
         changes["product"] = None
     if "items" in names and isinstance(value.items, list):
         changes["items"] = own(value.items)

@@ -17,6 +17,7 @@ from ..domain import NewUser
 from ..repositories.dynamodb import keys, listing_counts
 from ..repositories.dynamodb.catalog_items import NAME_COPIES, rewrite_copies, to_category, with_details
 from ..repositories.dynamodb.client import cancellation_codes, encode
+from ..repositories.dynamodb.order_copies import line_items, rewrite_order_copies, shown_from_product
 from ..repositories.dynamodb.orders import _to_order, order_item
 from ..repositories.dynamodb.products import _as_new, product_item
 from ..repositories.dynamodb.users import to_user, user_items
@@ -147,8 +148,9 @@ class Plan:
     (collisions, items too large), and the write requests still to send, each a callable
     returning {id: outcome}."""
 
-    def __init__(self, decided: dict | None = None, jobs: list | None = None, unchanged=()):
+    def __init__(self, decided: dict | None = None, jobs: list | None = None, unchanged=(), then=()):
         self.decided, self.jobs, self.unchanged = decided or {}, jobs or [], list(unchanged)
+        self.then = list(then)  # jobs that read what `jobs` wrote: sent after them
 
 
 class ForwardWriter:
@@ -182,8 +184,9 @@ class ForwardWriter:
         """Send a page's writes, several requests at once (DynamoDB takes concurrent requests
         better than one after another: bench/sync_scale.py)."""
         out = dict(plan.decided)
-        for part in _pool_map(lambda job: job(), plan.jobs):
-            out.update(part)
+        for jobs in (plan.jobs, plan.then):
+            for part in _pool_map(lambda job: job(), jobs):
+                out.update(part)
         return out
 
     def _one_by_one(self, entity: str, ids: list[int]) -> dict[int, object]:
@@ -238,6 +241,8 @@ class ForwardWriter:
                 writes.append((order_id, {"PutRequest": {"Item": encode(order_item(source))}}))
             except Exception as exc:  # noqa: BLE001 - too large for an item: reported, the rest copied
                 decided[order_id] = exc
+                continue
+            writes += [(order_id, {"PutRequest": {"Item": encode(line)}}) for line in line_items(source)]
         return Plan(decided, self._puts(self.dynamo.table("orders"), writes))
 
     def _products(self, source, current, blind=False) -> Plan:
@@ -277,7 +282,12 @@ class ForwardWriter:
             elif markers.get(product_id) == member:
                 unchanged.append(product_id)
         jobs = self._puts(table, items) + [lambda group=g: self._moved(table, group) for g in _groups(moves)]
-        return Plan(decided, jobs, unchanged)
+        # What the orders holding a product show of it: rewritten once its item is (the write
+        # runs jobs at once, so the fan-out reads the product until it shows MySQL's names).
+        renamed = [i for i in differing if ordered.get(i) and current.get(i) is not None
+                   and shown_from_product(current[i]) != shown_from_product(source[i])]
+        return Plan(decided, jobs, unchanged, then=[lambda i=i: (rewrite_order_copies(self.dynamo, i), {})[1]
+                                                     for i in renamed])
 
     def _moved(self, table, group) -> dict[int, object]:
         """Markers (each conditioned on the marker as read) and the summed counter moves in one

@@ -17,6 +17,7 @@ from ..domain import NewProduct, NewUser
 from ..repositories.dynamodb import keys
 from ..repositories.dynamodb.catalog_items import rewrite_copies
 from ..repositories.dynamodb.client import encode
+from ..repositories.dynamodb.order_copies import line_items, rewrite_order_copies, shown_from_product
 from ..repositories.dynamodb.orders import order_item
 from ..aspects.compare import diff, own
 from ..db import error_code, translate
@@ -205,6 +206,7 @@ class Sync:
             return DELETED
         if self.ddb.categories.get_by_id(source.category_id) is None:
             self._forward_category(source.category_id, False)
+        current = self.ddb.products.get_by_id(product_id)
         self.dynamo.call("delete_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.product(product_id)))
         self.ddb.products.create(source.seller_id, NewProduct(
             category_id=source.category_id, name=source.name, price=source.price,
@@ -215,6 +217,8 @@ class Sync:
             ordered = cur.fetchone()["n"]
         self.dynamo.call("update_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.product(product_id)),
                          UpdateExpression="SET times_ordered = :n", ExpressionAttributeValues=encode({":n": ordered}))
+        if ordered and (current is None or shown_from_product(current) != shown_from_product(source)):
+            rewrite_order_copies(self.dynamo, product_id)  # what its orders show of it
         return COPIED
 
     def _forward_gone(self, current, deleted: bool, table: str, key: dict) -> str:
@@ -246,6 +250,7 @@ class Sync:
         if collision:
             raise collision
         self.dynamo.call("put_item", TableName=table, Item=encode(order_item(source)))
+        self.dynamo.batch_write(table, [{"PutRequest": {"Item": encode(line)}} for line in line_items(source)])
         return COPIED
 
     # --- DynamoDB -> MySQL (rollback out of phase 5) --------------------------------------------

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from ...domain import Category, Product
 from . import keys
-from .client import parse_iso
+from .client import holds, parse_iso
 
 NAME_COPIES = ("category_name", "seller_username", "seller_email")
 FAN_OUT_THREADS = 8
@@ -67,10 +67,13 @@ def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict) -> int:
     """After a category rename (owner "category") or a seller's email change (owner
     "seller"), set the new copies on every product the owner's index partition lists,
     each only while the product still belongs to that owner. Returns how many were
-    rewritten: the fan-out is one UpdateItem per product (docs/performance.md)."""
+    rewritten: the fan-out is one UpdateItem per product (docs/performance.md). A
+    category's name is also shown by the orders holding its products: a rename goes on
+    to their copies (order_copies), one product at a time."""
     from botocore.exceptions import ClientError
 
     from .client import condition_failed, encode
+    from .order_copies import rewrite_order_copies
 
     index, pk = {"category": ("GSI2", f"CATEGORY#{owner_id}"), "seller": ("GSI1", f"SELLER#{owner_id}")}[owner]
     table = dynamo.table("catalog")
@@ -88,11 +91,13 @@ def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict) -> int:
             dynamo.call("update_item", TableName=table, Key=encode({"PK": product["PK"], "SK": product["SK"]}),
                         UpdateExpression=expression.strip(), ConditionExpression="#owner = :owner",
                         ExpressionAttributeNames=names, ExpressionAttributeValues=values)
-            return 1
         except ClientError as exc:
             if not condition_failed(exc):  # moved to another category, or deleted, meanwhile
                 raise
             return 0
+        if owner == "category":
+            rewrite_order_copies(dynamo, int(product["PK"].split("#", 1)[1]))
+        return 1
     if len(products) <= FAN_OUT_THREADS:
         return sum(rewrite(p) for p in products)
     # Independent single-item writes: several in flight at once, as many as the client's pool.
@@ -103,12 +108,4 @@ def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict) -> int:
 def copies_unchanged(item: dict) -> tuple[str, dict, dict]:
     """A condition (with its names and values) that the item's name copies are still
     those read, so a put of a product read earlier never undoes a rename's fan-out."""
-    parts, names, values = [], {}, {}
-    for i, k in enumerate(NAME_COPIES):
-        names[f"#c{i}"] = k
-        if item.get(k) is None:
-            parts.append(f"attribute_not_exists(#c{i})")
-        else:
-            parts.append(f"#c{i} = :c{i}")
-            values[f":c{i}"] = item[k]
-    return " AND ".join(parts), names, values
+    return holds(item, NAME_COPIES, "c")

@@ -254,6 +254,20 @@ def exists_check(table: str, key: dict) -> dict:
     return {"ConditionCheck": {"TableName": table, "Key": encode(key), "ConditionExpression": "attribute_exists(PK)"}}
 
 
+def holds(item: dict, attributes, prefix: str) -> tuple[str, dict, dict]:
+    """A condition (expression, names, values) that an item still holds `item`'s values of
+    `attributes` (absent where None), so a write based on an earlier read undoes nothing."""
+    parts, names, values = [], {}, {}
+    for i, k in enumerate(attributes):
+        names[f"#{prefix}{i}"] = k
+        if item.get(k) is None:
+            parts.append(f"attribute_not_exists(#{prefix}{i})")
+        else:
+            parts.append(f"#{prefix}{i} = :{prefix}{i}")
+            values[f":{prefix}{i}"] = item[k]
+    return " AND ".join(parts), names, values
+
+
 def cancellation_codes(exc: ClientError) -> list[str]:
     reasons = exc.response.get("CancellationReasons") or []
     return [r.get("Code", "None") for r in reasons]

@@ -50,6 +50,12 @@ def order(order_id: int) -> dict:
     return {"PK": f"ORDER#{order_id}", "SK": META}
 
 
+def order_line(product_id: int, order_id: int) -> dict:
+    """An order holding a product, in the orders table under the product: what a rename's
+    fan-out queries to find the orders whose copies of the product it must rewrite."""
+    return {"PK": f"PRODUCT#{int(product_id)}", "SK": f"ORDER#{int(order_id):010d}"}
+
+
 def newest(created_iso: str, entity_id: int) -> str:
     """A sort key ordering by time then id, as MySQL's ORDER BY created_at, id."""
     return f"{created_iso}#{int(entity_id):010d}"

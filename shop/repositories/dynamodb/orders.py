@@ -1,21 +1,27 @@
-"""Orders in DynamoDB: one item per order holding its items; GSI1 lists a user's orders.
+"""Orders in DynamoDB: one item per order holding its items and copies of what it shows of
+their products (order_copies), so an order is one GetItem; GSI1 lists a user's orders.
 Checkout is one TransactWriteItems with an idempotency token."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 
 from botocore.exceptions import ClientError
 
-from ...domain import Order, OrderItem, OrderSummary, Page
+from ...domain import Order, OrderedProduct, OrderItem, OrderSummary, Page
 from ...errors import (ConflictError, DuplicateError, EmptyCartError, InsufficientInventoryError,
                        InvalidStateError, NotFoundError, ValidationError)
 from . import keys
-from .catalog_items import products_by_id
+from .catalog_items import products_by_id, with_details
+from .order_copies import copies_of, line_items, shown_from_item, shown_from_product, still_shows, to_ordered
 from .counters import IdTaken, create_with_free_id
 from .client import cancellation_codes, check_size, condition_failed, encode, iso, money, parse_iso, utcnow
 
-MAX_LINES = 49  # 1 order put + 2 actions per line within TransactWriteItems' 100
+# TransactWriteItems holds 100 actions: the order, and per line its stock, its cart line and
+# its ORDER_LINE item (what a rename's fan-out finds the order by).
+MAX_LINES = 33
+_ATTEMPTS = 4  # checkouts read again after a product they copied was renamed meanwhile
 
 
 def order_item(order: Order) -> dict:
@@ -27,6 +33,9 @@ def order_item(order: Order) -> dict:
             "items": [{"id": int(i.id), "product_id": int(i.product_id), "quantity": int(i.quantity),
                        "price_at_time": money(i.price_at_time)} for i in order.items],
             "GSI1PK": f"USER#{int(order.user_id)}", "GSI1SK": keys.newest(created, order.id)}
+    copies = copies_of(order)
+    if copies is not None:
+        item["products"] = copies
     check_size(encode(item), "order")
     return item
 
@@ -39,6 +48,10 @@ def _product_updated(mirror: Order | None, product_id: int):
     return None
 
 
+class _Renamed(Exception):
+    """A product the checkout copied into the order showed something else at commit time."""
+
+
 def checkout_token() -> str:
     """Unique per checkout: DynamoDB remembers a token account-wide for 10 minutes, so a token
     derived from the order id would reject a later checkout that reuses an id (a restored
@@ -46,13 +59,25 @@ def checkout_token() -> str:
     return "co-" + uuid.uuid4().hex
 
 
+def _uncopied(items: list[dict]) -> set[int]:
+    """The products that orders written before the copies existed show: joined when read."""
+    return {int(i["product_id"]) for o in items if "products" not in o for i in o.get("items", [])}
+
+
 def _to_order(item: dict, products: dict) -> Order:
+    """The order from its item: what it shows of its products from its copies, or from
+    `products` (OrderedProduct or Product by id) for an order written before the copies."""
+    copies = item.get("products") or {}
+    shown = {int(k): to_ordered(int(k), v) for k, v in copies.items()}
+    for pid, p in products.items():
+        if pid not in shown:
+            shown[pid] = p if isinstance(p, OrderedProduct) else to_ordered(pid, shown_from_product(p))
     return Order(
         id=int(item["id"]), user_id=int(item["user_id"]), total_amount=money(item["total_amount"]),
         status=item["status"], created_at=parse_iso(item["created_at"]), updated_at=parse_iso(item["updated_at"]),
         items=[OrderItem(id=int(i["id"]), order_id=int(item["id"]), product_id=int(i["product_id"]),
                          quantity=int(i["quantity"]), price_at_time=money(i["price_at_time"]),
-                         product=products.get(int(i["product_id"])))
+                         product=shown.get(int(i["product_id"])))
                for i in sorted(item.get("items", []), key=lambda i: int(i["id"]))])
 
 
@@ -69,13 +94,27 @@ class OrderRepository:
                                    lambda m: DuplicateError(m, field="id"))
 
     def _checkout(self, user_id: int, mirror_of: Order | None) -> Order:
-        lines = self.dynamo.query_all(TableName=self.users, ConsistentRead=True,
-                                      KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)",
-                                      ExpressionAttributeValues=encode({":pk": f"USER#{user_id}", ":sk": "CART#"}))
-        if mirror_of is not None:
-            return self._mirror_checkout(user_id, mirror_of, lines)
-        products = {int(p["id"]): p for p in self.dynamo.batch_get(
-            self.catalog, [keys.product(int(line["product_id"])) for line in lines])}
+        for _ in range(_ATTEMPTS):
+            lines = self.dynamo.query_all(TableName=self.users, ConsistentRead=True,
+                                          KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)",
+                                          ExpressionAttributeValues=encode({":pk": f"USER#{user_id}", ":sk": "CART#"}))
+            try:
+                if mirror_of is not None:
+                    return self._mirror_checkout(mirror_of, lines)
+                return self._own_checkout(user_id, lines)
+            except _Renamed:
+                continue  # a product copied into the order changed meanwhile: read again
+        raise ConflictError("Products in the cart kept changing during checkout; please try again")
+
+    def _products(self, product_ids) -> tuple[dict, dict]:
+        """({id: product item}, {id: what its order line shows}) for the products DynamoDB holds."""
+        raw = self.dynamo.batch_get(self.catalog, [keys.product(int(p)) for p in product_ids])
+        items = {int(p["id"]): p for p in raw}
+        joined = with_details(self.dynamo, [dict(p) for p in raw])  # an item from before the name copies
+        return items, {p.id: to_ordered(p.id, shown_from_product(p)) for p in joined}
+
+    def _own_checkout(self, user_id: int, lines: list[dict]) -> Order:
+        products, shown = self._products(int(line["product_id"]) for line in lines)
         lines = sorted((ln for ln in lines if int(ln["product_id"]) in products), key=lambda ln: int(ln["product_id"]))
         if not lines:
             raise EmptyCartError("Cart is empty")
@@ -86,7 +125,8 @@ class OrderRepository:
         item_ids = self.ids.allocate("order_item", len(lines))
         created = utcnow()
         items = [OrderItem(id=item_id, order_id=order_id, product_id=int(ln["product_id"]),
-                           quantity=int(ln["quantity"]), price_at_time=money(products[int(ln["product_id"])]["price"]))
+                           quantity=int(ln["quantity"]), price_at_time=money(products[int(ln["product_id"])]["price"]),
+                           product=shown[int(ln["product_id"])])
                  for item_id, ln in zip(item_ids, lines)]
         total = sum((i.price_at_time * i.quantity for i in items), Decimal(0))
         order = Order(id=order_id, user_id=user_id, total_amount=money(total), status="completed",
@@ -95,38 +135,52 @@ class OrderRepository:
         deletes = [{"Delete": {"TableName": self.users, "Key": encode({"PK": ln["PK"], "SK": ln["SK"]}),
                                "ConditionExpression": "quantity = :q",
                                "ExpressionAttributeValues": encode({":q": int(ln["quantity"])})}} for ln in lines]
-        self._commit(order, deletes, lines, None)
+        self._commit(order, deletes, lines, products, None)
         return self.get_by_id(order_id)
 
-    def _mirror_checkout(self, user_id: int, mirror_of: Order, lines: list[dict]) -> Order:
+    def _mirror_checkout(self, mirror_of: Order, lines: list[dict]) -> Order:
         """The order exactly as MySQL committed it (items, quantities, prices, ids); stock moves
-        by the order's quantities and the cart empties, as MySQL's transaction did."""
+        by the order's quantities and the cart empties, as MySQL's transaction did. What the
+        order shows of its products is copied from DynamoDB's product items, as a checkout of
+        its own does: a rename whose DynamoDB half landed first is in them, and one landing
+        later fans out to this order (order_copies)."""
         if len(mirror_of.items) > MAX_LINES:
             raise ValidationError(f"A checkout holds at most {MAX_LINES} different products")
+        products, shown = self._products(i.product_id for i in mirror_of.items)
+        order = replace(mirror_of, items=[replace(i, product=shown.get(i.product_id, i.product))
+                                          for i in mirror_of.items])
         in_order = {i.product_id for i in mirror_of.items}
         deletes = [{"Delete": {"TableName": self.users, "Key": encode({"PK": ln["PK"], "SK": ln["SK"]})}}
                    for ln in lines if int(ln["product_id"]) in in_order]
         rest = [ln for ln in lines if int(ln["product_id"]) not in in_order]
-        self._commit(mirror_of, deletes, [{"product_id": i.product_id, "quantity": i.quantity}
-                                          for i in sorted(mirror_of.items, key=lambda i: i.product_id)], mirror_of)
+        self._commit(order, deletes, [{"product_id": i.product_id, "quantity": i.quantity}
+                                      for i in sorted(mirror_of.items, key=lambda i: i.product_id)],
+                     products, mirror_of)
         # MySQL's checkout empties the whole cart (lines whose product vanished included).
         self.dynamo.batch_delete(self.users, [{"PK": ln["PK"], "SK": ln["SK"]} for ln in rest])
         return self.get_by_id(mirror_of.id)
 
-    def _commit(self, order: Order, cart_deletes: list, lines: list, mirror_of: Order | None) -> None:
+    def _commit(self, order: Order, cart_deletes: list, lines: list, products: dict, mirror_of: Order | None) -> None:
         """One transaction: the order (only if its id is free), each product's stock (only if
-        enough is left), the cart lines. A taken id raises IdTaken."""
+        enough is left and the product still shows what the order copied of it), the cart
+        lines, the ORDER_LINE items. A taken id raises IdTaken, a renamed product _Renamed."""
         item = order_item(order)
         actions = [{"Put": {"TableName": self.table, "Item": encode(item),
                             "ConditionExpression": "attribute_not_exists(PK)"}}]
         for ln in lines:
-            q = int(ln["quantity"])
-            actions.append({"Update": {
-                "TableName": self.catalog, "Key": encode(keys.product(int(ln["product_id"]))),
-                "UpdateExpression": "SET inventory_quantity = inventory_quantity - :q ADD times_ordered :one",
-                "ConditionExpression": "attribute_exists(PK) AND inventory_quantity >= :q",
-                "ExpressionAttributeValues": encode({":q": q, ":one": 1})}})
+            q, pid = int(ln["quantity"]), int(ln["product_id"])
+            condition, names, values = "attribute_exists(PK) AND inventory_quantity >= :q", {}, {":q": q, ":one": 1}
+            if pid in products:
+                same, names, shown = still_shows(shown_from_item(products[pid]))
+                condition, values = f"{condition} AND {same}", {**values, **shown}
+            update = {"TableName": self.catalog, "Key": encode(keys.product(pid)),
+                      "UpdateExpression": "SET inventory_quantity = inventory_quantity - :q ADD times_ordered :one",
+                      "ConditionExpression": condition, "ExpressionAttributeValues": encode(values)}
+            if names:
+                update["ExpressionAttributeNames"] = names
+            actions.append({"Update": update})
         actions += cart_deletes
+        actions += [{"Put": {"TableName": self.table, "Item": encode(line)}} for line in line_items(order)]
         stock = slice(1, 1 + len(lines))
         try:
             self.dynamo.transact(actions, token=checkout_token())
@@ -135,9 +189,11 @@ class OrderRepository:
             if codes and codes[0] == "ConditionalCheckFailed":
                 raise IdTaken(order.id) from exc
             if any(c == "ConditionalCheckFailed" for c in codes[stock]):
+                fresh = {int(p["id"]): p for p in self.dynamo.batch_get(
+                    self.catalog, [keys.product(int(ln["product_id"])) for ln in lines])}
+                if any(pid in fresh and shown_from_item(fresh[pid]) != shown_from_item(p) for pid, p in products.items()):
+                    raise _Renamed() from exc
                 if mirror_of is None:
-                    fresh = {int(p["id"]): p for p in self.dynamo.batch_get(
-                        self.catalog, [keys.product(int(ln["product_id"])) for ln in lines])}
                     self._raise_if_short(lines, fresh)
                 raise ConflictError("Stock changed during checkout; please try again") from exc
             if any(c == "ConditionalCheckFailed" for c in codes[stock.stop:]):
@@ -175,14 +231,14 @@ class OrderRepository:
         item = self.dynamo.get(self.table, keys.order(order_id))
         if item is None:
             return None
-        return _to_order(item, products_by_id(self.dynamo, [int(i["product_id"]) for i in item.get("items", [])]))
+        return _to_order(item, products_by_id(self.dynamo, _uncopied([item])))
 
     def list_by_user(self, user_id: int, page: int = 1, limit: int = 20) -> Page:
         items = self.dynamo.query_all(TableName=self.table, IndexName="GSI1", ScanIndexForward=False,
                                       KeyConditionExpression="GSI1PK = :pk",
                                       ExpressionAttributeValues=encode({":pk": f"USER#{user_id}"}))
         chosen = items[(page - 1) * limit: page * limit]
-        products = products_by_id(self.dynamo, {int(i["product_id"]) for o in chosen for i in o.get("items", [])})
+        products = products_by_id(self.dynamo, _uncopied(chosen))
         return Page(items=[_to_order(o, products) for o in chosen], total=len(items), page=page, limit=limit)
 
     def set_status(self, order_id: int, status: str, expected: str | None = None, *,

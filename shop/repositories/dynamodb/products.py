@@ -17,6 +17,7 @@ from . import keys, listing_counts
 from .catalog_items import copies_unchanged, name_copies, with_details
 from .categories import CategoryRepository
 from .counters import IdTaken, create_with_free_id
+from .order_copies import rewrite_order_copies, shown_from_item
 from .client import (cancellation_codes, check_size, decode, encode, exists_check, iso, money, utcnow, value)
 from .tables import PRODUCT_SHARDS
 
@@ -253,6 +254,8 @@ class ProductRepository:
                 if _CCF in codes:
                     continue  # raced: apply the change to the new state
                 raise
+            if shown_from_item(merged) != shown_from_item(current):  # what its orders show of it
+                rewrite_order_copies(self.dynamo, product_id)
             return with_details(self.dynamo, [merged])[0]
         raise ConflictError("The product kept changing while it was updated; try again")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ...domain import CartItem, Category, Order, OrderItem, Product, User
+from ...domain import CartItem, Category, Order, OrderedProduct, OrderItem, Product, User
 
 PRODUCT_SELECT = """
 SELECT p.id, p.seller_id, p.category_id, p.name, p.description, p.price,
@@ -61,7 +61,9 @@ def order_item(row) -> OrderItem:
     return OrderItem(
         id=row["item_id"], order_id=row["item_order_id"], product_id=row["id"],
         quantity=row["item_quantity"], price_at_time=Decimal(row["item_price"]),
-        product=product(row),
+        product=OrderedProduct(id=row["id"], seller_id=row["seller_id"], name=row["name"],
+                               description=row["description"], category_name=row["category_name"],
+                               seller_username=row["seller_username"], updated_at=row["updated_at"]),
     )
 
 
