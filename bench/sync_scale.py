@@ -98,6 +98,7 @@ def items_of(app, products: int, orders: int) -> list[dict]:
     repositories' item code (categories, 20 of them, left out)."""
     from shop.domain import NewProduct
     from shop.repositories.dynamodb import keys
+    from shop.repositories.dynamodb.order_copies import line_items
     from shop.repositories.dynamodb.orders import order_item
     from shop.repositories.mysql.orders import OrderRepository
     from shop.repositories.dynamodb.products import product_item
@@ -125,8 +126,10 @@ def items_of(app, products: int, orders: int) -> list[dict]:
         for start in range(0, len(rows), 1000):
             chunk = rows[start:start + 1000]
             items = OrderRepository._items(cur, [r["id"] for r in chunk])
-            out += [("orders", order_item(_rows.order(r, items.get(r["id"], [])))) for r in chunk]
-    assert len(out) == 3 * USERS + 2 * products + orders
+            for r in chunk:
+                order = _rows.order(r, items.get(r["id"], []))
+                out += [("orders", order_item(order))] + [("orders", line) for line in line_items(order)]
+    assert len(out) == 3 * USERS + 2 * products + 2 * orders  # one-line orders: the order and its ORDER_LINE
     return out
 
 

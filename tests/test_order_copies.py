@@ -199,3 +199,128 @@ def test_a_stale_copy_is_a_difference_verify_finds_and_repair_rewrites(world, co
     runs.repair(world.extensions["shop"])
     assert _shown(ddb.orders.get_by_id(order.id))[p.id][0] == "Renamed, mirror lost"
     assert not sync.compare("order", order.id) and not sync.compare("product", p.id)
+
+
+class _Cut(Exception):
+    pass
+
+
+def _cut_after(store_dynamo, n):
+    """A hook failing the (n+1)th UpdateItem of an order's copy: a fan-out cut short."""
+    seen = []
+
+    def hook(params, **kwargs):
+        if params.get("UpdateExpression", "").startswith("SET #ps.#p"):
+            seen.append(1)
+            if len(seen) > n:
+                raise _Cut()
+    store_dynamo.client.meta.events.register("provide-client-params.dynamodb.UpdateItem", hook)
+    return lambda: store_dynamo.client.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", hook)
+
+
+def test_a_fan_out_cut_short_is_finished_by_the_next_write_even_the_same_rename(ddb, store_dynamo):
+    """Review finding: a retried rename changes nothing the product shows, so it would not fan
+    out; the token the cut-short fan-out left on the product makes it."""
+    seller, cat, (p1, _) = _shop(ddb)
+    buyers = [ddb.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+              for _ in range(3)]
+    orders = [_order(ddb, b.id, [p1]) for b in buyers]
+    undo = _cut_after(store_dynamo, 1)
+    try:
+        with pytest.raises(_Cut):
+            ddb.products.update(p1.id, {"name": "Cut short"})
+    finally:
+        undo()
+    assert sorted(_shown(ddb.orders.get_by_id(o.id))[p1.id][0] for o in orders).count("Cut short") == 1
+    item = store_dynamo.get(store_dynamo.table("catalog"), keys.product(p1.id))
+    assert item["name"] == "Cut short" and item.get("copies_pending")
+    ddb.products.update(p1.id, {"name": "Cut short"})  # the shopper's retry
+    assert {_shown(ddb.orders.get_by_id(o.id))[p1.id][0] for o in orders} == {"Cut short"}
+    assert "copies_pending" not in store_dynamo.get(store_dynamo.table("catalog"), keys.product(p1.id))
+
+
+def test_a_category_rename_cut_short_is_finished_by_its_retry(ddb, store_dynamo):
+    seller, cat, products = _shop(ddb, 2)
+    order = _order(ddb, seller.id, products)
+    undo = _cut_after(store_dynamo, 0)
+    try:
+        with pytest.raises(_Cut):
+            ddb.categories.update(cat.id, {"name": cat.name + " v2"})
+    finally:
+        undo()
+    assert cat.name + " v2" not in {s[2] for s in _shown(ddb.orders.get_by_id(order.id)).values()}
+    ddb.categories.update(cat.id, {"name": cat.name + " v2"})
+    assert {s[2] for s in _shown(ddb.orders.get_by_id(order.id)).values()} == {cat.name + " v2"}
+    assert "copies_pending" not in store_dynamo.get(store_dynamo.table("catalog"), keys.category(cat.id))
+
+
+def test_a_fan_out_that_cannot_settle_says_so_and_leaves_its_token(ddb, store_dynamo, monkeypatch):
+    """A product renamed again during every round: the fan-out stops with a ConflictError
+    instead of returning as if done, and the product keeps its token for the next write."""
+    from shop.errors import ConflictError
+    from shop.repositories.dynamodb import order_copies
+    monkeypatch.setattr(order_copies, "_SETTLE_SECONDS", 0)
+    seller, _, (p1, _) = _shop(ddb)
+    order = _order(ddb, seller.id, [p1])
+    catalog = store_dynamo.table("catalog")
+    names = iter(f"Moving {n}" for n in range(100))
+
+    def rename_again(**kwargs):
+        store_dynamo.client.update_item(TableName=catalog, Key=encode(keys.product(p1.id)),
+                                        UpdateExpression="SET #n = :n", ExpressionAttributeNames={"#n": "name"},
+                                        ExpressionAttributeValues=encode({":n": next(names)}))
+    store_dynamo.client.meta.events.register("after-call.dynamodb.UpdateItem", rename_again)
+    try:
+        with pytest.raises(ConflictError, match="kept changing"):
+            ddb.products.update(p1.id, {"name": "Start"})
+    finally:
+        store_dynamo.client.meta.events.unregister("after-call.dynamodb.UpdateItem", rename_again)
+    assert store_dynamo.get(catalog, keys.product(p1.id)).get("copies_pending")
+    ddb.products.update(p1.id, {"description": "quiet now"})
+    now = ddb.products.get_by_id(p1.id)
+    assert _shown(ddb.orders.get_by_id(order.id))[p1.id][:2] == (now.name, "quiet now")
+
+
+def test_an_order_copied_from_mysql_settles_on_the_products_current_names(world, control):  # noqa: F811
+    """Backfill and repair copy an order with MySQL's join read earlier; a rename whose fan-out
+    ran before the order item existed is caught by settling the copies after the write."""
+    from shop.migration.sync import Sync
+    _to(control, 1)
+    mysql, ddb = _stores(world)
+    owner, cat, p = _dual_written_product(world, stock=9)
+    state = world.extensions["shop"]
+    with use_flags("READ_MYSQL,WRITE_MYSQL"):  # an order from before the migration: MySQL only
+        state.repos.carts.add_item(owner.id, p.id, 1)
+        order = state.repos.orders.checkout(owner.id)
+    stale = mysql.orders.get_by_id(order.id)  # the backfill's read
+    with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):  # the rename, dual-written; no order in DynamoDB yet
+        state.repos.products.update(p.id, {"name": "Renamed before the copy"})
+    sync = Sync(state.db, mysql, ddb, state.dynamo)
+    from shop.migration.batches import ForwardWriter
+    writer = ForwardWriter(sync)
+    outcome = writer.write("order", writer.plan("order", {order.id: stale}, {}))
+    assert outcome == {order.id: "copied"}
+    assert _shown(ddb.orders.get_by_id(order.id))[p.id][0] == "Renamed before the copy"
+    assert not sync.compare("order", order.id)
+    line = state.dynamo.get(state.dynamo.table("orders"), keys.order_line(p.id, order.id))
+    assert line is not None and int(line["order_id"]) == order.id
+
+
+def test_an_order_too_large_with_its_copies_is_written_without_them():
+    """MySQL has no line limit: an order of many products with long descriptions keeps its
+    lines and is joined when read, rather than failing to copy."""
+    from datetime import datetime
+    from shop.domain import Order, OrderedProduct, OrderItem
+    from shop.repositories.dynamodb.client import encode as enc, item_size
+    from shop.repositories.dynamodb.orders import order_item
+    when = datetime(2026, 1, 1)
+    lines = [OrderItem(id=n, order_id=1, product_id=n, quantity=1, price_at_time=Decimal("1.00"),
+                       product=OrderedProduct(id=n, seller_id=1, name=f"P{n}", description="\U0001F600" * 2000,
+                                              category_name="C", seller_username="s"))
+             for n in range(1, 61)]
+    item = order_item(Order(id=1, user_id=1, total_amount=Decimal("60.00"), status="completed",
+                            created_at=when, updated_at=when, items=lines))
+    assert "products" not in item and len(item["items"]) == 60 and item_size(enc(item)) < 400 * 1024
+    small = order_item(Order(id=2, user_id=1, total_amount=Decimal("1.00"), status="completed",
+                             created_at=when, updated_at=when, items=lines[:3]))
+    assert set(small["products"]) == {"1", "2", "3"}

@@ -17,7 +17,7 @@ from ..domain import NewUser
 from ..repositories.dynamodb import keys, listing_counts
 from ..repositories.dynamodb.catalog_items import NAME_COPIES, rewrite_copies, to_category, with_details
 from ..repositories.dynamodb.client import cancellation_codes, encode
-from ..repositories.dynamodb.order_copies import line_items, rewrite_order_copies, shown_from_product
+from ..repositories.dynamodb.order_copies import line_items, rewrite_order_copies, settle, shown_from_product
 from ..repositories.dynamodb.orders import _to_order, order_item
 from ..repositories.dynamodb.products import _as_new, product_item
 from ..repositories.dynamodb.users import to_user, user_items
@@ -150,7 +150,7 @@ class Plan:
 
     def __init__(self, decided: dict | None = None, jobs: list | None = None, unchanged=(), then=()):
         self.decided, self.jobs, self.unchanged = decided or {}, jobs or [], list(unchanged)
-        self.then = list(then)  # jobs that read what `jobs` wrote: sent after them
+        self.then = [list(stage) for stage in then]  # stages of jobs, each sent once the one before is
 
 
 class ForwardWriter:
@@ -184,7 +184,7 @@ class ForwardWriter:
         """Send a page's writes, several requests at once (DynamoDB takes concurrent requests
         better than one after another: bench/sync_scale.py)."""
         out = dict(plan.decided)
-        for jobs in (plan.jobs, plan.then):
+        for jobs in (plan.jobs, *plan.then):
             for part in _pool_map(lambda job: job(), jobs):
                 out.update(part)
         return out
@@ -231,19 +231,25 @@ class ForwardWriter:
             for u, e in copies])
 
     def _orders(self, pairs) -> Plan:
-        decided, writes = {}, []
+        """The ORDER_LINE items first, so a rename's fan-out finds an order as soon as it exists;
+        then the orders; then their copies settled against the product items as they are now
+        (MySQL's join was read a page ahead: a rename may have fanned out before)."""
+        decided, lines, orders, copied = {}, [], [], []
         for order_id, (source, current) in pairs.items():
             collision = owner_collision("order", order_id, "user", source.user_id, current and current.user_id)
             if collision:
                 decided[order_id] = collision
                 continue
             try:
-                writes.append((order_id, {"PutRequest": {"Item": encode(order_item(source))}}))
+                orders.append((order_id, {"PutRequest": {"Item": encode(order_item(source))}}))
             except Exception as exc:  # noqa: BLE001 - too large for an item: reported, the rest copied
                 decided[order_id] = exc
                 continue
-            writes += [(order_id, {"PutRequest": {"Item": encode(line)}}) for line in line_items(source)]
-        return Plan(decided, self._puts(self.dynamo.table("orders"), writes))
+            lines += [(order_id, {"PutRequest": {"Item": encode(line)}}) for line in line_items(source)]
+            copied.append(source)
+        table = self.dynamo.table("orders")
+        return Plan(decided, self._puts(table, lines),
+                    then=[self._puts(table, orders), [lambda: (settle(self.dynamo, copied), {})[1]]])
 
     def _products(self, source, current, blind=False) -> Plan:
         """Items that differ go by BatchWriteItem; products whose listing marker is not their
@@ -286,8 +292,8 @@ class ForwardWriter:
         # runs jobs at once, so the fan-out reads the product until it shows MySQL's names).
         renamed = [i for i in differing if ordered.get(i) and current.get(i) is not None
                    and shown_from_product(current[i]) != shown_from_product(source[i])]
-        return Plan(decided, jobs, unchanged, then=[lambda i=i: (rewrite_order_copies(self.dynamo, i), {})[1]
-                                                     for i in renamed])
+        return Plan(decided, jobs, unchanged, then=[[lambda i=i: (rewrite_order_copies(self.dynamo, i), {})[1]
+                                                      for i in renamed]])
 
     def _moved(self, table, group) -> dict[int, object]:
         """Markers (each conditioned on the marker as read) and the summed counter moves in one

@@ -17,7 +17,7 @@ from ..domain import NewProduct, NewUser
 from ..repositories.dynamodb import keys
 from ..repositories.dynamodb.catalog_items import rewrite_copies
 from ..repositories.dynamodb.client import encode
-from ..repositories.dynamodb.order_copies import line_items, rewrite_order_copies, shown_from_product
+from ..repositories.dynamodb.order_copies import line_items, rewrite_order_copies, settle
 from ..repositories.dynamodb.orders import order_item
 from ..aspects.compare import diff, own
 from ..db import error_code, translate
@@ -191,7 +191,8 @@ class Sync:
         if source.parent_id is not None and self.ddb.categories.get_by_id(source.parent_id) is None:
             self._forward_category(source.parent_id, False)
         self.ddb.categories.create(source.name, source.parent_id, mirror_of=source)
-        if current is not None and current.name != source.name:  # a rename its products show
+        if current is not None:  # its products (and their orders) show its name: a rename, or
+            # one whose fan-out was cut short, is finished here
             rewrite_copies(self.dynamo, "category", category_id, {"category_name": source.name})
         return COPIED
 
@@ -206,7 +207,6 @@ class Sync:
             return DELETED
         if self.ddb.categories.get_by_id(source.category_id) is None:
             self._forward_category(source.category_id, False)
-        current = self.ddb.products.get_by_id(product_id)
         self.dynamo.call("delete_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.product(product_id)))
         self.ddb.products.create(source.seller_id, NewProduct(
             category_id=source.category_id, name=source.name, price=source.price,
@@ -217,8 +217,8 @@ class Sync:
             ordered = cur.fetchone()["n"]
         self.dynamo.call("update_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.product(product_id)),
                          UpdateExpression="SET times_ordered = :n", ExpressionAttributeValues=encode({":n": ordered}))
-        if ordered and (current is None or shown_from_product(current) != shown_from_product(source)):
-            rewrite_order_copies(self.dynamo, product_id)  # what its orders show of it
+        if ordered:  # what its orders show of it: a lost rename, or one whose fan-out was cut short
+            rewrite_order_copies(self.dynamo, product_id)
         return COPIED
 
     def _forward_gone(self, current, deleted: bool, table: str, key: dict) -> str:
@@ -243,14 +243,20 @@ class Sync:
     def _forward_order(self, order_id: int, deleted: bool) -> str:
         source = self.mysql.orders.get_by_id(order_id)
         table = self.dynamo.table("orders")
-        if source is None:
-            return self._forward_gone(self.ddb.orders.get_by_id(order_id), deleted, "orders", keys.order(order_id))
         current = self.ddb.orders.get_by_id(order_id)
+        if source is None:
+            outcome = self._forward_gone(current, deleted, "orders", keys.order(order_id))
+            if outcome == DELETED:
+                self.dynamo.batch_delete(table, [keys.order_line(p, order_id) for p in {i.product_id for i in current.items}])
+            return outcome
         collision = owner_collision("order", order_id, "user", source.user_id, current and current.user_id)
         if collision:
             raise collision
-        self.dynamo.call("put_item", TableName=table, Item=encode(order_item(source)))
+        # Lines first (a rename's fan-out finds the order as soon as it exists), then the order,
+        # then its copies settled against the product items as they are now.
         self.dynamo.batch_write(table, [{"PutRequest": {"Item": encode(line)}} for line in line_items(source)])
+        self.dynamo.call("put_item", TableName=table, Item=encode(order_item(source)))
+        settle(self.dynamo, [source])
         return COPIED
 
     # --- DynamoDB -> MySQL (rollback out of phase 5) --------------------------------------------

@@ -63,17 +63,18 @@ def products_by_id(dynamo, product_ids) -> dict[int, Product]:
     return {p.id: p for p in with_details(dynamo, items)}
 
 
-def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict) -> int:
+def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict, token: str | None = None) -> int:
     """After a category rename (owner "category") or a seller's email change (owner
     "seller"), set the new copies on every product the owner's index partition lists,
     each only while the product still belongs to that owner. Returns how many were
     rewritten: the fan-out is one UpdateItem per product (docs/performance.md). A
     category's name is also shown by the orders holding its products: a rename goes on
-    to their copies (order_copies), one product at a time."""
+    to their copies (order_copies), one product at a time; `token`, the category's
+    copies_pending, is cleared once all of it is done."""
     from botocore.exceptions import ClientError
 
     from .client import condition_failed, encode
-    from .order_copies import rewrite_order_copies
+    from .order_copies import clear_pending, rewrite_order_copies
 
     index, pk = {"category": ("GSI2", f"CATEGORY#{owner_id}"), "seller": ("GSI1", f"SELLER#{owner_id}")}[owner]
     table = dynamo.table("catalog")
@@ -95,14 +96,18 @@ def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict) -> int:
             if not condition_failed(exc):  # moved to another category, or deleted, meanwhile
                 raise
             return 0
-        if owner == "category":
-            rewrite_order_copies(dynamo, int(product["PK"].split("#", 1)[1]))
+        if owner == "category":  # within this pool's threads: no pool of its own
+            rewrite_order_copies(dynamo, int(product["PK"].split("#", 1)[1]), threads=1)
         return 1
     if len(products) <= FAN_OUT_THREADS:
-        return sum(rewrite(p) for p in products)
-    # Independent single-item writes: several in flight at once, as many as the client's pool.
-    with ThreadPoolExecutor(FAN_OUT_THREADS, thread_name_prefix="copies") as pool:
-        return sum(pool.map(rewrite, products))
+        done = sum(rewrite(p) for p in products)
+    else:
+        # Independent single-item writes: several in flight at once, as many as the client's pool.
+        with ThreadPoolExecutor(FAN_OUT_THREADS, thread_name_prefix="copies") as pool:
+            done = sum(pool.map(rewrite, products))
+    if token is not None and owner == "category":
+        clear_pending(dynamo, keys.category(owner_id), token)
+    return done
 
 
 def copies_unchanged(item: dict) -> tuple[str, dict, dict]:

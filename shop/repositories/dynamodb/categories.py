@@ -8,6 +8,7 @@ from ...domain import Category
 from ...errors import ConflictError, DuplicateError, InvalidStateError, NotFoundError
 from . import keys
 from .catalog_items import rewrite_copies, to_category
+from .order_copies import PENDING, clear_pending, pending_token
 from .counters import IdTaken, create_with_free_id
 from .client import cancellation_codes, check_size, condition_failed, decode, encode, exists_check, iso, utcnow
 
@@ -83,6 +84,10 @@ class CategoryRepository:
             changes = {"name": mirror_of.name, "parent_id": mirror_of.parent_id}
         if not changes:
             return self.get_by_id(category_id)
+        # The rename's fan-out to the products (and their orders) is marked pending in the same
+        # write, and cleared once done: a fan-out cut short is taken up by the next update.
+        token = pending_token()
+        changes = {**changes, PENDING: token}
         sets = [f"#{k} = :{k}" for k, v in changes.items() if v is not None]
         removes = [f"#{k}" for k, v in changes.items() if v is None]
         expression = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE " + ", ".join(removes) if removes else "")
@@ -100,8 +105,10 @@ class CategoryRepository:
         old = decode(r["Attributes"])
         new = {k: v for k, v in {**old, **changes}.items() if v is not None}
         category = to_category(new)
-        if category.name != old["name"]:  # only a rename fans out to the products' copies
-            rewrite_copies(self.dynamo, "category", category_id, {"category_name": category.name})
+        if category.name == old["name"] and not old.get(PENDING):
+            clear_pending(self.dynamo, keys.category(category_id), token)  # nothing to fan out
+        if category.name != old["name"] or old.get(PENDING):  # a rename, or one cut short before
+            rewrite_copies(self.dynamo, "category", category_id, {"category_name": category.name}, token)
         return category
 
     def delete(self, category_id: int) -> bool:

@@ -14,25 +14,39 @@ Races, and why none leaves a stale copy (docs/data-model.md):
 - a checkout committed before a rename has its ORDER_LINE items already, so the rename's
   fan-out (which starts after the rename committed) finds it;
 - two renames of one product racing: every fan-out ends by reading the product again and goes
-  round once more if what it shows moved meanwhile, so the last writer's names win.
-An order written before the copies existed has no `products` map: it is joined at read time
-(one BatchGetItem), and the fan-out leaves it alone (its condition fails).
+  round once more if what it shows moved meanwhile, so the last writer's names win;
+- a copy into DynamoDB (backfill, repair) writes an order's ORDER_LINE items before the order,
+  then settles its copies against the product items as they are after the write (`settle`).
+A fan-out runs after the product's own write. So that one cut short (a failed request, a killed
+worker) is not forgotten, the write that starts it leaves a token on the product item
+(`copies_pending`), which the fan-out removes once every order holds the copy; the product's
+next write sees a token left and fans out again, whatever it changes, and a repair of the
+product always fans out. An order written before the copies existed has no `products` map: it
+is joined at read time (one BatchGetItem), and the fan-out leaves it alone (its condition fails).
 """
 from __future__ import annotations
 
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import ClientError
 
 from ...domain import Order, OrderedProduct
+from ...errors import ConflictError
 from . import keys
 from .catalog_items import with_details
 from .client import condition_failed, encode, holds
 
 SHOWN = ("name", "description", "category_name", "seller_id", "seller_username")
 LINE_ENTITY = "ORDER_LINE"
+PENDING = "copies_pending"  # on a product item: a fan-out of what it shows is not known done
 FAN_OUT_THREADS = 8
-_ROUNDS = 5  # fan-outs of one product, each after the product moved again meanwhile
+_SETTLE_SECONDS = 10  # a fan-out chasing a product renamed again and again gives up after this
+
+
+def pending_token() -> str:
+    return uuid.uuid4().hex
 
 
 def shown_from_item(item: dict) -> dict:
@@ -64,9 +78,10 @@ def copies_of(order: Order) -> dict | None:
 
 
 def line_items(order: Order) -> list[dict]:
-    """The ORDER_LINE items of an order: one per product it holds."""
-    return [{**keys.order_line(i.product_id, order.id), "entity": LINE_ENTITY, "order_id": int(order.id),
-             "product_id": int(i.product_id)} for i in order.items]
+    """The ORDER_LINE items of an order: one per product it holds (MySQL does not forbid two
+    lines of one product, which would be one item here)."""
+    return [{**keys.order_line(pid, order.id), "entity": LINE_ENTITY, "order_id": int(order.id), "product_id": pid}
+            for pid in dict.fromkeys(int(i.product_id) for i in order.items)]
 
 
 def still_shows(shown: dict) -> tuple[str, dict, dict]:
@@ -75,10 +90,13 @@ def still_shows(shown: dict) -> tuple[str, dict, dict]:
     return holds(shown, [k for k in SHOWN if k != "seller_id"], "s")
 
 
-def rewrite_order_copies(dynamo, product_id: int) -> int:
+def rewrite_order_copies(dynamo, product_id: int, token: str | None = None,
+                         threads: int = FAN_OUT_THREADS) -> int:
     """Set the product's current shown fields in every order holding it; returns how many
-    order items were rewritten (one UpdateItem each, FAN_OUT_THREADS in flight). Goes round
-    again while the product moves under it (see the module's docstring)."""
+    order items were rewritten (one UpdateItem each, `threads` in flight). Goes round again
+    while the product moves under it, and clears `token` (the product's copies_pending) once
+    done. Raises ConflictError if the product kept moving for _SETTLE_SECONDS: the token stays,
+    so the product's next write, or its repair, goes on with it."""
     orders = dynamo.table("orders")
     # The orders first: one committed after this query copied what the product showed at its
     # commit, which is after the change that started this fan-out.
@@ -86,36 +104,51 @@ def rewrite_order_copies(dynamo, product_id: int) -> int:
                              ProjectionExpression="order_id",
                              ExpressionAttributeValues=encode({":pk": keys.order_line(product_id, 0)["PK"]}))
     order_ids = sorted({int(line["order_id"]) for line in lines})
-    if not order_ids:
-        return 0
-    shown = _showing(dynamo, product_id)
-    rewritten = 0
-    for _ in range(_ROUNDS):
-        if shown is None:
-            return rewritten
+    shown = _showing(dynamo, product_id) if order_ids else None
+    rewritten, deadline = 0, time.monotonic() + _SETTLE_SECONDS
+    while shown is not None:
         values = encode({":copy": stored(shown)})
-
-        def rewrite(order_id: int) -> int:
-            try:
-                dynamo.call("update_item", TableName=orders, Key=encode(keys.order(order_id)),
-                            UpdateExpression="SET #ps.#p = :copy", ConditionExpression="attribute_exists(#ps.#p)",
-                            ExpressionAttributeNames={"#ps": "products", "#p": str(int(product_id))},
-                            ExpressionAttributeValues=values)
-                return 1
-            except ClientError as exc:
-                if not condition_failed(exc):  # an order from before the copies: joined when read
-                    raise
-                return 0
-        if len(order_ids) <= FAN_OUT_THREADS:
-            rewritten += sum(rewrite(o) for o in order_ids)
+        rewrite = lambda order_id: _set_copy(dynamo, orders, order_id, product_id, values)  # noqa: E731
+        if threads <= 1 or len(order_ids) <= 1:
+            rewritten += sum(map(rewrite, order_ids))
         else:
-            with ThreadPoolExecutor(FAN_OUT_THREADS, thread_name_prefix="order-copies") as pool:
+            with ThreadPoolExecutor(min(threads, len(order_ids)), thread_name_prefix="order-copies") as pool:
                 rewritten += sum(pool.map(rewrite, order_ids))
         now = _showing(dynamo, product_id)
         if now is None or now == shown:
-            return rewritten
+            break
+        if time.monotonic() > deadline:
+            raise ConflictError(f"product {product_id} kept changing while its orders were updated; "
+                                "its next write or a repair finishes them")
         shown = now
+    if token is not None:
+        clear_pending(dynamo, keys.product(product_id), token)
     return rewritten
+
+
+def _set_copy(dynamo, orders: str, order_id: int, product_id: int, values: dict) -> int:
+    try:
+        dynamo.call("update_item", TableName=orders, Key=encode(keys.order(order_id)),
+                    UpdateExpression="SET #ps.#p = :copy", ConditionExpression="attribute_exists(#ps.#p)",
+                    ExpressionAttributeNames={"#ps": "products", "#p": str(int(product_id))},
+                    ExpressionAttributeValues=values)
+        return 1
+    except ClientError as exc:
+        if not condition_failed(exc):  # an order from before the copies (joined when read), or gone
+            raise
+        return 0
+
+
+def clear_pending(dynamo, key: dict, token: str) -> None:
+    """Remove a catalog item's copies_pending if it is still this fan-out's (a later write's
+    token is that write's fan-out to clear)."""
+    try:
+        dynamo.call("update_item", TableName=dynamo.table("catalog"), Key=encode(key),
+                    UpdateExpression="REMOVE #t", ConditionExpression="#t = :t",
+                    ExpressionAttributeNames={"#t": PENDING}, ExpressionAttributeValues=encode({":t": token}))
+    except ClientError as exc:
+        if not condition_failed(exc):
+            raise
 
 
 def _showing(dynamo, product_id: int) -> dict | None:
@@ -123,3 +156,22 @@ def _showing(dynamo, product_id: int) -> dict | None:
     joined), or None when it is gone."""
     item = dynamo.get(dynamo.table("catalog"), keys.product(product_id))
     return shown_from_product(with_details(dynamo, [item])[0]) if item else None
+
+
+def settle(dynamo, orders: list[Order]) -> int:
+    """After copying orders into DynamoDB from another store's read: set, in each, the copy of
+    any product whose item shows something else now (a rename whose fan-out ran before the
+    order item existed, or wrote the order the copy then overwrote). Returns how many copies
+    were set. One BatchGetItem of the products, one UpdateItem per copy that differs."""
+    held = {int(i.product_id) for o in orders for i in o.items if i.product is not None}
+    if not held:
+        return 0
+    items = dynamo.batch_get(dynamo.table("catalog"), [keys.product(p) for p in sorted(held)])
+    now = {p.id: shown_from_product(p) for p in with_details(dynamo, items)}
+    table, fixed = dynamo.table("orders"), 0
+    for o in orders:
+        for i in o.items:
+            pid = int(i.product_id)
+            if i.product is not None and pid in now and shown_from_product(i.product) != now[pid]:
+                fixed += _set_copy(dynamo, table, o.id, pid, encode({":copy": stored(now[pid])}))
+    return fixed

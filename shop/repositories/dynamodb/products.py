@@ -17,7 +17,7 @@ from . import keys, listing_counts
 from .catalog_items import copies_unchanged, name_copies, with_details
 from .categories import CategoryRepository
 from .counters import IdTaken, create_with_free_id
-from .order_copies import rewrite_order_copies, shown_from_item
+from .order_copies import PENDING, pending_token, rewrite_order_copies, shown_from_item
 from .client import (cancellation_codes, check_size, decode, encode, exists_check, iso, money, utcnow, value)
 from .tables import PRODUCT_SHARDS
 
@@ -233,6 +233,11 @@ class ProductRepository:
                 merged["category_name"] = category["name"]
                 checks.append(self._category_named(category))
             merged.update(_index_keys(merged))
+            # What its orders show of it changed, or an earlier fan-out was cut short: this
+            # write's token marks the fan-out to come until it has reached every order.
+            token = pending_token() if (shown_from_item(merged) != shown_from_item(current)
+                                        or current.get(PENDING)) else None
+            merged[PENDING] = token
             merged = {k: v for k, v in merged.items() if v is not None}
             check_size(encode(merged), "product")
             # Unchanged since read: a concurrent checkout's decrement, or a rename's fan-out, is never lost.
@@ -254,8 +259,8 @@ class ProductRepository:
                 if _CCF in codes:
                     continue  # raced: apply the change to the new state
                 raise
-            if shown_from_item(merged) != shown_from_item(current):  # what its orders show of it
-                rewrite_order_copies(self.dynamo, product_id)
+            if token is not None:
+                rewrite_order_copies(self.dynamo, product_id, token)
             return with_details(self.dynamo, [merged])[0]
         raise ConflictError("The product kept changing while it was updated; try again")
 
