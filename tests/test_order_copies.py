@@ -324,3 +324,24 @@ def test_an_order_too_large_with_its_copies_is_written_without_them():
     small = order_item(Order(id=2, user_id=1, total_amount=Decimal("1.00"), status="completed",
                              created_at=when, updated_at=when, items=lines[:3]))
     assert set(small["products"]) == {"1", "2", "3"}
+
+
+def test_a_checkout_between_a_category_rename_and_its_products_copy_shows_the_new_name(ddb, store_dynamo):
+    """The product never ordered when the rename began: the checkout lands before the product's
+    copy is rewritten (so it copies the old name), and the rewrite, seeing the product now
+    counted as ordered, goes on to that order."""
+    seller, cat, (p1,) = _shop(ddb, 1)
+    ddb.carts.add_item(seller.id, p1.id, 1)
+    done = []
+
+    def checkout_first(params, **kwargs):
+        if "#owner" in params.get("ConditionExpression", "") and not done:
+            done.append(ddb.orders.checkout(seller.id))
+    store_dynamo.client.meta.events.register("provide-client-params.dynamodb.UpdateItem", checkout_first)
+    try:
+        renamed = ddb.categories.update(cat.id, {"name": cat.name + " new"})
+    finally:
+        store_dynamo.client.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", checkout_first)
+    (order,) = done
+    assert order.items[0].product.category_name == cat.name  # copied before the product's rewrite
+    assert _shown(ddb.orders.get_by_id(order.id))[p1.id][2] == renamed.name

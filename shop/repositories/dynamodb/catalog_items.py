@@ -89,15 +89,18 @@ def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict, token: str |
 
     def rewrite(product) -> int:
         try:
-            dynamo.call("update_item", TableName=table, Key=encode({"PK": product["PK"], "SK": product["SK"]}),
-                        UpdateExpression=expression.strip(), ConditionExpression="#owner = :owner",
-                        ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+            r = dynamo.call("update_item", TableName=table, Key=encode({"PK": product["PK"], "SK": product["SK"]}),
+                            UpdateExpression=expression.strip(), ConditionExpression="#owner = :owner",
+                            ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                            ReturnValues="ALL_NEW" if owner == "category" else "NONE")
         except ClientError as exc:
             if not condition_failed(exc):  # moved to another category, or deleted, meanwhile
                 raise
             return 0
-        if owner == "category":  # within this pool's threads: no pool of its own
-            rewrite_order_copies(dynamo, int(product["PK"].split("#", 1)[1]), threads=1)
+        # Orders hold it only if a checkout counted it before this write (one after it copies the
+        # new name): times_ordered as this write left it says whether there are orders to rewrite.
+        if owner == "category" and int(r.get("Attributes", {}).get("times_ordered", {}).get("N", "0")):
+            rewrite_order_copies(dynamo, int(product["PK"].split("#", 1)[1]), threads=1)  # on this pool's thread
         return 1
     if len(products) <= FAN_OUT_THREADS:
         done = sum(rewrite(p) for p in products)

@@ -234,9 +234,10 @@ class ProductRepository:
                 checks.append(self._category_named(category))
             merged.update(_index_keys(merged))
             # What its orders show of it changed, or an earlier fan-out was cut short: this
-            # write's token marks the fan-out to come until it has reached every order.
-            token = pending_token() if (shown_from_item(merged) != shown_from_item(current)
-                                        or current.get(PENDING)) else None
+            # write's token marks the fan-out to come until it has reached every order. Never
+            # ordered (the put is conditioned on the stock read, which every checkout moves): none.
+            token = pending_token() if int(current.get("times_ordered", 0)) and (
+                shown_from_item(merged) != shown_from_item(current) or current.get(PENDING)) else None
             merged[PENDING] = token
             merged = {k: v for k, v in merged.items() if v is not None}
             check_size(encode(merged), "product")
