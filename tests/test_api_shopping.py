@@ -130,6 +130,22 @@ def test_order_reads(api, seller, buyer):
     assert api.call("GET", "/api/orders/user/search?q=nothing-like-this", buyer).get_json()["data"]["orders"] == []
 
 
+def test_an_order_shows_its_products_current_names_after_renames(api, seller, buyer):
+    """As the reference's join does, in every phase (DynamoDB keeps copies in the order)."""
+    user, token, cat, prod = seller
+    order = _buy(api, buyer, prod["id"])
+    assert api.call("PUT", f"/api/products/{prod['id']}", token,
+                    {"name": prod["name"] + " II", "description": "Now warmer"}).status_code == 200
+    assert api.call("PUT", f"/api/categories/{cat['id']}", token, {"name": cat["name"] + " renamed"}).status_code == 200
+    shown = api.call("GET", f"/api/orders/{order['id']}", buyer).get_json()["data"]["order"]["items"][0]["product"]
+    assert shown == {"id": prod["id"], "name": prod["name"] + " II", "description": "Now warmer",
+                     "categoryName": cat["name"] + " renamed", "sellerUsername": user["username"]}
+    listed = api.call("GET", "/api/orders", buyer).get_json()["data"]["orders"]
+    assert [o["items"][0]["product"] for o in listed if o["id"] == order["id"]] == [shown]
+    found = api.call("GET", "/api/orders/user/search?q=now warmer", buyer).get_json()["data"]["orders"]
+    assert order["id"] in {o["id"] for o in found}
+
+
 def test_order_status_and_cancel(api, seller, buyer):
     prod = seller[3]
     order = _buy(api, buyer, prod["id"], 2)
