@@ -168,7 +168,8 @@ class Sync:
             if current is not None:
                 self._create_user(current)  # put back what was there: never leave the user deleted
             raise
-        if current is not None and current.email != source.email:  # the seller's products show it
+        if current is not None:  # the seller's products show the email: a change, or one whose
+            # fan-out was cut short, is finished here
             rewrite_copies(self.dynamo, "seller", user_id, {"seller_email": source.email})
         return COPIED
 

@@ -69,7 +69,7 @@ def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict, token: str |
     each only while the product still belongs to that owner. Returns how many were
     rewritten: the fan-out is one UpdateItem per product (docs/performance.md). A
     category's name is also shown by the orders holding its products: a rename goes on
-    to their copies (order_copies), one product at a time; `token`, the category's
+    to their copies (order_copies), one product at a time. `token`, the owner's
     copies_pending, is cleared once all of it is done."""
     from botocore.exceptions import ClientError
 
@@ -108,8 +108,9 @@ def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict, token: str |
         # Independent single-item writes: several in flight at once, as many as the client's pool.
         with ThreadPoolExecutor(FAN_OUT_THREADS, thread_name_prefix="copies") as pool:
             done = sum(pool.map(rewrite, products))
-    if token is not None and owner == "category":
-        clear_pending(dynamo, keys.category(owner_id), token)
+    if token is not None:
+        clear_pending(dynamo, *((keys.category(owner_id), token) if owner == "category"
+                                else (keys.user(owner_id), token, "users")))
     return done
 
 

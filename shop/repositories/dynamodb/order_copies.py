@@ -139,11 +139,11 @@ def _set_copy(dynamo, orders: str, order_id: int, product_id: int, values: dict)
         return 0
 
 
-def clear_pending(dynamo, key: dict, token: str) -> None:
-    """Remove a catalog item's copies_pending if it is still this fan-out's (a later write's
-    token is that write's fan-out to clear)."""
+def clear_pending(dynamo, key: dict, token: str, table: str = "catalog") -> None:
+    """Remove an item's copies_pending if it is still this fan-out's (a later write's token
+    is that write's fan-out to clear)."""
     try:
-        dynamo.call("update_item", TableName=dynamo.table("catalog"), Key=encode(key),
+        dynamo.call("update_item", TableName=dynamo.table(table), Key=encode(key),
                     UpdateExpression="REMOVE #t", ConditionExpression="#t = :t",
                     ExpressionAttributeNames={"#t": PENDING}, ExpressionAttributeValues=encode({":t": token}))
     except ClientError as exc:

@@ -7,6 +7,7 @@ from ...domain import NewUser, User
 from ...errors import DuplicateError
 from . import keys
 from .catalog_items import rewrite_copies
+from .order_copies import PENDING, pending_token
 from .counters import IdTaken, create_with_free_id
 from .client import cancellation_codes, check_size, condition_failed, decode, encode, iso, parse_iso, utcnow
 
@@ -81,13 +82,21 @@ class UserRepository:
             raise ValueError(f"cannot update {sorted(unknown)}")
         if mirror_of is not None:  # MySQL's resulting profile, whatever the request changed
             changes = {"email": mirror_of.email, "first_name": mirror_of.first_name, "last_name": mirror_of.last_name}
-        current = self.get_by_id(user_id)
-        if current is None:
+        raw = self.dynamo.get(self.table, keys.user(user_id))
+        if raw is None:
             return None
+        current = to_user(raw)
         updated_at = mirror_of.updated_at if mirror_of else utcnow()
         sets, removes = ["#u = :u"], []
         names = {"#u": "updated_at", "#e": "email"}
         values = {":u": iso(updated_at), ":old": current.email}
+        # An email change fans out to the seller's products: marked pending in this write and
+        # cleared once done, so a fan-out cut short is taken up by the next update.
+        token = None
+        if (changes.get("email") is not None and changes["email"] != current.email) or raw.get(PENDING):
+            token = pending_token()
+            sets.append("#t = :t")
+            names["#t"], values[":t"] = PENDING, token
         for k, v in changes.items():
             names[f"#{k}"] = k
             if v is None:
@@ -120,8 +129,8 @@ class UserRepository:
                 return self.update_profile(user_id, changes, mirror_of=mirror_of)  # raced; reread
             raise
         updated = self.get_by_id(user_id)
-        if updated is not None and updated.email != current.email:
-            rewrite_copies(self.dynamo, "seller", user_id, {"seller_email": updated.email})
+        if updated is not None and token is not None:
+            rewrite_copies(self.dynamo, "seller", user_id, {"seller_email": updated.email}, token)
         return updated
 
     def set_seller(self, user_id: int, is_seller: bool = True, *, mirror_of: User | None = None) -> User | None:
