@@ -167,9 +167,16 @@ def register_migration(app) -> None:
     @click.option("--divergent", is_flag=True,
                   help="Also copy every entity verify finds divergent, from the phase's authoritative store "
                        "(writes lost without an entry, e.g. a worker killed between its two writes).")
-    def repair_cmd(divergent):
+    @click.option("--copies", is_flag=True,
+                  help="Also finish every fan-out of names into products' and orders' copies that was cut "
+                       "short (items holding a copies_pending token; one scan of the catalog and users tables).")
+    def repair_cmd(divergent, copies):
         """Replay every pending journal entry in its direction: towards DynamoDB from MySQL's
         state, towards MySQL from DynamoDB's. Only recorded deletions delete."""
+        if copies:
+            from .repositories.dynamodb.order_copies import finish_pending
+            finished = _ddb(lambda: finish_pending(_state().dynamo))
+            click.echo("copies: fan-outs finished: " + ", ".join(f"{k} {n}" for k, n in finished.items()))
         report = _ddb(lambda: runs.repair(_state(), divergent=divergent, progress=_progress))
         _caught_up()
         if not report.done and not report.failed and not report.left:

@@ -17,7 +17,7 @@ from ..domain import NewUser
 from ..repositories.dynamodb import keys, listing_counts
 from ..repositories.dynamodb.catalog_items import NAME_COPIES, rewrite_copies, to_category, with_details
 from ..repositories.dynamodb.client import cancellation_codes, encode
-from ..repositories.dynamodb.order_copies import line_items, rewrite_order_copies, settle, shown_from_product
+from ..repositories.dynamodb.order_copies import PENDING, line_items, pending_token, rewrite_order_copies, settle
 from ..repositories.dynamodb.orders import _to_order, order_item
 from ..repositories.dynamodb.products import _as_new, product_item
 from ..repositories.dynamodb.users import to_user, user_items
@@ -220,15 +220,18 @@ class ForwardWriter:
                 continue
             new = NewUser(username=source.username, email=source.email, password_hash=source.password_hash,
                           first_name=source.first_name, last_name=source.last_name)
-            writes += [(user_id, {"PutRequest": {"Item": encode(i)}})
-                       for i in user_items(user_id, new, source.is_seller, source.created_at, source.updated_at)]
+            made = user_items(user_id, new, source.is_seller, source.created_at, source.updated_at)
+            if current is not None and source.is_seller:
+                # Its products show its email: a change, or a fan-out cut short (whose token
+                # this put replaces). Its own token marks the fan-out until it is done.
+                made[0][PENDING] = pending_token()
+                copies.append((user_id, source.email, made[0][PENDING]))
+            writes += [(user_id, {"PutRequest": {"Item": encode(i)}}) for i in made]
             if current is not None and current.email.lower() != source.email.lower():
                 writes.append((user_id, {"DeleteRequest": {"Key": encode(keys.email_guard(current.email))}}))
-            if current is not None and current.email != source.email:  # the seller's products show it
-                copies.append((user_id, source.email))
-        return Plan(decided, self._puts(table, writes) + [
-            lambda u=u, e=e: (rewrite_copies(self.dynamo, "seller", u, {"seller_email": e}), {})[1]
-            for u, e in copies])
+        return Plan(decided, self._puts(table, writes), then=[[
+            lambda u=u, e=e, t=t: (rewrite_copies(self.dynamo, "seller", u, {"seller_email": e}, t), {})[1]
+            for u, e, t in copies]])
 
     def _orders(self, pairs) -> Plan:
         """The ORDER_LINE items first, so a rename's fan-out finds an order as soon as it exists;
@@ -269,7 +272,7 @@ class ForwardWriter:
                 cur.execute(f"SELECT product_id, COUNT(*) AS n FROM order_items WHERE product_id IN"
                             f" ({_marks(differing)}) GROUP BY product_id", sorted(differing))
                 ordered = {r["product_id"]: r["n"] for r in cur.fetchall()}
-        decided, items, moves, unchanged = {}, [], [], []
+        decided, items, moves, unchanged, fan_outs = {}, [], [], [], []
         for product_id in ids:
             p = source[product_id]
             member = {"category_id": int(p.category_id), "seller_id": int(p.seller_id)}
@@ -284,16 +287,19 @@ class ForwardWriter:
                     moves = [m for m in moves if m[0] != product_id]
                     continue
                 item["times_ordered"] = ordered.get(product_id, 0)
+                if ordered.get(product_id) and current.get(product_id) is not None:
+                    # DynamoDB's orders hold it and its item differed: a rename, or a fan-out
+                    # cut short (whose token this put replaces). Its own token marks the
+                    # fan-out that follows the put until it is done.
+                    item[PENDING] = pending_token()
+                    fan_outs.append((product_id, item[PENDING]))
                 items.append((product_id, {"PutRequest": {"Item": encode(item)}}))
             elif markers.get(product_id) == member:
                 unchanged.append(product_id)
         jobs = self._puts(table, items) + [lambda group=g: self._moved(table, group) for g in _groups(moves)]
-        # What the orders holding a product show of it: rewritten once its item is (the write
-        # runs jobs at once, so the fan-out reads the product until it shows MySQL's names).
-        renamed = [i for i in differing if ordered.get(i) and current.get(i) is not None
-                   and shown_from_product(current[i]) != shown_from_product(source[i])]
-        return Plan(decided, jobs, unchanged, then=[[lambda i=i: (rewrite_order_copies(self.dynamo, i), {})[1]
-                                                      for i in renamed]])
+        # What the orders holding a product show of it: rewritten once its item is written.
+        return Plan(decided, jobs, unchanged, then=[[lambda i=i, t=t: (rewrite_order_copies(self.dynamo, i, t), {})[1]
+                                                      for i, t in fan_outs]])
 
     def _moved(self, table, group) -> dict[int, object]:
         """Markers (each conditioned on the marker as read) and the summed counter moves in one

@@ -17,7 +17,8 @@ from ..domain import NewProduct, NewUser
 from ..repositories.dynamodb import keys
 from ..repositories.dynamodb.catalog_items import rewrite_copies
 from ..repositories.dynamodb.client import encode
-from ..repositories.dynamodb.order_copies import line_items, rewrite_order_copies, settle
+from ..repositories.dynamodb.order_copies import (PENDING, line_items, rewrite_order_copies, settle, shown_from_item,
+                                                  shown_from_product)
 from ..repositories.dynamodb.orders import order_item
 from ..aspects.compare import diff, own
 from ..db import error_code, translate
@@ -208,6 +209,7 @@ class Sync:
             return DELETED
         if self.ddb.categories.get_by_id(source.category_id) is None:
             self._forward_category(source.category_id, False)
+        was = self.dynamo.get(self.dynamo.table("catalog"), keys.product(product_id))
         self.dynamo.call("delete_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.product(product_id)))
         self.ddb.products.create(source.seller_id, NewProduct(
             category_id=source.category_id, name=source.name, price=source.price,
@@ -218,8 +220,8 @@ class Sync:
             ordered = cur.fetchone()["n"]
         self.dynamo.call("update_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.product(product_id)),
                          UpdateExpression="SET times_ordered = :n", ExpressionAttributeValues=encode({":n": ordered}))
-        if ordered:  # what its orders show of it: a lost rename, or one whose fan-out was cut short
-            rewrite_order_copies(self.dynamo, product_id)
+        if ordered and (was is None or was.get(PENDING) or shown_from_item(was) != shown_from_product(source)):
+            rewrite_order_copies(self.dynamo, product_id)  # a lost rename, or a fan-out cut short
         return COPIED
 
     def _forward_gone(self, current, deleted: bool, table: str, key: dict) -> str:

@@ -69,12 +69,31 @@ def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict, token: str |
     each only while the product still belongs to that owner. Returns how many were
     rewritten: the fan-out is one UpdateItem per product (docs/performance.md). A
     category's name is also shown by the orders holding its products: a rename goes on
-    to their copies (order_copies), one product at a time. `token`, the owner's
-    copies_pending, is cleared once all of it is done."""
+    to their copies (order_copies), one product at a time. When done, the owner is read
+    again: renamed (or re-emailed) meanwhile, the fan-out goes round with the new value, so
+    of two racing changes the later one's stays. `token`, the owner's copies_pending, is
+    cleared once all of it is done."""
+    from .order_copies import clear_pending
+
+    key, table = (keys.category(owner_id), "catalog") if owner == "category" else (keys.user(owner_id), "users")
+    source = {"category": ("category_name", "name"), "seller": ("seller_email", "email")}[owner]
+    done = 0
+    for _ in range(8):
+        done += _rewrite_once(dynamo, owner, owner_id, copies)
+        item = dynamo.get(dynamo.table(table), key)
+        if item is None or item.get(source[1]) == copies.get(source[0]):
+            break
+        copies = {**copies, source[0]: item.get(source[1])}
+    if token is not None:
+        clear_pending(dynamo, key, token, table)
+    return done
+
+
+def _rewrite_once(dynamo, owner: str, owner_id: int, copies: dict) -> int:
     from botocore.exceptions import ClientError
 
     from .client import condition_failed, encode
-    from .order_copies import clear_pending, rewrite_order_copies
+    from .order_copies import rewrite_order_copies
 
     index, pk = {"category": ("GSI2", f"CATEGORY#{owner_id}"), "seller": ("GSI1", f"SELLER#{owner_id}")}[owner]
     table = dynamo.table("catalog")
@@ -103,15 +122,10 @@ def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict, token: str |
             rewrite_order_copies(dynamo, int(product["PK"].split("#", 1)[1]), threads=1)  # on this pool's thread
         return 1
     if len(products) <= FAN_OUT_THREADS:
-        done = sum(rewrite(p) for p in products)
-    else:
-        # Independent single-item writes: several in flight at once, as many as the client's pool.
-        with ThreadPoolExecutor(FAN_OUT_THREADS, thread_name_prefix="copies") as pool:
-            done = sum(pool.map(rewrite, products))
-    if token is not None:
-        clear_pending(dynamo, *((keys.category(owner_id), token) if owner == "category"
-                                else (keys.user(owner_id), token, "users")))
-    return done
+        return sum(rewrite(p) for p in products)
+    # Independent single-item writes: several in flight at once, as many as the client's pool.
+    with ThreadPoolExecutor(FAN_OUT_THREADS, thread_name_prefix="copies") as pool:
+        return sum(pool.map(rewrite, products))
 
 
 def copies_unchanged(item: dict) -> tuple[str, dict, dict]:

@@ -8,7 +8,7 @@ from ...domain import Category
 from ...errors import ConflictError, DuplicateError, InvalidStateError, NotFoundError
 from . import keys
 from .catalog_items import rewrite_copies, to_category
-from .order_copies import PENDING, clear_pending, pending_token
+from .order_copies import PENDING, after_commit, clear_pending, pending_token
 from .counters import IdTaken, create_with_free_id
 from .client import cancellation_codes, check_size, condition_failed, decode, encode, exists_check, iso, utcnow
 
@@ -108,7 +108,8 @@ class CategoryRepository:
         if category.name == old["name"] and not old.get(PENDING):
             clear_pending(self.dynamo, keys.category(category_id), token)  # nothing to fan out
         if category.name != old["name"] or old.get(PENDING):  # a rename, or one cut short before
-            rewrite_copies(self.dynamo, "category", category_id, {"category_name": category.name}, token)
+            after_commit(f"category {category_id}", rewrite_copies, self.dynamo, "category", category_id,
+                         {"category_name": category.name}, token)
         return category
 
     def delete(self, category_id: int) -> bool:

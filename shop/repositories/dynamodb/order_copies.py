@@ -26,6 +26,7 @@ is joined at read time (one BatchGetItem), and the fan-out leaves it alone (its 
 """
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,19 @@ LINE_ENTITY = "ORDER_LINE"
 PENDING = "copies_pending"  # on a product item: a fan-out of what it shows is not known done
 FAN_OUT_THREADS = 8
 _SETTLE_SECONDS = 10  # a fan-out chasing a product renamed again and again gives up after this
+log = logging.getLogger("shop.copies")
+
+
+def after_commit(what: str, fan_out, *args, **kwargs) -> None:
+    """Run a fan-out that follows a committed write. Its failure is not the write's: the write
+    is saved, and telling its caller otherwise (a 503 "nothing changed", a dual write recorded
+    as failed) would be false. The item keeps its copies_pending token, so its next write, a
+    repair or `repair`'s sweep of tokens finishes the fan-out; the failure is logged."""
+    try:
+        fan_out(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - logged, and left to the token
+        log.warning("copies fan-out left pending", extra={"event": "copies_pending", "what": what,
+                                                          "error": f"{type(exc).__name__}: {exc}"})
 
 
 def pending_token() -> str:
@@ -126,10 +140,11 @@ def rewrite_order_copies(dynamo, product_id: int, token: str | None = None,
     return rewritten
 
 
-def _set_copy(dynamo, orders: str, order_id: int, product_id: int, values: dict) -> int:
+def _set_copy(dynamo, orders: str, order_id: int, product_id: int, values: dict,
+              condition: str = "attribute_exists(#ps.#p)") -> int:
     try:
         dynamo.call("update_item", TableName=orders, Key=encode(keys.order(order_id)),
-                    UpdateExpression="SET #ps.#p = :copy", ConditionExpression="attribute_exists(#ps.#p)",
+                    UpdateExpression="SET #ps.#p = :copy", ConditionExpression=condition,
                     ExpressionAttributeNames={"#ps": "products", "#p": str(int(product_id))},
                     ExpressionAttributeValues=values)
         return 1
@@ -161,8 +176,9 @@ def _showing(dynamo, product_id: int) -> dict | None:
 def settle(dynamo, orders: list[Order]) -> int:
     """After copying orders into DynamoDB from another store's read: set, in each, the copy of
     any product whose item shows something else now (a rename whose fan-out ran before the
-    order item existed, or wrote the order the copy then overwrote). Returns how many copies
-    were set. One BatchGetItem of the products, one UpdateItem per copy that differs."""
+    order item existed, or wrote the order the copy then overwrote). Each is set only while the
+    order still holds the copy that was put, so a rename's own fan-out, newer, is never undone.
+    Returns how many were set: one BatchGetItem of the products, one UpdateItem per difference."""
     held = {int(i.product_id) for o in orders for i in o.items if i.product is not None}
     if not held:
         return 0
@@ -172,6 +188,32 @@ def settle(dynamo, orders: list[Order]) -> int:
     for o in orders:
         for i in o.items:
             pid = int(i.product_id)
-            if i.product is not None and pid in now and shown_from_product(i.product) != now[pid]:
-                fixed += _set_copy(dynamo, table, o.id, pid, encode({":copy": stored(now[pid])}))
+            put = shown_from_product(i.product) if i.product is not None else None
+            if put is not None and pid in now and put != now[pid]:
+                fixed += _set_copy(dynamo, table, o.id, pid, encode({":copy": stored(now[pid]), ":put": stored(put)}),
+                                   "#ps.#p = :put")
     return fixed
+
+
+def finish_pending(dynamo) -> dict:
+    """Finish every fan-out a token says was cut short (`flask repair --copies`): one scan of
+    the catalog and users tables for items holding copies_pending, then each fan-out with that
+    token, which it clears when done. Returns {kind: fan-outs finished}."""
+    from .catalog_items import rewrite_copies
+    done = {"product": 0, "category": 0, "user": 0}
+    for table in ("catalog", "users"):
+        found = dynamo.scan_all(TableName=dynamo.table(table), FilterExpression="attribute_exists(#t)",
+                                ProjectionExpression="entity, id, #n, email, #t",
+                                ExpressionAttributeNames={"#t": PENDING, "#n": "name"})
+        for item in found:
+            kind, token = item.get("entity"), item[PENDING]
+            if kind == "PRODUCT":
+                rewrite_order_copies(dynamo, int(item["id"]), token)
+                done["product"] += 1
+            elif kind == "CATEGORY":
+                rewrite_copies(dynamo, "category", int(item["id"]), {"category_name": item["name"]}, token)
+                done["category"] += 1
+            elif kind == "USER":
+                rewrite_copies(dynamo, "seller", int(item["id"]), {"seller_email": item["email"]}, token)
+                done["user"] += 1
+    return done

@@ -17,8 +17,9 @@ from . import keys, listing_counts
 from .catalog_items import copies_unchanged, name_copies, with_details
 from .categories import CategoryRepository
 from .counters import IdTaken, create_with_free_id
-from .order_copies import PENDING, pending_token, rewrite_order_copies, shown_from_item
-from .client import (cancellation_codes, check_size, decode, encode, exists_check, iso, money, utcnow, value)
+from .order_copies import PENDING, after_commit, pending_token, rewrite_order_copies, shown_from_item
+from .client import (cancellation_codes, check_size, decode, encode, exists_check, holds, iso, money, utcnow,
+                     value)
 from .tables import PRODUCT_SHARDS
 
 _UPDATABLE = ("name", "description", "category_id", "price", "inventory_quantity", "image_url")
@@ -243,11 +244,15 @@ class ProductRepository:
             check_size(encode(merged), "product")
             # Unchanged since read: a concurrent checkout's decrement, or a rename's fan-out, is never lost.
             same_copies, names, values = copies_unchanged(current)
+            # times_ordered too: a checkout and a cancel in between leave the stock as it was
+            ordered, ordered_names, ordered_values = holds(current, ("times_ordered",), "o")
             actions = [{"Put": {"TableName": self.table, "Item": encode(merged),
-                                "ConditionExpression": f"updated_at = :u AND inventory_quantity = :q AND {same_copies}",
-                                "ExpressionAttributeNames": names,
+                                "ConditionExpression": f"updated_at = :u AND inventory_quantity = :q AND {same_copies}"
+                                                       f" AND {ordered}",
+                                "ExpressionAttributeNames": {**names, **ordered_names},
                                 "ExpressionAttributeValues": encode({":u": current["updated_at"],
-                                                                     ":q": current["inventory_quantity"], **values})}},
+                                                                     ":q": current["inventory_quantity"], **values,
+                                                                     **ordered_values})}},
                        *checks]
             if counted is not None:
                 actions += listing_counts.changes(self.table, product_id, counted, listing_counts.membership(merged))
@@ -261,7 +266,7 @@ class ProductRepository:
                     continue  # raced: apply the change to the new state
                 raise
             if token is not None:
-                rewrite_order_copies(self.dynamo, product_id, token)
+                after_commit(f"product {product_id}", rewrite_order_copies, self.dynamo, product_id, token)
             return with_details(self.dynamo, [merged])[0]
         raise ConflictError("The product kept changing while it was updated; try again")
 

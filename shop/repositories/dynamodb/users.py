@@ -7,7 +7,7 @@ from ...domain import NewUser, User
 from ...errors import DuplicateError
 from . import keys
 from .catalog_items import rewrite_copies
-from .order_copies import PENDING, pending_token
+from .order_copies import PENDING, after_commit, pending_token
 from .counters import IdTaken, create_with_free_id
 from .client import cancellation_codes, check_size, condition_failed, decode, encode, iso, parse_iso, utcnow
 
@@ -130,7 +130,8 @@ class UserRepository:
             raise
         updated = self.get_by_id(user_id)
         if updated is not None and token is not None:
-            rewrite_copies(self.dynamo, "seller", user_id, {"seller_email": updated.email}, token)
+            after_commit(f"user {user_id}", rewrite_copies, self.dynamo, "seller", user_id,
+                         {"seller_email": updated.email}, token)
         return updated
 
     def set_seller(self, user_id: int, is_seller: bool = True, *, mirror_of: User | None = None) -> User | None:
