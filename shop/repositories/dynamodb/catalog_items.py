@@ -121,11 +121,16 @@ def _rewrite_once(dynamo, owner: str, owner_id: int, copies: dict) -> int:
         if owner == "category" and int(r.get("Attributes", {}).get("times_ordered", {}).get("N", "0")):
             rewrite_order_copies(dynamo, int(product["PK"].split("#", 1)[1]), threads=1)  # on this pool's thread
         return 1
-    if len(products) <= FAN_OUT_THREADS:
-        return sum(rewrite(p) for p in products)
-    # Independent single-item writes: several in flight at once, as many as the client's pool.
-    with ThreadPoolExecutor(FAN_OUT_THREADS, thread_name_prefix="copies") as pool:
-        return sum(pool.map(rewrite, products))
+    return fan_out(rewrite, products)
+
+
+def fan_out(write, targets: list, threads: int = FAN_OUT_THREADS) -> int:
+    """Sum of write(t) over targets: independent single-item writes, several in flight at once
+    (as many as the client's pool) when there are more than `threads` of them."""
+    if threads <= 1 or len(targets) <= threads:
+        return sum(map(write, targets))
+    with ThreadPoolExecutor(threads, thread_name_prefix="copies") as pool:
+        return sum(pool.map(write, targets))
 
 
 def copies_unchanged(item: dict) -> tuple[str, dict, dict]:

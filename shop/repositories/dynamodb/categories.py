@@ -105,11 +105,11 @@ class CategoryRepository:
         old = decode(r["Attributes"])
         new = {k: v for k, v in {**old, **changes}.items() if v is not None}
         category = to_category(new)
-        if category.name == old["name"] and not old.get(PENDING):
-            clear_pending(self.dynamo, keys.category(category_id), token)  # nothing to fan out
         if category.name != old["name"] or old.get(PENDING):  # a rename, or one cut short before
             after_commit(f"category {category_id}", rewrite_copies, self.dynamo, "category", category_id,
                          {"category_name": category.name}, token)
+        else:
+            clear_pending(self.dynamo, keys.category(category_id), token)  # nothing to fan out
         return category
 
     def delete(self, category_id: int) -> bool:

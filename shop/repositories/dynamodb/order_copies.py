@@ -29,20 +29,18 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import ClientError
 
 from ...domain import Order, OrderedProduct
 from ...errors import ConflictError
 from . import keys
-from .catalog_items import with_details
+from .catalog_items import FAN_OUT_THREADS, fan_out, with_details
 from .client import condition_failed, encode, holds
 
 SHOWN = ("name", "description", "category_name", "seller_id", "seller_username")
 LINE_ENTITY = "ORDER_LINE"
 PENDING = "copies_pending"  # on a product item: a fan-out of what it shows is not known done
-FAN_OUT_THREADS = 8
 _SETTLE_SECONDS = 10  # a fan-out chasing a product renamed again and again gives up after this
 log = logging.getLogger("shop.copies")
 
@@ -122,12 +120,8 @@ def rewrite_order_copies(dynamo, product_id: int, token: str | None = None,
     rewritten, deadline = 0, time.monotonic() + _SETTLE_SECONDS
     while shown is not None:
         values = encode({":copy": stored(shown)})
-        rewrite = lambda order_id: _set_copy(dynamo, orders, order_id, product_id, values)  # noqa: E731
-        if threads <= 1 or len(order_ids) <= 1:
-            rewritten += sum(map(rewrite, order_ids))
-        else:
-            with ThreadPoolExecutor(min(threads, len(order_ids)), thread_name_prefix="order-copies") as pool:
-                rewritten += sum(pool.map(rewrite, order_ids))
+        rewritten += fan_out(lambda order_id: _set_copy(dynamo, orders, order_id, product_id, values),
+                             order_ids, threads)
         now = _showing(dynamo, product_id)
         if now is None or now == shown:
             break
