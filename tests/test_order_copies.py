@@ -420,3 +420,28 @@ def test_settling_never_undoes_a_newer_fan_out(ddb, store_dynamo):
                       ExpressionAttributeNames={"#ps": "products", "#p": str(p1.id), "#n": "name"},
                       ExpressionAttributeValues=encode({":n": "As put"}))
     assert settle(store_dynamo, [stale]) == 1 and _shown(ddb.orders.get_by_id(order.id))[p1.id][0] == p1.name
+
+
+def test_a_category_fan_out_that_cannot_settle_keeps_its_token(ddb, store_dynamo, monkeypatch):
+    """Like the orders' fan-out: a category renamed again on every round is not reported done."""
+    from shop.repositories.dynamodb import catalog_items
+    monkeypatch.setattr(catalog_items, "_ROUNDS", 1)
+    seller, cat, products = _shop(ddb, 1)
+    catalog = store_dynamo.table("catalog")
+    inside = []
+
+    def rename_again(params, **kwargs):  # the owner renamed again while its products are rewritten
+        if "#owner" in params.get("ConditionExpression", "") and not inside:
+            inside.append(1)
+            store_dynamo.client.update_item(TableName=catalog, Key=encode(keys.category(cat.id)),
+                                            UpdateExpression="SET #n = :n", ExpressionAttributeNames={"#n": "name"},
+                                            ExpressionAttributeValues=encode({":n": cat.name + " again"}))
+    store_dynamo.client.meta.events.register("provide-client-params.dynamodb.UpdateItem", rename_again)
+    try:
+        assert ddb.categories.update(cat.id, {"name": cat.name + " v2"}).name == cat.name + " v2"  # saved
+    finally:
+        store_dynamo.client.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", rename_again)
+    assert store_dynamo.get(catalog, keys.category(cat.id)).get("copies_pending")
+    ddb.categories.update(cat.id, {"name": cat.name + " again"})  # the next write finishes it
+    assert ddb.products.get_by_id(products[0].id).category_name == cat.name + " again"
+    assert not store_dynamo.get(catalog, keys.category(cat.id)).get("copies_pending")

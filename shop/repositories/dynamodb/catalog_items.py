@@ -17,6 +17,7 @@ from .client import holds, parse_iso
 
 NAME_COPIES = ("category_name", "seller_username", "seller_email")
 FAN_OUT_THREADS = 8
+_ROUNDS = 8  # fan-outs of one owner, each after it changed again meanwhile
 
 
 def to_category(item: dict) -> Category:
@@ -73,17 +74,20 @@ def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict, token: str |
     again: renamed (or re-emailed) meanwhile, the fan-out goes round with the new value, so
     of two racing changes the later one's stays. `token`, the owner's copies_pending, is
     cleared once all of it is done."""
+    from ...errors import ConflictError
     from .order_copies import clear_pending
 
     key, table = (keys.category(owner_id), "catalog") if owner == "category" else (keys.user(owner_id), "users")
     source = {"category": ("category_name", "name"), "seller": ("seller_email", "email")}[owner]
     done = 0
-    for _ in range(8):
+    for _ in range(_ROUNDS):
         done += _rewrite_once(dynamo, owner, owner_id, copies)
         item = dynamo.get(dynamo.table(table), key)
         if item is None or item.get(source[1]) == copies.get(source[0]):
             break
         copies = {**copies, source[0]: item.get(source[1])}
+    else:  # not settled: the token stays, for the next write, a repair or `repair --copies`
+        raise ConflictError(f"{owner} {owner_id} kept changing while its products were updated")
     if token is not None:
         clear_pending(dynamo, key, token, table)
     return done
