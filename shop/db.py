@@ -182,6 +182,61 @@ class Database:
         with self.cursor(write=True) as cur:
             for statement in _statements(sql):
                 cur.execute(statement)
+            upgrade(cur)
+
+
+# Columns added since the first schema: a database made before them gains them at init-db
+# (portable: MySQL has no ADD COLUMN IF NOT EXISTS).
+UPGRADES = (
+    ("users", "version", "BIGINT NOT NULL DEFAULT 1"),
+    ("categories", "version", "BIGINT NOT NULL DEFAULT 1"),
+    ("categories", "name_key", "CHAR(64) NULL"),
+    ("products", "version", "BIGINT NOT NULL DEFAULT 1"),
+    ("products", "name_fold", "TEXT NULL"),
+    ("products", "description_fold", "TEXT NULL"),
+    ("shopping_carts", "version", "BIGINT NOT NULL DEFAULT 1"),
+    ("orders", "version", "BIGINT NOT NULL DEFAULT 1"),
+)
+
+
+def upgrade(cur) -> None:
+    """Add what UPGRADES lists and is missing, then fold the text of rows written before."""
+    cur.execute("SELECT table_name AS t, column_name AS c FROM information_schema.columns"
+                " WHERE table_schema = DATABASE()")
+    present = {(r["t"], r["c"]) for r in cur.fetchall()}
+    for table, column, ddl in UPGRADES:
+        if (table, column) not in present:
+            cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+    _fold_rows(cur)
+    cur.execute("SELECT COUNT(*) AS n FROM information_schema.statistics WHERE table_schema = DATABASE()"
+                " AND table_name = 'categories' AND index_name = 'category_name'")
+    if not cur.fetchone()["n"]:
+        cur.execute("ALTER TABLE categories ADD UNIQUE KEY category_name (name_key)")
+
+
+def _fold_rows(cur) -> None:
+    from .text import fold, fold_key
+
+    cur.execute("SELECT id, name, description FROM products WHERE name_fold IS NULL")
+    rows = cur.fetchall()
+    if rows:
+        # updated_at set to itself: ON UPDATE CURRENT_TIMESTAMP would move it, and it is data.
+        cur.executemany("UPDATE products SET name_fold = %s, description_fold = %s, updated_at = updated_at"
+                        " WHERE id = %s",
+                        [(fold(r["name"]), fold(r["description"] or ""), r["id"]) for r in rows])
+    cur.execute("SELECT name_key FROM categories WHERE name_key IS NOT NULL")
+    taken, keys = {r["name_key"] for r in cur.fetchall()}, []
+    cur.execute("SELECT id, name FROM categories WHERE name_key IS NULL ORDER BY id")
+    for r in cur.fetchall():
+        key = fold_key(r["name"])
+        if key in taken:  # two names that fold alike, from before names were unique this way
+            log.warning("category name not unique once folded: left without a key",
+                        extra={"event": "schema", "entity": "category", "entity_id": str(r["id"])})
+            continue
+        taken.add(key)
+        keys.append((key, r["id"]))
+    if keys:
+        cur.executemany("UPDATE categories SET name_key = %s WHERE id = %s", keys)
 
 
 def _statements(sql: str):

@@ -11,6 +11,21 @@ from decimal import Decimal
 from typing import Generic, Optional, TypeVar
 
 T = TypeVar("T")
+MAX_ORDER_LINES = 33   # different products in one order: what one DynamoDB transaction can check out
+MAX_PER_PRODUCT = 100  # of one product in one cart
+
+
+def too_many_lines(count: int) -> str:
+    """Why a checkout of `count` different products is refused: the same words in every phase."""
+    return (f"An order holds at most {MAX_ORDER_LINES} different products; this cart has {count}:"
+            " remove some, then check out")
+
+
+def versioned():
+    """A record's version: MySQL bumps it with every change, in the same statement, and a copy
+    into DynamoDB is kept only if it is newer than what DynamoDB holds (docs/data-model.md).
+    Not part of the value: two records equal but for their version are equal."""
+    return field(default=0, compare=False)
 
 ORDER_STATUSES = ("pending", "completed", "cancelled")
 MAX_ORDER_TOTAL = Decimal("99999999.99")  # orders.total_amount is DECIMAL(10,2)
@@ -27,6 +42,7 @@ class User:
     is_seller: bool
     created_at: datetime
     updated_at: datetime
+    version: int = versioned()
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,7 @@ class Category:
     name: str
     parent_id: Optional[int]
     created_at: datetime
+    version: int = versioned()
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,7 @@ class Product:
     category_name: Optional[str] = None
     seller_username: Optional[str] = None
     seller_email: Optional[str] = None
+    version: int = versioned()
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,7 @@ class CartItem:
     created_at: datetime
     updated_at: datetime
     product: Optional[Product] = None
+    version: int = versioned()
 
 
 @dataclass(frozen=True)
@@ -122,9 +141,7 @@ class OrderedProduct:
 
     Not the whole product: stock and price change with every sale, and an order read in
     DynamoDB is one item holding copies of these fields (docs/data-model.md), kept right by
-    the writes that change them. `updated_at` is MySQL's product row as the order's own
-    transaction left it: a mirrored checkout stamps DynamoDB's product with it. It is not
-    part of the value (compare=False): no comparison sees it, DynamoDB does not store it."""
+    the writes that change them."""
 
     id: int
     seller_id: int
@@ -132,7 +149,6 @@ class OrderedProduct:
     description: Optional[str]
     category_name: Optional[str]
     seller_username: Optional[str]
-    updated_at: Optional[datetime] = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,10 @@ class OrderItem:
     quantity: int
     price_at_time: Decimal
     product: Optional[OrderedProduct] = None
+    # The whole product row as MySQL's own transaction left it (its stock moved, its version
+    # bumped), read by MySQL only: a mirrored checkout or cancel copies it into DynamoDB, where
+    # it is kept only if newer. Not part of the order's value.
+    as_committed: Optional[Product] = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -154,6 +174,7 @@ class Order:
     created_at: datetime
     updated_at: datetime
     items: list = field(default_factory=list)
+    version: int = versioned()
 
 
 @dataclass(frozen=True)

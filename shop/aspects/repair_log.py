@@ -40,8 +40,10 @@ class RepairLog:
             if not cur.fetchone()["n"]:
                 cur.execute("ALTER TABLE migration_repairs ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT FALSE")
 
-    def record(self, targets, operation: str, error: BaseException | str, deleted: bool = False) -> int:
-        """One row per (entity, id). Returns how many were written."""
+    def record(self, targets, operation: str, error: BaseException | str, deleted: bool = False,
+               level: int = logging.WARNING) -> int:
+        """One row per (entity, id). Returns how many were written. `level`: INFO for what is
+        expected (a dual write of a row the backfill has not copied yet)."""
         reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         rows = [(entity, str(entity_id), operation, reason[:1000], bool(deleted))
                 for entity, entity_id in dict.fromkeys(targets)]
@@ -56,7 +58,7 @@ class RepairLog:
                   "operation": operation}, exc_info=True)
             raise
         for entity, entity_id, *_ in rows:
-            emit(log, logging.WARNING, "secondary write recorded for repair",
+            emit(log, level, "secondary write recorded for repair",
                  {"event": "repair", "action": "recorded", "entity": entity, "entity_id": entity_id,
                   "operation": operation, "error_type": reason.split(":")[0]})
         return len(rows)

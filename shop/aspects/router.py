@@ -15,8 +15,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from observability.events import emit, wanted
 
-from ..errors import ShopError, StoreUnavailableError
+from ..errors import NotFoundError, ShopError, StoreUnavailableError
 from ..inflight import REQUEST_SENT
+from ..repositories.dynamodb.errors import Diverged, Superseded
 from . import flags as flags_mod
 from .breaker import CircuitBreaker
 from .compare import Difference, attribute_names, diff, own
@@ -365,28 +366,60 @@ class Runtime:
         return targets
 
     def _secondary_write(self, route, ddb_repo, arguments, args, kwargs, result, span):
+        """DynamoDB's half of a dual write, after MySQL's committed: MySQL's resulting record is
+        copied (MIRROR), and kept only if newer than DynamoDB's (Superseded otherwise: a later
+        write's copy landed first, nothing to do). Whatever it could not apply is recorded for
+        repair, which copies MySQL's state again: quietly while the backfill has not run yet
+        (DynamoDB cannot hold what was never copied), as a divergence after it."""
         targets = route.repairs(arguments, result) if route.repairs else []
         if not self.breaker.allow():
             self._record_repair(route, targets, "circuit open: DynamoDB was failing", span, route.deletes)
             return
+        awaiting = self._awaiting_backfill()
         extra = {"mirror_of": result} if route.ids == MIRROR else {}
         call = lambda: getattr(ddb_repo, route.target)(*args, **kwargs, **extra)  # noqa: E731
-        future = self._writes.submit(contextvars.copy_context().run, self._store, "dynamodb", route, call)
+        future = self._writes.submit(contextvars.copy_context().run, self._store, "dynamodb", route, call,
+                                     MISSING if awaiting else ())
         try:
             outcome = future.result(timeout=self.settings.dual_write_timeout_ms / 1000)
         except FutureTimeout:
             # It may still land later; the repair entry makes the outcome right either way.
             outcome = _Result(Outcome(error=TimeoutError("DynamoDB write exceeded the dual-write deadline")))
-        self._feed_breaker(outcome.outcome.error)
         error = outcome.outcome.error
-        if error is None and route.ids == MIRROR and result is not None and outcome.outcome.value is None:
+        self._feed_breaker(None if isinstance(error, (Superseded, Diverged)) else error)
+        if isinstance(error, Superseded):
+            self.stats.mirror(route.name, "superseded")
+            if span.is_recording():
+                span.add_event("mirror.superseded", {"shop.operation": route.name, "held": str(error.held),
+                                                     "offered": str(error.offered)})
+            return
+        if isinstance(error, Diverged):
+            targets = error.targets
+        elif error is None and route.ids == MIRROR and result is not None and outcome.outcome.value is None:
             error = LookupError("DynamoDB had no record to update")  # a divergence found by writing
         if error is None:
+            self.stats.mirror(route.name, "applied")
             return
+        if awaiting and isinstance(error, MISSING + (LookupError,)):
+            self.stats.mirror(route.name, "awaiting_backfill")
+            self.repair_log.record(targets, route.name, f"awaiting the backfill: {type(error).__name__}: {error}",
+                                   deleted=route.deletes, level=logging.INFO)
+            return
+        self.stats.mirror(route.name, "diverged" if isinstance(error, (Diverged, LookupError)) else "failed")
         self._record_repair(route, targets, error, span, route.deletes)
         if self.settings.dual_write_policy == "raise":
             raise SecondaryWriteFailed(f"{route.name} was saved in MySQL but not in DynamoDB; "
                                        "it is recorded for repair") from error
+
+    def _awaiting_backfill(self) -> bool:
+        """Whether DynamoDB may still lack rows MySQL had before dual writes began: no backfill
+        has completed since they began (the phase document's marks)."""
+        if self.phase is None:
+            return False
+        doc = self.phase.current().doc
+        done = doc.get("marks", {}).get("backfill", {}).get("completed_at")
+        since = doc.get("dual_write_since")
+        return not done or bool(since and done < since)
 
     def _record_repair(self, route, targets, error, span, deleted=False):
         count = self.repair_log.record(targets, route.name, error, deleted=deleted)
@@ -402,7 +435,9 @@ class Runtime:
         else:
             self.breaker.release()
 
-    def _store(self, store: str, route, call) -> "_Result":
+    def _store(self, store: str, route, call, expected=()) -> "_Result":
+        """One store's call, timed and counted. What a mirror answers instead of applying a copy
+        (Superseded, Diverged), and the `expected` errors, are outcomes, not the store's errors."""
         start = time.perf_counter()
         # Under a parent that is not recording, a child would not be either (parent-based
         # sampling): skip creating it, the dearest part of the unsampled path.
@@ -410,7 +445,8 @@ class Runtime:
             try:
                 value = call()
             except Exception as exc:
-                self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, exc)
+                counted = None if isinstance(exc, NOT_FAILURES + tuple(expected)) else exc
+                self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, counted)
                 return _Result(Outcome(error=exc))
             self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, None)
             return _Result(Outcome(value=value))
@@ -419,6 +455,10 @@ class Runtime:
             try:
                 value = call()
             except Exception as exc:
+                if isinstance(exc, NOT_FAILURES + tuple(expected)):
+                    self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, None)
+                    span.set_attribute("shop.outcome", type(exc).__name__)
+                    return _Result(Outcome(error=exc))
                 self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, exc)
                 span.record_exception(exc)
                 span.set_attribute("error.type", type(exc).__name__)
@@ -428,6 +468,11 @@ class Runtime:
         self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, None)
         return _Result(Outcome(value=value))
 
+
+# A mirror's answers that are not DynamoDB failing; and what a mirror meets while the backfill
+# has not run (a row, or its parent, DynamoDB does not hold yet).
+NOT_FAILURES = (Superseded, Diverged)
+MISSING = (NotFoundError, Diverged)
 
 INLINE, CONCURRENT, MYSQL_POOLED = "inline", "concurrent", "mysql-pooled"
 WAYS = (INLINE, CONCURRENT, MYSQL_POOLED)

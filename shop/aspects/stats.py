@@ -51,6 +51,9 @@ class Stats:
                                    " was last seen", ["operation", "attributes"], multiprocess_mode="max", registry=r)
         self.repairs = Counter("shop_repairs_recorded", "Secondary writes recorded for repair", ["operation"],
                                registry=r)
+        self.mirrors = Counter("shop_mirror_outcomes", "DynamoDB halves of dual writes by outcome: applied,"
+                               " superseded (a newer copy was there), awaiting_backfill, diverged, failed",
+                               ["operation", "outcome"], registry=r)
         self.breaker = Gauge("shop_circuit_breaker_state", "DynamoDB circuit breaker of each worker: 0 closed,"
                              " 1 half-open, 2 open", multiprocess_mode="liveall", registry=r)
         self._timers: dict[tuple, object] = {}  # (store, kind, operation) -> its histogram child
@@ -77,6 +80,9 @@ class Stats:
     def repair(self, operation: str, count: int) -> None:
         self.repairs.labels(operation).inc(count)
 
+    def mirror(self, operation: str, outcome: str) -> None:
+        self.mirrors.labels(operation, outcome).inc()
+
     def breaker_state(self, state: str) -> None:
         self.breaker.set(BREAKER_STATES.index(state))
 
@@ -99,6 +105,7 @@ def summarize(families) -> dict:
     buckets = defaultdict(lambda: defaultdict(float))  # (store, kind, operation) -> le -> count
     errors = defaultdict(int)
     comparisons, mismatches, breakers = defaultdict(int), defaultdict(int), []
+    mirrors = defaultdict(int)
     last = None
     for name, labels, value in samples:
         if name == "shop_store_duration_seconds_bucket":
@@ -107,6 +114,8 @@ def summarize(families) -> dict:
             errors[(labels["store"], labels["kind"], labels["operation"])] += int(value)
         elif name == "shop_compare_outcomes_total":
             comparisons[labels["outcome"]] += int(value)
+        elif name == "shop_mirror_outcomes_total":
+            mirrors[labels["outcome"]] += int(value)
         elif name == "shop_compare_mismatches_total":
             mismatches[f'{labels["entity"]}.{labels["attribute"]}'] += int(value)
         elif name == "shop_compare_last_mismatch_timestamp_seconds" and (last is None or value > last[0]):
@@ -126,7 +135,7 @@ def summarize(families) -> dict:
         stores.setdefault(store, {})[kind] = _row(counts, kind_errors[(store, kind)])
     worst = max(breakers, key=BREAKER_STATES.index, default=CLOSED)
     return {
-        "stores": stores, "operations": operations, "comparisons": dict(comparisons),
+        "stores": stores, "operations": operations, "comparisons": dict(comparisons), "mirrors": dict(mirrors),
         "mismatches": dict(sorted(mismatches.items(), key=lambda kv: -kv[1])),
         "last_mismatch": last and {"operation": last[1]["operation"],
                                    "attributes": [a for a in last[1]["attributes"].split(",") if a],

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 READ, WRITE = "read", "write"
-MIRROR, SAME_ARGS = "mirror", "same-args"   # ids flow: MySQL's result -> mirror_of=, or none to pass
+# How MySQL's result reaches DynamoDB: MIRROR passes it as mirror_of= (DynamoDB copies it, ids and
+# version included, and keeps it only over an older copy); SAME_ARGS passes nothing.
+MIRROR, SAME_ARGS = "mirror", "same-args"
 MODULE = "shop.repositories.mysql"
 
 
@@ -124,8 +126,8 @@ ROUTES = (
     Route("ShoppingCartRepository", "get_item", READ, key=("user_id", "product_id"), joins=True),
     Route("ShoppingCartRepository", "add_item", WRITE, MIRROR, key=("user_id", "product_id"), repairs=_cart),
     Route("ShoppingCartRepository", "set_quantity", WRITE, MIRROR, key=("user_id", "product_id"), repairs=_cart),
-    Route("ShoppingCartRepository", "remove_item", WRITE, key=("user_id", "product_id"), repairs=_cart),
-    Route("ShoppingCartRepository", "clear", WRITE, key=("user_id",), repairs=_cart),
+    Route("ShoppingCartRepository", "remove_item", WRITE, MIRROR, key=("user_id", "product_id"), repairs=_cart),
+    Route("ShoppingCartRepository", "clear", WRITE, MIRROR, key=("user_id",), repairs=_cart),
 
     Route("OrderRepository", "checkout", WRITE, MIRROR, touches=_touched("product"), key=("user_id",), unordered=frozenset({"items"}),
           repairs=_checkout),

@@ -23,7 +23,7 @@ from ..repositories.dynamodb.products import _as_new, product_item
 from ..repositories.dynamodb.users import to_user, user_items
 from ..repositories.mysql import _rows
 from ..repositories.mysql.orders import OrderRepository as MySQLOrders
-from .sync import ORDER_UPSERT, PRODUCT_UPSERT, IdCollision, owner_collision, product_row
+from .sync import ORDER_UPSERT, PRODUCT_UPSERT, USER_UPSERT, IdCollision, order_row, owner_collision, product_row, user_row
 
 # entity -> (MySQL table, the column a keyset walks)
 KEYSET = {"user": ("users", "id"), "category": ("categories", "id"), "product": ("products", "id"),
@@ -220,7 +220,7 @@ class ForwardWriter:
                 continue
             new = NewUser(username=source.username, email=source.email, password_hash=source.password_hash,
                           first_name=source.first_name, last_name=source.last_name)
-            made = user_items(user_id, new, source.is_seller, source.created_at, source.updated_at)
+            made = user_items(user_id, new, source.is_seller, source.created_at, source.updated_at, source.version)
             if current is not None and source.is_seller:
                 # Its products show its email: a change, or a fan-out cut short (whose token
                 # this put replaces). Its own token marks the fan-out until it is done.
@@ -281,7 +281,7 @@ class ForwardWriter:
             if product_id in differing:
                 try:
                     item = product_item(product_id, p.seller_id, _as_new(p), p.created_at, p.updated_at,
-                                        {k: getattr(p, k) for k in NAME_COPIES})
+                                        {k: getattr(p, k) for k in NAME_COPIES}, p.version)
                 except Exception as exc:  # noqa: BLE001 - too large: reported, the rest copied
                     decided[product_id] = exc
                     moves = [m for m in moves if m[0] != product_id]
@@ -381,13 +381,7 @@ class ReverseWriter:
                                                 f" and {u.username!r} in DynamoDB")
         keep = [u for u in found.values() if u.id not in decided]
         if keep:
-            cur.executemany(
-                "INSERT INTO users (id, username, email, password_hash, first_name, last_name, is_seller, created_at,"
-                " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE"
-                " email = VALUES(email), password_hash = VALUES(password_hash), first_name = VALUES(first_name),"
-                " last_name = VALUES(last_name), is_seller = VALUES(is_seller), updated_at = VALUES(updated_at)",
-                [(u.id, u.username, u.email, u.password_hash, u.first_name, u.last_name, u.is_seller, u.created_at,
-                  u.updated_at) for u in keep])
+            cur.executemany(USER_UPSERT, [user_row(u) for u in keep])
 
     def _products(self, cur, found, decided):
         cur.execute(f"SELECT id, seller_id FROM products WHERE id IN ({_marks(found)})", list(found))
@@ -404,8 +398,7 @@ class ReverseWriter:
         self._parents(cur, "product", {i.product_id for o in keep.values() for i in o.items})
         if not keep:
             return
-        cur.executemany(ORDER_UPSERT, [(o.id, o.user_id, o.total_amount, o.status, o.created_at, o.updated_at)
-                                       for o in keep.values()])
+        cur.executemany(ORDER_UPSERT, [order_row(o) for o in keep.values()])
         cur.execute(f"DELETE FROM order_items WHERE order_id IN ({_marks(keep)})", list(keep))
         lines = [(i.id, o.id, i.product_id, i.quantity, i.price_at_time) for o in keep.values() for i in o.items]
         if lines:

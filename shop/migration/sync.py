@@ -22,29 +22,56 @@ from ..repositories.dynamodb.order_copies import (PENDING, line_items, rewrite_o
 from ..repositories.dynamodb.orders import order_item
 from ..aspects.compare import diff, own
 from ..db import error_code, translate
+from ..repositories.dynamodb.carts import line_item
+from ..text import fold, fold_key
 from .entities import BY_NAME, ENTITIES, NAMES
 
 log = logging.getLogger("shop.migration")
 COPIED, DELETED, LEFT, ABSENT = "copied", "deleted", "left", "absent"
 
 
+def newer_wins(columns) -> str:
+    """ON DUPLICATE KEY UPDATE assignments that take the copied row only where its version is
+    at least the row's: a copy back never overwrites a newer MySQL row (the order both stores
+    keep). `version` comes last: MySQL's later assignments read the values set before them."""
+    take = "VALUES(version) >= version"
+    return ", ".join([f"{c} = IF({take}, VALUES({c}), {c})" for c in columns]
+                     + ["version = GREATEST(version, VALUES(version))"])
+
+
 # The reverse copy's upserts (one row here, a page in batches.ReverseWriter): ids kept, the
 # owner (seller, buyer) never changed by an upsert (a different owner is an id collision).
 PRODUCT_UPSERT = (
     "INSERT INTO products (id, seller_id, category_id, name, description, price, inventory_quantity,"
-    " image_url, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    " ON DUPLICATE KEY UPDATE category_id = VALUES(category_id), name = VALUES(name),"
-    " description = VALUES(description), price = VALUES(price),"
-    " inventory_quantity = VALUES(inventory_quantity), image_url = VALUES(image_url), updated_at = VALUES(updated_at)")
+    " image_url, created_at, updated_at, name_fold, description_fold, version)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
+    + newer_wins(("category_id", "name", "description", "price", "inventory_quantity", "image_url", "updated_at",
+                  "name_fold", "description_fold")))
 ORDER_UPSERT = (
-    "INSERT INTO orders (id, user_id, total_amount, status, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s)"
-    " ON DUPLICATE KEY UPDATE total_amount = VALUES(total_amount), status = VALUES(status),"
-    " updated_at = VALUES(updated_at)")
+    "INSERT INTO orders (id, user_id, total_amount, status, created_at, updated_at, version)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
+    + newer_wins(("total_amount", "status", "updated_at")))
+USER_UPSERT = (
+    "INSERT INTO users (id, username, email, password_hash, first_name, last_name, is_seller, created_at,"
+    " updated_at, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
+    + newer_wins(("email", "password_hash", "first_name", "last_name", "is_seller", "updated_at")))
+CATEGORY_UPSERT = (
+    "INSERT INTO categories (id, name, parent_id, created_at, name_key, version) VALUES (%s, %s, %s, %s, %s, %s)"
+    " ON DUPLICATE KEY UPDATE " + newer_wins(("name", "parent_id", "name_key")))
 
 
 def product_row(p) -> tuple:
     return (p.id, p.seller_id, p.category_id, p.name, p.description, p.price, p.inventory_quantity, p.image_url,
-            p.created_at, p.updated_at)
+            p.created_at, p.updated_at, fold(p.name), fold(p.description or ""), p.version or 1)
+
+
+def order_row(o) -> tuple:
+    return (o.id, o.user_id, o.total_amount, o.status, o.created_at, o.updated_at, o.version or 1)
+
+
+def user_row(u) -> tuple:
+    return (u.id, u.username, u.email, u.password_hash, u.first_name, u.last_name, u.is_seller, u.created_at,
+            u.updated_at, u.version or 1)
 
 
 class IdCollision(RuntimeError):
@@ -190,6 +217,10 @@ class Sync:
                                       "catalog", keys.category(category_id))
         current = self.ddb.categories.get_by_id(category_id)
         self.dynamo.call("delete_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.category(category_id)))
+        for name in {c.name for c in (current, source) if c is not None}:  # its name guards, re-put below
+            self.dynamo.call("delete_item", TableName=self.dynamo.table("catalog"), Key=encode(keys.category_name(name)),
+                             ConditionExpression="attribute_not_exists(PK) OR category_id = :c",
+                             ExpressionAttributeValues=encode({":c": category_id}))
         if source.parent_id is not None and self.ddb.categories.get_by_id(source.parent_id) is None:
             self._forward_category(source.parent_id, False)
         self.ddb.categories.create(source.name, source.parent_id, mirror_of=source)
@@ -240,7 +271,7 @@ class Sync:
         for line in source:
             if self.ddb.products.get_by_id(line.product_id) is None:
                 self._forward_product(line.product_id, False)
-            self.ddb.carts.add_item(user_id, line.product_id, line.quantity, mirror_of=line)
+        self.dynamo.batch_put(self.dynamo.table("users"), [line_item(line) for line in source])
         return COPIED
 
     def _forward_order(self, order_id: int, deleted: bool) -> str:
@@ -291,15 +322,7 @@ class Sync:
         if other is not None:
             raise IdCollision(f"user {user_id}'s username or email belongs to user {other['id']} in MySQL")
         with self.db.cursor(write=True) as cur:
-            if mine is None:
-                cur.execute("INSERT INTO users (id, username, email, password_hash, first_name, last_name, is_seller,"
-                            " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                            (u.id, u.username, u.email, u.password_hash, u.first_name, u.last_name, u.is_seller,
-                             u.created_at, u.updated_at))
-            else:
-                cur.execute("UPDATE users SET email = %s, password_hash = %s, first_name = %s, last_name = %s,"
-                            " is_seller = %s, updated_at = %s WHERE id = %s",
-                            (u.email, u.password_hash, u.first_name, u.last_name, u.is_seller, u.updated_at, user_id))
+            cur.execute(USER_UPSERT, user_row(u))
         return COPIED
 
     def _reverse_category(self, category_id: int, deleted: bool) -> str:
@@ -309,9 +332,7 @@ class Sync:
         if c.parent_id is not None and self._mysql_row("SELECT id FROM categories WHERE id = %s", (c.parent_id,)) is None:
             self._reverse_category(c.parent_id, False)
         with self.db.cursor(write=True) as cur:
-            cur.execute("INSERT INTO categories (id, name, parent_id, created_at) VALUES (%s, %s, %s, %s)"
-                        " ON DUPLICATE KEY UPDATE name = VALUES(name), parent_id = VALUES(parent_id)",
-                        (c.id, c.name, c.parent_id, c.created_at))
+            cur.execute(CATEGORY_UPSERT, (c.id, c.name, c.parent_id, c.created_at, fold_key(c.name), c.version or 1))
         return COPIED
 
     def _reverse_product(self, product_id: int, deleted: bool) -> str:
@@ -354,9 +375,9 @@ class Sync:
         with self.db.cursor(write=True) as cur:
             cur.execute("DELETE FROM shopping_carts WHERE user_id = %s", (user_id,))
             for ln in lines:
-                cur.execute("INSERT INTO shopping_carts (id, user_id, product_id, quantity, created_at, updated_at)"
-                            " VALUES (%s, %s, %s, %s, %s, %s)",
-                            (ln.id, user_id, ln.product_id, ln.quantity, ln.created_at, ln.updated_at))
+                cur.execute("INSERT INTO shopping_carts (id, user_id, product_id, quantity, created_at, updated_at,"
+                            " version) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                            (ln.id, user_id, ln.product_id, ln.quantity, ln.created_at, ln.updated_at, ln.version or 1))
         return COPIED
 
     def _reverse_order(self, order_id: int, deleted: bool) -> str:
@@ -369,7 +390,7 @@ class Sync:
             raise collision
         self._reverse_parents(user_id=o.user_id, product_ids=[i.product_id for i in o.items])
         with self.db.cursor(write=True) as cur:
-            cur.execute(ORDER_UPSERT, (o.id, o.user_id, o.total_amount, o.status, o.created_at, o.updated_at))
+            cur.execute(ORDER_UPSERT, order_row(o))
             cur.execute("DELETE FROM order_items WHERE order_id = %s", (order_id,))
             for i in o.items:
                 cur.execute("INSERT INTO order_items (id, order_id, product_id, quantity, price_at_time)"

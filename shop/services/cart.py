@@ -4,11 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..domain import CartItem
-from ..errors import InsufficientInventoryError, NotFoundError
+from ..domain import MAX_ORDER_LINES, MAX_PER_PRODUCT, CartItem
+from ..errors import InsufficientInventoryError, NotFoundError, ValidationError
 from .validation import Checker
-
-MAX_PER_PRODUCT = 100
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,12 @@ class CartService:
         if wanted > product.inventory_quantity:
             raise InsufficientInventoryError(
                 f"Insufficient inventory. Available: {product.inventory_quantity}, Requested: {wanted}")
-        self.carts.add_item(user_id, product_id, quantity)
+        if existing is None and len(self.carts.list_items(user_id)) >= MAX_ORDER_LINES:
+            raise ValidationError(f"A cart holds at most {MAX_ORDER_LINES} different products (what one order"
+                                  " can hold): check out or remove some first")
+        # The store checks the per-product limit again on the line it writes: parallel adds
+        # that each passed the check above cannot pass it together.
+        self.carts.add_item(user_id, product_id, quantity, limit=MAX_PER_PRODUCT)
         return self.get(user_id)
 
     def update(self, user_id: int, product_id: int, data) -> Cart:

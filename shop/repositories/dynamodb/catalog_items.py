@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from ...domain import Category, Product
 from . import keys
-from .client import holds, parse_iso
+from .client import held_version, holds, parse_iso
 
 NAME_COPIES = ("category_name", "seller_username", "seller_email")
 FAN_OUT_THREADS = 8
@@ -23,7 +23,7 @@ _ROUNDS = 8  # fan-outs of one owner, each after it changed again meanwhile
 def to_category(item: dict) -> Category:
     parent = item.get("parent_id")
     return Category(id=int(item["id"]), name=item["name"], parent_id=int(parent) if parent is not None else None,
-                    created_at=parse_iso(item["created_at"]))
+                    created_at=parse_iso(item["created_at"]), version=held_version(item))
 
 
 def to_product(item: dict) -> Product:
@@ -33,7 +33,7 @@ def to_product(item: dict) -> Product:
         inventory_quantity=int(item["inventory_quantity"]), image_url=item.get("image_url"),
         created_at=parse_iso(item["created_at"]), updated_at=parse_iso(item["updated_at"]),
         category_name=item.get("category_name"), seller_username=item.get("seller_username"),
-        seller_email=item.get("seller_email"))
+        seller_email=item.get("seller_email"), version=held_version(item))
 
 
 def name_copies(category: dict | None, seller: dict | None) -> dict:

@@ -268,6 +268,23 @@ def holds(item: dict, attributes, prefix: str) -> tuple[str, dict, dict]:
     return " AND ".join(parts), names, values
 
 
+def newer_than_held(version: int, prefix: str = "") -> tuple[str, dict, dict]:
+    """A condition (expression, names, values) that the item holds an older version than
+    `version`, or none (written before versions): how a mirrored copy is kept only if newer."""
+    return (f"(attribute_not_exists(#{prefix}ver) OR #{prefix}ver < :{prefix}ver)", {f"#{prefix}ver": "version"},
+            {f":{prefix}ver": int(version)})
+
+
+def next_version(prefix: str = "") -> tuple[str, dict, dict]:
+    """An update clause (SET part, names, values) moving a DynamoDB-first write's version on."""
+    return (f"#{prefix}ver = if_not_exists(#{prefix}ver, :{prefix}zero) + :{prefix}one", {f"#{prefix}ver": "version"},
+            {f":{prefix}zero": 0, f":{prefix}one": 1})
+
+
+def held_version(item: dict | None) -> int:
+    return int(item.get("version", 0)) if item else 0
+
+
 def cancellation_codes(exc: ClientError) -> list[str]:
     reasons = exc.response.get("CancellationReasons") or []
     return [r.get("Code", "None") for r in reasons]

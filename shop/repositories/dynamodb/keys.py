@@ -1,6 +1,7 @@
 """Key templates: the only place that spells the keys (docs/data-model.md lists them)."""
 from __future__ import annotations
 
+from ...text import fold_key
 from .tables import PRODUCT_SHARDS
 
 META = "#META"
@@ -21,6 +22,11 @@ def email_guard(email: str) -> dict:
 
 def cart_line(user_id: int, product_id: int) -> dict:
     return {"PK": f"USER#{user_id}", "SK": f"CART#{int(product_id):010d}"}
+
+
+def category_name(name: str) -> dict:
+    """The guard that keeps category names unique as folded (shop/text.py), in the catalog table."""
+    return {"PK": f"CATEGORYNAME#{fold_key(name)}", "SK": GUARD}
 
 
 def category(category_id: int) -> dict:

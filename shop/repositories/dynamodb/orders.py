@@ -9,19 +9,21 @@ from decimal import Decimal
 
 from botocore.exceptions import ClientError
 
-from ...domain import Order, OrderedProduct, OrderItem, OrderSummary, Page
+from ...domain import MAX_ORDER_LINES, Order, OrderedProduct, OrderItem, OrderSummary, Page, too_many_lines
 from ...errors import (ConflictError, DuplicateError, EmptyCartError, InsufficientInventoryError,
-                       InvalidStateError, NotFoundError, ValidationError)
+                       InvalidStateError, NotFoundError, ShopError, ValidationError)
 from . import keys
 from .catalog_items import products_by_id, with_details
+from .products import ProductRepository
 from .order_copies import copies_of, line_items, shown_from_item, shown_from_product, still_shows, to_ordered
 from .counters import IdTaken, create_with_free_id
-from .errors import ItemTooLargeError
-from .client import cancellation_codes, check_size, condition_failed, encode, iso, money, parse_iso, utcnow
+from .errors import Diverged, ItemTooLargeError, Superseded
+from .client import (cancellation_codes, check_size, condition_failed, encode, held_version, iso, money,
+                     newer_than_held, next_version, parse_iso, utcnow)
 
 # TransactWriteItems holds 100 actions: the order, and per line its stock, its cart line and
 # its ORDER_LINE item (what a rename's fan-out finds the order by).
-MAX_LINES = 33
+MAX_LINES = MAX_ORDER_LINES
 _ATTEMPTS = 4  # checkouts read again after a product they copied was renamed meanwhile
 
 
@@ -33,7 +35,8 @@ def order_item(order: Order) -> dict:
             "updated_at": iso(order.updated_at),
             "items": [{"id": int(i.id), "product_id": int(i.product_id), "quantity": int(i.quantity),
                        "price_at_time": money(i.price_at_time)} for i in order.items],
-            "GSI1PK": f"USER#{int(order.user_id)}", "GSI1SK": keys.newest(created, order.id)}
+            "GSI1PK": f"USER#{int(order.user_id)}", "GSI1SK": keys.newest(created, order.id),
+            "version": int(order.version or 1)}
     check_size(encode(item), "order")
     copies = copies_of(order)
     if copies is not None:
@@ -45,16 +48,9 @@ def order_item(order: Order) -> dict:
     return item
 
 
-def _product_updated(mirror: Order | None, product_id: int):
-    """The product's updated_at as MySQL's transaction left it, when mirroring."""
-    for i in (mirror.items if mirror else []):
-        if i.product_id == product_id and i.product is not None:
-            return i.product.updated_at
-    return None
-
-
 class _Renamed(Exception):
-    """A product the checkout copied into the order showed something else at commit time."""
+    """A product the checkout copied into the order showed something else at commit time, or
+    (mirrored) took a newer copy between the read and the commit: read again."""
 
 
 def checkout_token() -> str:
@@ -83,7 +79,8 @@ def _to_order(item: dict, products: dict) -> Order:
         items=[OrderItem(id=int(i["id"]), order_id=int(item["id"]), product_id=int(i["product_id"]),
                          quantity=int(i["quantity"]), price_at_time=money(i["price_at_time"]),
                          product=shown.get(int(i["product_id"])))
-               for i in sorted(item.get("items", []), key=lambda i: int(i["id"]))])
+               for i in sorted(item.get("items", []), key=lambda i: int(i["id"]))],
+        version=held_version(item))
 
 
 class OrderRepository:
@@ -93,6 +90,7 @@ class OrderRepository:
         self.table = dynamo.table("orders")
         self.catalog = dynamo.table("catalog")
         self.users = dynamo.table("users")
+        self.product_copies = ProductRepository(dynamo, ids)  # a mirrored order's products, copied whole
 
     def checkout(self, user_id: int, *, mirror_of: Order | None = None) -> Order:
         return create_with_free_id(lambda: self._checkout(user_id, mirror_of), "order", mirror_of,
@@ -124,7 +122,7 @@ class OrderRepository:
         if not lines:
             raise EmptyCartError("Cart is empty")
         if len(lines) > MAX_LINES:
-            raise ValidationError(f"A checkout holds at most {MAX_LINES} different products")
+            raise ValidationError(too_many_lines(len(lines)))
         self._raise_if_short(lines, products)
         order_id = self.ids.allocate("order")[0]
         item_ids = self.ids.allocate("order_item", len(lines))
@@ -144,13 +142,14 @@ class OrderRepository:
         return self.get_by_id(order_id)
 
     def _mirror_checkout(self, mirror_of: Order, lines: list[dict]) -> Order:
-        """The order exactly as MySQL committed it (items, quantities, prices, ids); stock moves
-        by the order's quantities and the cart empties, as MySQL's transaction did. What the
-        order shows of its products is copied from DynamoDB's product items, as a checkout of
-        its own does: a rename whose DynamoDB half landed first is in them, and one landing
-        later fans out to this order (order_copies)."""
+        """The order exactly as MySQL committed it (items, quantities, prices, ids), its cart
+        emptied, as MySQL's transaction did; then each product as that transaction left it
+        (stock moved, version bumped), kept only if newer than DynamoDB's copy. What the order
+        shows of its products is copied from DynamoDB's product items, as a checkout of its own
+        does: a rename whose DynamoDB half landed first is in them, and one landing later fans
+        out to this order (order_copies)."""
         if len(mirror_of.items) > MAX_LINES:
-            raise ValidationError(f"A checkout holds at most {MAX_LINES} different products")
+            raise ValidationError(too_many_lines(len(mirror_of.items)))
         products, shown = self._products(i.product_id for i in mirror_of.items)
         order = replace(mirror_of, items=[replace(i, product=shown.get(i.product_id, i.product))
                                           for i in mirror_of.items])
@@ -163,26 +162,46 @@ class OrderRepository:
                      products, mirror_of)
         # MySQL's checkout empties the whole cart (lines whose product vanished included).
         self.dynamo.batch_delete(self.users, [{"PK": ln["PK"], "SK": ln["SK"]} for ln in rest])
+        behind = self._copy_products(mirror_of)
+        if len(deletes) < len(in_order):  # a line of the order DynamoDB never had: one may be on its way
+            behind.append(("cart", str(mirror_of.user_id)))
+        if behind:
+            raise Diverged(behind, "DynamoDB lacked part of what MySQL's checkout changed")
         return self.get_by_id(mirror_of.id)
+
+    def _copy_products(self, mirror_of: Order) -> list[tuple[str, str]]:
+        """Each product of a mirrored order as MySQL's transaction left it, whole: a copy of only
+        its stock could not carry its version (another change of the product, in flight, would
+        then be taken as older). Returns the products DynamoDB lacks or could not take."""
+        behind = []
+        committed = {i.product_id: i.as_committed for i in mirror_of.items if i.as_committed is not None}
+        for product_id, product in sorted(committed.items()):
+            try:
+                if self.product_copies.update(product_id, {}, mirror_of=product) is None:
+                    behind.append(("product", str(product_id)))
+            except Superseded:
+                pass  # a newer copy is there already: it counts this order
+            except ShopError:  # kept changing: a repair copies it from MySQL
+                behind.append(("product", str(product_id)))
+        return behind
 
     def _commit(self, order: Order, cart_deletes: list, lines: list, products: dict, mirror_of: Order | None) -> None:
         """One transaction: the order (only if its id is free), each product's stock (only if
-        enough is left and the product still shows what the order copied of it), the cart
-        lines, the ORDER_LINE items. A taken id raises IdTaken, a renamed product _Renamed."""
+        enough is left and the product still shows what the order copied of it; mirrored, only
+        its count of orders: the product is copied after), the cart lines, the ORDER_LINE items.
+        A taken id raises IdTaken, a renamed product _Renamed."""
         item = order_item(order)
         actions = [{"Put": {"TableName": self.table, "Item": encode(item),
                             "ConditionExpression": "attribute_not_exists(PK)"}}]
         for ln in lines:
             q, pid = int(ln["quantity"]), int(ln["product_id"])
-            condition, names, values = "attribute_exists(PK) AND inventory_quantity >= :q", {}, {":q": q, ":one": 1}
+            update = self._stock(pid, q, mirror_of is not None, order.created_at)
             if pid in products:
                 same, names, shown = still_shows(shown_from_item(products[pid]))
-                condition, values = f"{condition} AND {same}", {**values, **shown}
-            update = {"TableName": self.catalog, "Key": encode(keys.product(pid)),
-                      "UpdateExpression": "SET inventory_quantity = inventory_quantity - :q ADD times_ordered :one",
-                      "ConditionExpression": condition, "ExpressionAttributeValues": encode(values)}
-            if names:
-                update["ExpressionAttributeNames"] = names
+                update["ConditionExpression"] += f" AND {same}"
+                update["ExpressionAttributeNames"] = {**update.get("ExpressionAttributeNames", {}), **names}
+                update["ExpressionAttributeValues"].update(shown)
+            update["ExpressionAttributeValues"] = encode(update["ExpressionAttributeValues"])
             actions.append({"Update": update})
         actions += cart_deletes
         actions += [{"Put": {"TableName": self.table, "Item": encode(line)}} for line in line_items(order)]
@@ -200,26 +219,32 @@ class OrderRepository:
                     raise _Renamed() from exc
                 if mirror_of is None:
                     self._raise_if_short(lines, fresh)
+                if any(int(ln["product_id"]) not in fresh for ln in lines):
+                    raise NotFoundError("Product not found") from exc
                 raise ConflictError("Stock changed during checkout; please try again") from exc
             if any(c == "ConditionalCheckFailed" for c in codes[stock.stop:]):
                 raise ConflictError("The cart changed during checkout; please review it") from exc
             raise
-        # MySQL's ON UPDATE CURRENT_TIMESTAMP moves updated_at with the stock. Stock changes
-        # commute, timestamps do not: concurrent checkouts may reach DynamoDB in another order
-        # than MySQL committed them, so updated_at only ever moves forward here.
-        self._touch([int(ln["product_id"]) for ln in lines], mirror_of, order.created_at)
 
-    def _touch(self, product_ids, mirror_of, default) -> None:
-        for product_id in product_ids:
-            touched = iso(_product_updated(mirror_of, product_id) or default)
-            try:
-                self.dynamo.call("update_item", TableName=self.catalog, Key=encode(keys.product(product_id)),
-                                 UpdateExpression="SET updated_at = :u",
-                                 ConditionExpression="attribute_exists(PK) AND updated_at < :u",
-                                 ExpressionAttributeValues=encode({":u": touched}))
-            except ClientError as exc:
-                if not condition_failed(exc):
-                    raise
+    def _stock(self, product_id: int, delta: int, mirrored: bool, when) -> dict | None:
+        """The Update of one product by an order (delta < 0: a cancel returning stock): its own
+        move of the stock, conditioned on enough being left, with its version moved on; mirrored,
+        only the count of orders holding it (None for a cancel): the product is copied whole
+        after, as MySQL's transaction left it. Every checkout counts in times_ordered."""
+        key = {"TableName": self.catalog, "Key": encode(keys.product(product_id))}
+        values: dict = {":one": 1} if delta > 0 else {}
+        ordered = " ADD times_ordered :one" if delta > 0 else ""
+        if mirrored:
+            if delta <= 0:
+                return None
+            return {**key, "UpdateExpression": ordered.strip(), "ConditionExpression": "attribute_exists(PK)",
+                    "ExpressionAttributeValues": values}
+        bump, names, version = next_version()
+        values.update({**version, ":q": delta, ":u": iso(when)})
+        return {**key,
+                "UpdateExpression": f"SET inventory_quantity = inventory_quantity - :q, {bump}, updated_at = :u{ordered}",
+                "ConditionExpression": "attribute_exists(PK)" + (" AND inventory_quantity >= :q" if delta > 0 else ""),
+                "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
 
     @staticmethod
     def _raise_if_short(lines, products) -> None:
@@ -248,48 +273,68 @@ class OrderRepository:
 
     def set_status(self, order_id: int, status: str, expected: str | None = None, *,
                    mirror_of: Order | None = None) -> Order | None:
-        # Mirrored: the status MySQL ended with (the condition still guards the move).
-        condition, values = "attribute_exists(PK)", {":s": mirror_of.status if mirror_of else status, ":u": iso(
-            mirror_of.updated_at if mirror_of else utcnow())}
-        if expected is not None:
-            condition, values[":e"] = condition + " AND #s = :e", expected
+        if mirror_of is not None:  # the status MySQL ended with, if newer (MySQL checked the move)
+            newer, names, values = newer_than_held(mirror_of.version)
+            condition, version = f"attribute_exists(PK) AND {newer}", "#ver = :ver"
+            values.update({":s": mirror_of.status, ":u": iso(mirror_of.updated_at)})
+        else:
+            version, names, values = next_version()
+            condition = "attribute_exists(PK)"
+            values.update({":s": status, ":u": iso(utcnow())})
+            if expected is not None:
+                condition, values[":e"] = condition + " AND #s = :e", expected
         try:
             self.dynamo.call("update_item", TableName=self.table, Key=encode(keys.order(order_id)),
-                             UpdateExpression="SET #s = :s, updated_at = :u", ConditionExpression=condition,
-                             ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues=encode(values))
+                             UpdateExpression=f"SET #s = :s, updated_at = :u, {version}", ConditionExpression=condition,
+                             ExpressionAttributeNames={"#s": "status", **names}, ExpressionAttributeValues=encode(values))
         except ClientError as exc:
             if not condition_failed(exc):
                 raise
             current = self.dynamo.get(self.table, keys.order(order_id))
             if current is None:
                 return None
+            if mirror_of is not None:
+                raise Superseded(f"order {order_id}", held_version(current), mirror_of.version) from exc
             raise InvalidStateError(f"The order is {current['status']}, no longer {expected}") from exc
         return self.get_by_id(order_id)
 
-    def cancel(self, order_id: int, *, mirror_of: Order | None = None) -> Order:
+    def cancel(self, order_id: int, *, mirror_of: Order | None = None) -> Order | None:
+        """A pending order cancelled and its items back in stock, in one transaction. Mirrored:
+        the order's status as MySQL left it, if newer, then each product copied whole as MySQL's
+        transaction left it (as a mirrored checkout does)."""
+        if mirror_of is not None:
+            superseded, order = None, None
+            try:
+                order = self.set_status(order_id, mirror_of.status, mirror_of=mirror_of)
+            except Superseded as exc:  # the order's newer copy is there; its products may not be
+                superseded = exc
+            behind = self._copy_products(mirror_of)
+            if behind:
+                raise Diverged(behind, "DynamoDB lacked part of what MySQL's cancel changed")
+            if superseded is not None:
+                raise superseded
+            return order
         item = self.dynamo.get(self.table, keys.order(order_id))
         if item is None:
             raise NotFoundError("Order not found")
         if item["status"] != "pending":
             raise InvalidStateError("Only pending orders can be cancelled")
+        version, names, values = next_version()
+        values.update({":c": "cancelled", ":p": "pending", ":u": iso(utcnow())})
         actions = [{"Update": {
             "TableName": self.table, "Key": encode(keys.order(order_id)),
-            "UpdateExpression": "SET #s = :c, updated_at = :u", "ConditionExpression": "#s = :p",
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": encode({":c": "cancelled", ":p": "pending",
-                                                 ":u": iso(mirror_of.updated_at if mirror_of else utcnow())})}}]
-        for i in item.get("items", []):
-            actions.append({"Update": {
-                "TableName": self.catalog, "Key": encode(keys.product(int(i["product_id"]))),
-                "UpdateExpression": "ADD inventory_quantity :q", "ConditionExpression": "attribute_exists(PK)",
-                "ExpressionAttributeValues": encode({":q": int(i["quantity"])})}})
+            "UpdateExpression": f"SET #s = :c, updated_at = :u, {version}", "ConditionExpression": "#s = :p",
+            "ExpressionAttributeNames": {"#s": "status", **names}, "ExpressionAttributeValues": encode(values)}}]
+        for i in sorted(item.get("items", []), key=lambda i: int(i["product_id"])):
+            update = self._stock(int(i["product_id"]), -int(i["quantity"]), False, utcnow())
+            update["ExpressionAttributeValues"] = encode(update["ExpressionAttributeValues"])
+            actions.append({"Update": update})
         try:
             self.dynamo.transact(actions)
         except ClientError as exc:
             if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
                 raise InvalidStateError("Only pending orders can be cancelled") from exc
             raise
-        self._touch([int(i["product_id"]) for i in item.get("items", [])], mirror_of, utcnow())
         return self.get_by_id(order_id)
 
     def summary_by_user(self, user_id: int) -> OrderSummary:

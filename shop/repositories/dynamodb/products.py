@@ -18,8 +18,10 @@ from .catalog_items import copies_unchanged, name_copies, with_details
 from .categories import CategoryRepository
 from .counters import IdTaken, create_with_free_id
 from .order_copies import PENDING, after_commit, pending_token, rewrite_order_copies, shown_from_item
-from .client import (cancellation_codes, check_size, decode, encode, exists_check, holds, iso, money, utcnow,
-                     value)
+from .client import (cancellation_codes, check_size, decode, encode, exists_check, held_version, holds, iso, money,
+                     utcnow, value)
+from .errors import Superseded
+from ...text import fold
 from .tables import PRODUCT_SHARDS
 
 _UPDATABLE = ("name", "description", "category_id", "price", "inventory_quantity", "image_url")
@@ -42,15 +44,18 @@ def _index_keys(item: dict) -> dict:
     return {"GSI1PK": f"SELLER#{int(item['seller_id'])}", "GSI1SK": order,
             "GSI2PK": f"CATEGORY#{int(item['category_id'])}", "GSI2SK": order,
             "GSI3PK": keys.product_shard(item["id"]), "GSI3SK": order,
-            "name_lower": item["name"].lower(), "description_lower": (item.get("description") or "").lower()}
+            # Folded as MySQL's name_fold and description_fold are: search means the same in both.
+            "name_fold": fold(item["name"]), "description_fold": fold(item.get("description") or "")}
 
 
-def product_item(product_id: int, seller_id: int, new: NewProduct, created, updated, copies: dict) -> dict:
+def product_item(product_id: int, seller_id: int, new: NewProduct, created, updated, copies: dict,
+                 version: int = 1) -> dict:
     """The product's item with its name copies and index keys (checked against the size limit)."""
     item = {**keys.product(product_id), "entity": "PRODUCT", "id": product_id, "seller_id": seller_id,
             "category_id": new.category_id, "name": new.name, "description": new.description,
             "price": money(new.price), "inventory_quantity": new.inventory_quantity,
-            "image_url": new.image_url, "created_at": iso(created), "updated_at": iso(updated), **copies}
+            "image_url": new.image_url, "created_at": iso(created), "updated_at": iso(updated), **copies,
+            "version": int(version)}
     item.update(_index_keys(item))
     check_size(encode(item), "product")
     return item
@@ -123,8 +128,8 @@ class ProductRepository:
             conditions.append("category_id IN (" + ", ".join(f":c{i}" for i in range(len(ids))) + ")")
             values.update({f":c{i}": c for i, c in enumerate(ids)})
         if filters.search:
-            conditions.append("(contains(name_lower, :q) OR contains(description_lower, :q))")
-            values[":q"] = filters.search.lower()
+            conditions.append("(contains(name_fold, :q) OR contains(description_fold, :q))")
+            values[":q"] = fold(filters.search)
         if filters.min_price is not None:
             conditions.append("price >= :minp")
             values[":minp"] = Decimal(filters.min_price)
@@ -191,7 +196,8 @@ class ProductRepository:
                         "TableName": self.users, "Key": encode(keys.user(seller_id)),
                         "ConditionExpression": "email = :e", "ExpressionAttributeValues": encode({":e": seller["email"]})}})
             item = product_item(product_id, seller_id, new, created,
-                                mirror_of.updated_at if mirror_of else created, copies)
+                                mirror_of.updated_at if mirror_of else created, copies,
+                                mirror_of.version if mirror_of else 1)
             counted = listing_counts.membership(by_entity.get(listing_counts.MARKER_ENTITY))
             actions = [{"Put": {"TableName": self.table, "Item": encode(item),
                                 "ConditionExpression": "attribute_not_exists(PK)"}}, *checks,
@@ -220,8 +226,11 @@ class ProductRepository:
             current, counted = self._read(product_id)
             if current is None:
                 return None
+            if mirror_of is not None and held_version(current) >= mirror_of.version:
+                raise Superseded(f"product {product_id}", held_version(current), mirror_of.version)
             merged = {**current, **{k: (money(v) if k == "price" else v) for k, v in changes.items()}}
             merged["updated_at"] = iso(mirror_of.updated_at if mirror_of else utcnow())
+            merged["version"] = mirror_of.version if mirror_of else held_version(current) + 1
             checks = []
             if mirror_of is not None:
                 merged.update({k: getattr(mirror_of, k) for k in ("category_name", "seller_username", "seller_email")})
@@ -244,8 +253,9 @@ class ProductRepository:
             check_size(encode(merged), "product")
             # Unchanged since read: a concurrent checkout's decrement, or a rename's fan-out, is never lost.
             same_copies, names, values = copies_unchanged(current)
-            # times_ordered too: a checkout and a cancel in between leave the stock as it was
-            ordered, ordered_names, ordered_values = holds(current, ("times_ordered",), "o")
+            # times_ordered too: a checkout and a cancel in between leave the stock as it was; and
+            # the version read, so a copy landing meanwhile is never overwritten by an older one
+            ordered, ordered_names, ordered_values = holds(current, ("times_ordered", "version"), "o")
             actions = [{"Put": {"TableName": self.table, "Item": encode(merged),
                                 "ConditionExpression": f"updated_at = :u AND inventory_quantity = :q AND {same_copies}"
                                                        f" AND {ordered}",

@@ -9,22 +9,25 @@ from . import keys
 from .catalog_items import rewrite_copies
 from .order_copies import PENDING, after_commit, pending_token
 from .counters import IdTaken, create_with_free_id
-from .client import cancellation_codes, check_size, condition_failed, decode, encode, iso, parse_iso, utcnow
+from .client import (cancellation_codes, check_size, condition_failed, decode, encode, held_version, iso,
+                     newer_than_held, next_version, parse_iso, utcnow)
+from .errors import Superseded
 
 
 def to_user(item: dict) -> User:
     return User(id=int(item["id"]), username=item["username"], email=item["email"],
                 password_hash=item["password_hash"], first_name=item.get("first_name"),
                 last_name=item.get("last_name"), is_seller=bool(item.get("is_seller", False)),
-                created_at=parse_iso(item["created_at"]), updated_at=parse_iso(item["updated_at"]))
+                created_at=parse_iso(item["created_at"]), updated_at=parse_iso(item["updated_at"]),
+                version=held_version(item))
 
 
-def user_items(user_id: int, new: NewUser, is_seller: bool, created, updated) -> list[dict]:
+def user_items(user_id: int, new: NewUser, is_seller: bool, created, updated, version: int = 1) -> list[dict]:
     """The user's item, then its username and email guards (checked against the size limit)."""
     item = {**keys.user(user_id), "entity": "USER", "id": user_id, "username": new.username,
             "email": new.email, "password_hash": new.password_hash, "first_name": new.first_name,
             "last_name": new.last_name, "is_seller": bool(is_seller),
-            "created_at": iso(created), "updated_at": iso(updated)}
+            "created_at": iso(created), "updated_at": iso(updated), "version": int(version)}
     check_size(encode(item), "user")
     return [item, {**keys.username_guard(new.username), "entity": "USERNAME", "user_id": user_id},
             {**keys.email_guard(new.email), "entity": "EMAIL", "user_id": user_id}]
@@ -60,7 +63,8 @@ class UserRepository:
         user_id = self.ids.ensure_id("user", mirror_of.id if mirror_of else None)
         created = mirror_of.created_at if mirror_of else utcnow()
         item, *guards = user_items(user_id, new, bool(mirror_of.is_seller) if mirror_of else False,
-                                   created, mirror_of.updated_at if mirror_of else created)
+                                   created, mirror_of.updated_at if mirror_of else created,
+                                   mirror_of.version if mirror_of else 1)
         put = lambda i: {"Put": {"TableName": self.table, "Item": encode(i),  # noqa: E731
                                  "ConditionExpression": "attribute_not_exists(PK)"}}
         try:
@@ -78,18 +82,31 @@ class UserRepository:
 
     def update_profile(self, user_id: int, changes: dict, *, mirror_of: User | None = None) -> User | None:
         unknown = set(changes) - {"email", "first_name", "last_name"}
-        if unknown:
+        if unknown and mirror_of is None:
             raise ValueError(f"cannot update {sorted(unknown)}")
-        if mirror_of is not None:  # MySQL's resulting profile, whatever the request changed
-            changes = {"email": mirror_of.email, "first_name": mirror_of.first_name, "last_name": mirror_of.last_name}
+        if mirror_of is not None:  # MySQL's resulting user, whole, whatever the request changed
+            changes = {"email": mirror_of.email, "first_name": mirror_of.first_name, "last_name": mirror_of.last_name,
+                       "is_seller": bool(mirror_of.is_seller), "password_hash": mirror_of.password_hash}
         raw = self.dynamo.get(self.table, keys.user(user_id))
         if raw is None:
             return None
+        if mirror_of is not None and held_version(raw) >= mirror_of.version:
+            raise Superseded(f"user {user_id}", held_version(raw), mirror_of.version)
         current = to_user(raw)
         updated_at = mirror_of.updated_at if mirror_of else utcnow()
         sets, removes = ["#u = :u"], []
         names = {"#u": "updated_at", "#e": "email"}
         values = {":u": iso(updated_at), ":old": current.email}
+        condition = "attribute_exists(PK) AND #e = :old"
+        if mirror_of is not None:  # MySQL's version, kept only over an older one
+            newer, vnames, vvalues = newer_than_held(mirror_of.version)
+            sets.append("#ver = :ver")
+            condition += f" AND {newer}"
+        else:
+            bump, vnames, vvalues = next_version()
+            sets.append(bump)
+        names.update(vnames)
+        values.update(vvalues)
         # An email change fans out to the seller's products: marked pending in this write and
         # cleared once done, so a fan-out cut short is taken up by the next update.
         token = None
@@ -108,7 +125,7 @@ class UserRepository:
         update = {"Update": {"TableName": self.table, "Key": encode(keys.user(user_id)),
                              "UpdateExpression": expression,
                              # The email read above must still be current, or the guards would drift.
-                             "ConditionExpression": "attribute_exists(PK) AND #e = :old",
+                             "ConditionExpression": condition,
                              "ExpressionAttributeNames": names,
                              "ExpressionAttributeValues": encode(values)}}
         actions = [update]
@@ -135,14 +152,15 @@ class UserRepository:
         return updated
 
     def set_seller(self, user_id: int, is_seller: bool = True, *, mirror_of: User | None = None) -> User | None:
-        updated_at = mirror_of.updated_at if mirror_of else utcnow()
+        if mirror_of is not None:  # the whole user as MySQL has it: a copy carries its version
+            return self.update_profile(user_id, {}, mirror_of=mirror_of)
+        version, names, values = next_version()
         try:
             r = self.dynamo.call(
                 "update_item", TableName=self.table, Key=encode(keys.user(user_id)),
-                UpdateExpression="SET is_seller = :s, updated_at = :u",
-                ConditionExpression="attribute_exists(PK)",
-                ExpressionAttributeValues=encode({":s": bool(mirror_of.is_seller if mirror_of else is_seller),
-                                                  ":u": iso(updated_at)}),
+                UpdateExpression=f"SET is_seller = :s, updated_at = :u, {version}",
+                ConditionExpression="attribute_exists(PK)", ExpressionAttributeNames=names,
+                ExpressionAttributeValues=encode({":s": bool(is_seller), ":u": iso(utcnow()), **values}),
                 ReturnValues="ALL_NEW")
         except ClientError as exc:
             if condition_failed(exc):

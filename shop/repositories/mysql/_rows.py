@@ -7,7 +7,7 @@ from ...domain import CartItem, Category, Order, OrderedProduct, OrderItem, Prod
 
 PRODUCT_SELECT = """
 SELECT p.id, p.seller_id, p.category_id, p.name, p.description, p.price,
-       p.inventory_quantity, p.image_url, p.created_at, p.updated_at,
+       p.inventory_quantity, p.image_url, p.created_at, p.updated_at, p.version,
        c.name AS category_name, u.username AS seller_username, u.email AS seller_email
 FROM products p
 JOIN categories c ON c.id = p.category_id
@@ -20,13 +20,13 @@ def user(row) -> User:
         id=row["id"], username=row["username"], email=row["email"],
         password_hash=row["password_hash"], first_name=row["first_name"],
         last_name=row["last_name"], is_seller=bool(row["is_seller"]),
-        created_at=row["created_at"], updated_at=row["updated_at"],
+        created_at=row["created_at"], updated_at=row["updated_at"], version=row["version"],
     )
 
 
 def category(row) -> Category:
     return Category(id=row["id"], name=row["name"], parent_id=row["parent_id"],
-                    created_at=row["created_at"])
+                    created_at=row["created_at"], version=row["version"])
 
 
 def product(row, prefix: str = "") -> Product:
@@ -37,7 +37,7 @@ def product(row, prefix: str = "") -> Product:
         inventory_quantity=g("inventory_quantity"), image_url=g("image_url"),
         created_at=g("created_at"), updated_at=g("updated_at"),
         category_name=g("category_name"), seller_username=g("seller_username"),
-        seller_email=g("seller_email"),
+        seller_email=g("seller_email"), version=g("version"),
     )
 
 
@@ -45,7 +45,7 @@ def cart_item(row) -> CartItem:
     return CartItem(
         id=row["cart_id"], user_id=row["cart_user_id"], product_id=row["id"],
         quantity=row["cart_quantity"], created_at=row["cart_created_at"],
-        updated_at=row["cart_updated_at"], product=product(row),
+        updated_at=row["cart_updated_at"], product=product(row), version=row["cart_version"],
     )
 
 
@@ -53,7 +53,7 @@ def order(row, items) -> Order:
     return Order(
         id=row["id"], user_id=row["user_id"], total_amount=Decimal(row["total_amount"]),
         status=row["status"], created_at=row["created_at"], updated_at=row["updated_at"],
-        items=list(items),
+        items=list(items), version=row["version"],
     )
 
 
@@ -63,11 +63,8 @@ def order_item(row) -> OrderItem:
         quantity=row["item_quantity"], price_at_time=Decimal(row["item_price"]),
         product=OrderedProduct(id=row["id"], seller_id=row["seller_id"], name=row["name"],
                                description=row["description"], category_name=row["category_name"],
-                               seller_username=row["seller_username"], updated_at=row["updated_at"]),
+                               seller_username=row["seller_username"]),
+        as_committed=product(row),
     )
 
 
-def like_pattern(term: str) -> str:
-    """A LIKE pattern matching `term` literally anywhere, lower-cased."""
-    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"

@@ -1,12 +1,15 @@
 """Categories (a two-level tree) in MySQL."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from ...domain import Category
-from ...errors import ConflictError, InvalidStateError, NotFoundError
+from ...errors import ConflictError, DuplicateError, InvalidStateError, NotFoundError
 from ...db import retry_deadlocks
+from ...text import fold_key
 from . import _rows
 
-_COLS = "SELECT id, name, parent_id, created_at FROM categories"
+_COLS = "SELECT id, name, parent_id, created_at, version FROM categories"
 
 
 class CategoryRepository:
@@ -21,8 +24,8 @@ class CategoryRepository:
         return rows[0] if rows else None
 
     def get_by_name(self, name: str) -> Category | None:
-        """Case-insensitive lookup, used to keep names unique."""
-        rows = self._many(f"{_COLS} WHERE LOWER(name) = LOWER(%s) ORDER BY id LIMIT 1", name)
+        """The category whose name folds like `name` (shop/text.py): names are unique so."""
+        rows = self._many(f"{_COLS} WHERE name_key = %s ORDER BY id LIMIT 1", fold_key(name))
         return rows[0] if rows else None
 
     def list_roots(self) -> list[Category]:
@@ -49,12 +52,15 @@ class CategoryRepository:
 
     @retry_deadlocks
     def create(self, name: str, parent_id: int | None = None) -> Category:
-        with self.db.cursor(write=True) as cur:
+        """DuplicateError(field='name') when a category's name folds alike: the unique key
+        decides, so two creates racing cannot both succeed."""
+        with _unique_name(), self.db.cursor(write=True) as cur:
             if parent_id is not None:
                 cur.execute("SELECT id FROM categories WHERE id = %s", (parent_id,))
                 if cur.fetchone() is None:
                     raise NotFoundError("Parent category not found")
-            cur.execute("INSERT INTO categories (name, parent_id) VALUES (%s, %s)", (name, parent_id))
+            cur.execute("INSERT INTO categories (name, parent_id, name_key) VALUES (%s, %s, %s)",
+                        (name, parent_id, fold_key(name)))
             cur.execute(f"{_COLS} WHERE id = %s", (cur.lastrowid,))
             return _rows.category(cur.fetchone())
 
@@ -63,10 +69,13 @@ class CategoryRepository:
         unknown = set(changes) - {"name", "parent_id"}
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
-        with self.db.cursor(write=True) as cur:
+        if "name" in changes:
+            changes = {**changes, "name_key": fold_key(changes["name"])}
+        with _unique_name(), self.db.cursor(write=True) as cur:
             if changes:
                 sets = ", ".join(f"{k} = %s" for k in changes)
-                cur.execute(f"UPDATE categories SET {sets} WHERE id = %s", (*changes.values(), category_id))
+                cur.execute(f"UPDATE categories SET {sets}, version = version + 1 WHERE id = %s",
+                            (*changes.values(), category_id))
             cur.execute(f"{_COLS} WHERE id = %s", (category_id,))
             row = cur.fetchone()
             return _rows.category(row) if row else None
@@ -91,3 +100,11 @@ class CategoryRepository:
         with self.db.cursor() as cur:
             cur.execute(sql, params)
             return [_rows.category(r) for r in cur.fetchall()]
+
+
+@contextmanager
+def _unique_name():
+    try:
+        yield
+    except DuplicateError as exc:
+        raise DuplicateError("Category name already exists", field="name") from exc

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ...domain import MAX_ORDER_TOTAL, Order, OrderSummary, Page
+from ...domain import MAX_ORDER_LINES, MAX_ORDER_TOTAL, Order, OrderSummary, Page, too_many_lines
 from ...errors import (EmptyCartError, InsufficientInventoryError, InvalidStateError, NotFoundError,
                        ValidationError)
 from ...db import retry_deadlocks
@@ -38,6 +38,8 @@ class OrderRepository:
             lines = cur.fetchall()
             if not lines:
                 raise EmptyCartError("Cart is empty")
+            if len(lines) > MAX_ORDER_LINES:  # what one DynamoDB transaction holds: the same in every phase
+                raise ValidationError(too_many_lines(len(lines)))
             issues = [
                 f"{ln['name']}: requested {ln['quantity']}, but only {ln['inventory_quantity']} available"
                 for ln in lines if ln["quantity"] > ln["inventory_quantity"]
@@ -56,8 +58,8 @@ class OrderRepository:
                     " VALUES (%s, %s, %s, %s)",
                     (order_id, ln["product_id"], ln["quantity"], ln["price"]),
                 )
-                cur.execute("UPDATE products SET inventory_quantity = inventory_quantity - %s WHERE id = %s",
-                            (ln["quantity"], ln["product_id"]))
+                cur.execute("UPDATE products SET inventory_quantity = inventory_quantity - %s,"
+                            " version = version + 1 WHERE id = %s", (ln["quantity"], ln["product_id"]))
             cur.execute("DELETE FROM shopping_carts WHERE user_id = %s", (user_id,))
             return self._load(cur, order_id)
 
@@ -91,7 +93,7 @@ class OrderRepository:
                     return None
                 if row["status"] != expected:
                     raise InvalidStateError(f"The order is {row['status']}, no longer {expected}")
-            cur.execute("UPDATE orders SET status = %s WHERE id = %s", (status, order_id))
+            cur.execute("UPDATE orders SET status = %s, version = version + 1 WHERE id = %s", (status, order_id))
             return self._load(cur, order_id)
 
     @retry_deadlocks
@@ -107,9 +109,9 @@ class OrderRepository:
             cur.execute("SELECT product_id, quantity FROM order_items WHERE order_id = %s ORDER BY product_id",
                         (order_id,))
             for item in cur.fetchall():
-                cur.execute("UPDATE products SET inventory_quantity = inventory_quantity + %s WHERE id = %s",
-                            (item["quantity"], item["product_id"]))
-            cur.execute("UPDATE orders SET status = 'cancelled' WHERE id = %s", (order_id,))
+                cur.execute("UPDATE products SET inventory_quantity = inventory_quantity + %s,"
+                            " version = version + 1 WHERE id = %s", (item["quantity"], item["product_id"]))
+            cur.execute("UPDATE orders SET status = 'cancelled', version = version + 1 WHERE id = %s", (order_id,))
             return self._load(cur, order_id)
 
     def summary_by_user(self, user_id: int) -> OrderSummary:

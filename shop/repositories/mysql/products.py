@@ -6,6 +6,7 @@ from decimal import Decimal
 from ...domain import NewProduct, Page, Product, ProductFilters, SellerStats
 from ...errors import ConflictError, NotFoundError
 from ...db import retry_deadlocks
+from ...text import fold, like_pattern
 from . import _rows
 
 _UPDATABLE = ("name", "description", "category_id", "price", "inventory_quantity", "image_url")
@@ -32,8 +33,9 @@ class ProductRepository:
             where.append("p.seller_id = %s")
             params.append(filters.seller_id)
         if filters.search:
-            where.append("(LOWER(p.name) LIKE %s OR LOWER(COALESCE(p.description, '')) LIKE %s)")
-            pattern = _rows.like_pattern(filters.search)
+            # Folded text, compared byte for byte: the same answer as DynamoDB's (shop/text.py).
+            where.append("(p.name_fold LIKE %s OR p.description_fold LIKE %s)")
+            pattern = like_pattern(filters.search)
             params += [pattern, pattern]
         if filters.min_price is not None:
             where.append("p.price >= %s")
@@ -62,9 +64,10 @@ class ProductRepository:
                 raise NotFoundError("Category not found")
             cur.execute(
                 "INSERT INTO products (seller_id, category_id, name, description, price,"
-                " inventory_quantity, image_url) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                " inventory_quantity, image_url, name_fold, description_fold)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (seller_id, new.category_id, new.name, new.description, new.price,
-                 new.inventory_quantity, new.image_url),
+                 new.inventory_quantity, new.image_url, fold(new.name), fold(new.description or "")),
             )
             cur.execute(f"{_rows.PRODUCT_SELECT} WHERE p.id = %s", (cur.lastrowid,))
             return _rows.product(cur.fetchone())
@@ -80,8 +83,10 @@ class ProductRepository:
                 if cur.fetchone() is None:
                     raise NotFoundError("Category not found")
             if changes:
-                sets = ", ".join(f"{k} = %s" for k in changes)
-                cur.execute(f"UPDATE products SET {sets} WHERE id = %s", (*changes.values(), product_id))
+                stored = {**changes, **_folds(changes)}
+                sets = ", ".join(f"{k} = %s" for k in stored)
+                cur.execute(f"UPDATE products SET {sets}, version = version + 1 WHERE id = %s",
+                            (*stored.values(), product_id))
             cur.execute(f"{_rows.PRODUCT_SELECT} WHERE p.id = %s", (product_id,))
             row = cur.fetchone()
             return _rows.product(row) if row else None
@@ -118,3 +123,13 @@ class ProductRepository:
         return SellerStats(total_products=total, in_stock_products=in_stock,
                            out_of_stock_products=total - in_stock,
                            total_inventory_value=Decimal(row["value"]).quantize(Decimal("0.01")))
+
+
+def _folds(changes: dict) -> dict:
+    """The folded text a change of name or description moves with it."""
+    out = {}
+    if "name" in changes:
+        out["name_fold"] = fold(changes["name"])
+    if "description" in changes:
+        out["description_fold"] = fold(changes["description"] or "")
+    return out

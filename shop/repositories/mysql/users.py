@@ -47,7 +47,8 @@ class UserRepository:
             with self.db.cursor(write=True) as cur:
                 if changes:
                     sets = ", ".join(f"{k} = %s" for k in changes)
-                    cur.execute(f"UPDATE users SET {sets} WHERE id = %s", (*changes.values(), user_id))
+                    cur.execute(f"UPDATE users SET {sets}, version = version + 1 WHERE id = %s",
+                                (*changes.values(), user_id))
                 cur.execute("SELECT * FROM users WHERE id = %s", (user_id,))
                 row = cur.fetchone()
                 return _rows.user(row) if row else None
@@ -57,7 +58,7 @@ class UserRepository:
     @retry_deadlocks
     def set_seller(self, user_id: int, is_seller: bool = True) -> User | None:
         with self.db.cursor(write=True) as cur:
-            cur.execute("UPDATE users SET is_seller = %s WHERE id = %s", (is_seller, user_id))
+            cur.execute("UPDATE users SET is_seller = %s, version = version + 1 WHERE id = %s", (is_seller, user_id))
             cur.execute("SELECT * FROM users WHERE id = %s", (user_id,))
             row = cur.fetchone()
             return _rows.user(row) if row else None

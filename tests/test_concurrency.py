@@ -1,0 +1,205 @@
+"""Many threads writing one row at once, through the routing layer, in every phase that writes
+both stores: when they are done, DynamoDB holds MySQL's last committed state for the row, or the
+row is recorded for repair (never a silent difference). Also the limits that parallel requests
+used to pass together: a cart line's quantity, unique category names.
+
+Real threads, real MariaDB, real DynamoDB Local; no sleeps (each thread waits at a barrier, then
+they all write).
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+
+from shop import Repositories
+from shop.aspects import PRESETS, use_flags
+from shop.domain import MAX_PER_PRODUCT, NewProduct, NewUser
+from shop.errors import DuplicateError, InsufficientInventoryError, InvalidStateError, ShopError
+from shop.migration.sync import Sync
+
+from .conftest import unique
+
+THREADS = 30
+DUAL_WRITING = [p for p in PRESETS if p.flags.dual_write]  # phases 2, 3 and 4
+
+
+def race(n: int, write, flags) -> list:
+    """write(i) for i in range(n) on n threads released together; each result or exception."""
+    start = threading.Barrier(n)
+
+    def one(i):
+        with use_flags(flags):
+            start.wait(timeout=30)
+            try:
+                return write(i)
+            except ShopError as exc:
+                return exc
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+@pytest.fixture
+def world(app, db, dynamo):
+    state = app.extensions["shop"]
+    return state.repos, Repositories.mysql(db), Repositories.dynamodb(dynamo), Sync.of(db, dynamo), state
+
+
+def converged(sync, state, entity: str, entity_id) -> None:
+    """DynamoDB equals MySQL for the entity, or an open journal entry says it will be repaired."""
+    differences = sync.compare(entity, entity_id)
+    if differences:
+        assert state.runtime.journal.is_pending(entity, entity_id), (
+            f"{entity} {entity_id} differs and nothing is recorded for repair: {differences}")
+
+
+def _seller_with_product(routed, flags, stock=1000):
+    with use_flags(flags):
+        seller = routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+        routed.users.set_seller(seller.id, True)
+        category = routed.categories.create(unique("Cat "), None)
+        product = routed.products.create(seller.id, NewProduct(category_id=category.id, name=unique("P "),
+                                                               price=Decimal("2.00"), inventory_quantity=stock))
+    return seller, category, product
+
+
+def _buyer(routed, flags):
+    with use_flags(flags):
+        return routed.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+
+
+@pytest.mark.parametrize("preset", DUAL_WRITING, ids=[p.key for p in DUAL_WRITING])
+def test_parallel_adds_of_one_cart_line_converge(world, preset):
+    routed, mysql, ddb, sync, state = world
+    _, _, product = _seller_with_product(routed, preset.flags)
+    buyer = _buyer(routed, preset.flags)
+    for rounds in range(1, 4):  # copies arrive in another order than MySQL committed them often, not always
+        race(THREADS, lambda i: routed.carts.add_item(buyer.id, product.id, 1 + i % 3), preset.flags)
+        assert mysql.carts.get_item(buyer.id, product.id).quantity == rounds * sum(1 + i % 3 for i in range(THREADS))
+        converged(sync, state, "cart", buyer.id)
+
+
+@pytest.mark.parametrize("preset", DUAL_WRITING, ids=[p.key for p in DUAL_WRITING])
+def test_parallel_quantity_changes_removals_and_adds_of_one_line_converge(world, preset):
+    routed, mysql, ddb, sync, state = world
+    _, _, product = _seller_with_product(routed, preset.flags)
+    buyer = _buyer(routed, preset.flags)
+    with use_flags(preset.flags):
+        routed.carts.add_item(buyer.id, product.id, 1)
+
+    def write(i):
+        if i % 4 == 0:
+            return routed.carts.remove_item(buyer.id, product.id)
+        if i % 4 == 1:
+            return routed.carts.add_item(buyer.id, product.id, 2)
+        return routed.carts.set_quantity(buyer.id, product.id, i)
+    race(THREADS, write, preset.flags)
+    converged(sync, state, "cart", buyer.id)
+
+
+@pytest.mark.parametrize("preset", DUAL_WRITING, ids=[p.key for p in DUAL_WRITING])
+def test_parallel_inventory_updates_and_checkouts_of_one_product_converge(world, preset):
+    routed, mysql, ddb, sync, state = world
+    _, _, product = _seller_with_product(routed, preset.flags, stock=500)
+    buyers = [_buyer(routed, preset.flags) for _ in range(THREADS // 2)]
+    with use_flags(preset.flags):
+        for b in buyers:
+            routed.carts.add_item(b.id, product.id, 1)
+
+    def write(i):
+        if i % 2:
+            return routed.products.set_inventory(product.id, 400 + i)
+        return routed.orders.checkout(buyers[i // 2].id)
+    results = race(THREADS, write, preset.flags)
+    assert not [r for r in results if isinstance(r, ShopError) and not isinstance(r, InvalidStateError)], results
+    converged(sync, state, "product", product.id)
+    for b in buyers:
+        converged(sync, state, "cart", b.id)
+
+
+@pytest.mark.parametrize("preset", DUAL_WRITING, ids=[p.key for p in DUAL_WRITING])
+def test_parallel_product_updates_converge(world, preset):
+    routed, mysql, ddb, sync, state = world
+    _, _, product = _seller_with_product(routed, preset.flags)
+    race(THREADS, lambda i: routed.products.update(product.id, {"price": Decimal(10 + i), "description": f"d{i}"}),
+         preset.flags)
+    converged(sync, state, "product", product.id)
+
+
+@pytest.mark.parametrize("preset", DUAL_WRITING, ids=[p.key for p in DUAL_WRITING])
+def test_parallel_profile_and_seller_changes_of_one_user_converge(world, preset):
+    routed, mysql, ddb, sync, state = world
+    user = _buyer(routed, preset.flags)
+
+    def write(i):
+        if i % 3 == 0:
+            return routed.users.set_seller(user.id, bool(i % 2))
+        return routed.users.update_profile(user.id, {"first_name": f"F{i}", "last_name": f"L{i}"})
+    race(THREADS, write, preset.flags)
+    converged(sync, state, "user", user.id)
+
+
+@pytest.mark.parametrize("preset", DUAL_WRITING, ids=[p.key for p in DUAL_WRITING])
+def test_parallel_renames_of_one_category_converge(world, preset):
+    routed, mysql, ddb, sync, state = world
+    _, category, _ = _seller_with_product(routed, preset.flags)
+    base = unique("Renamed ")
+    race(THREADS, lambda i: routed.categories.update(category.id, {"name": f"{base} {i}"}), preset.flags)
+    converged(sync, state, "category", category.id)
+
+
+@pytest.mark.parametrize("preset", DUAL_WRITING, ids=[p.key for p in DUAL_WRITING])
+def test_parallel_status_changes_and_cancels_of_one_order_converge(world, preset):
+    routed, mysql, ddb, sync, state = world
+    _, _, product = _seller_with_product(routed, preset.flags)
+    buyer = _buyer(routed, preset.flags)
+    with use_flags(preset.flags):
+        routed.carts.add_item(buyer.id, product.id, 3)
+        order = routed.orders.checkout(buyer.id)
+        routed.orders.set_status(order.id, "pending")
+
+    def write(i):
+        if i % 4 == 0:
+            return routed.orders.cancel(order.id)
+        return routed.orders.set_status(order.id, ("pending", "completed")[i % 2])
+    race(THREADS, write, preset.flags)
+    converged(sync, state, "order", order.id)
+    converged(sync, state, "product", product.id)
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if p.number in (1, 3, 5)], ids=lambda p: p.key)
+def test_parallel_adds_cannot_pass_the_per_product_limit_together(world, db, dynamo, preset):
+    routed, mysql, ddb, sync, state = world
+    if not preset.flags.write_mysql:
+        from shop.migration.sync import seed_counters_from_mysql
+        seed_counters_from_mysql(db, dynamo, gap=1000)
+    _, _, product = _seller_with_product(routed, preset.flags, stock=10_000)
+    buyer = _buyer(routed, preset.flags)
+    results = race(THREADS, lambda i: routed.carts.add_item(buyer.id, product.id, 10, limit=MAX_PER_PRODUCT),
+                   preset.flags)
+    refused = [r for r in results if isinstance(r, InsufficientInventoryError)]
+    assert len(refused) == THREADS - MAX_PER_PRODUCT // 10
+    store = mysql if preset.flags.write_mysql else ddb
+    assert store.carts.get_item(buyer.id, product.id).quantity == MAX_PER_PRODUCT
+    if preset.flags.dual_write:
+        converged(sync, state, "cart", buyer.id)
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if p.number in (1, 3, 5)], ids=lambda p: p.key)
+def test_parallel_creates_of_one_name_in_any_case_make_one_category(world, db, dynamo, preset):
+    routed, mysql, ddb, sync, state = world
+    if not preset.flags.write_mysql:
+        from shop.migration.sync import seed_counters_from_mysql
+        seed_counters_from_mysql(db, dynamo, gap=1000)
+    name = unique("Shoes ")
+    variants = [name, name.upper(), name.lower(), name.swapcase(), name.title(), name]
+    results = race(len(variants), lambda i: routed.categories.create(variants[i], None), preset.flags)
+    made = [r for r in results if not isinstance(r, ShopError)]
+    assert len(made) == 1, results
+    assert all(isinstance(r, DuplicateError) for r in results if isinstance(r, ShopError)), results
+    for store in ([mysql] if preset.flags.write_mysql else []) + ([ddb] if preset.flags.write_ddb else []):
+        assert store.categories.get_by_name(name.upper()).id == made[0].id
+    if preset.flags.dual_write:
+        converged(sync, state, "category", made[0].id)
