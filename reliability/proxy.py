@@ -13,6 +13,7 @@ class Proxy:
         self.latency = 0.0        # seconds added once per request/answer exchange (a distant server)
         self.cut = False          # refuse new connections and drop open ones
         self.stall = False        # accept connections but forward nothing: the server never sees the request
+        self.held = 0             # chunks a stall has held so far (tests: a read really was stalled)
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         self._open: set[socket.socket] = set()
@@ -48,6 +49,8 @@ class Proxy:
                 data = src.recv(65536)
                 if not data or self.cut:
                     break
+                if self.stall:
+                    self.held += 1
                 while self.stall and not self.cut and not self._stop:
                     time.sleep(0.01)
                 if self.cut or self._stop:

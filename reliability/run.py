@@ -311,6 +311,101 @@ def scenario_stalled_dual_writes(tmp, requests):
     ddb.stop()
 
 
+def scenario_stalled_phases(tmp, requests):
+    print("\n8. A stalled DynamoDB in phase 1 and in phase 3, end to end: every request a shopper makes", flush=True)
+    from shop.aspects import PRESETS
+    from tests.conftest import Api
+    ddb = DynamoDBLocal(Path(tmp) / "s8").start()
+    for phase in (1, 3):
+        proxy = Proxy(ddb.port)
+        # The documented limits (2 s of waits on DynamoDB reads, 1.5 s on writes, per request),
+        # and botocore's default patience, as in production.
+        app = fresh_app(settings(dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}", dynamodb_read_timeout=5,
+                                 dynamodb_table_prefix=f"rel{phase}",
+                                 dynamodb_max_attempts=4, breaker_threshold=5, breaker_cooldown_s=30,
+                                 shop_flags=str(PRESETS[phase - 1].flags)))
+        api = Api(app.test_client())
+        _, product = seller_and_product(api, 100_000)
+        shoppers = [api.register() for _ in range(4)]
+
+        def shop(token, timings, statuses, n):
+            client = Api(app.test_client())
+            for _ in range(n):
+                for method, path, body in (("GET", "/api/products?limit=5", None),
+                                           ("GET", f"/api/products/{product['id']}", None),
+                                           ("POST", "/api/cart/items", {"productId": product["id"], "quantity": 1}),
+                                           ("GET", "/api/cart", None)):
+                    start = time.perf_counter()
+                    status = client.call(method, path, token, body).status_code
+                    timings.append(time.perf_counter() - start)
+                    statuses.append(status)
+
+        def run(label):
+            timings, statuses = [], []
+            threads = [threading.Thread(target=shop, args=(t, timings, statuses, requests // 16)) for _, t in shoppers]
+            [t.start() for t in threads]
+            [t.join(600) for t in threads]
+            timings.sort()
+            failed = sum(1 for c in statuses if c >= 300)
+            return f"{timings[len(timings) // 2] * 1000:.0f} ms, {timings[-1] * 1000:.0f} ms ({len(statuses)} requests," \
+                   f" {failed} failed)"
+
+        quiet = run("answering")
+        proxy.stall = True
+        stalled = run("stalled")
+        target = ("the same as answering" if phase == 1 else
+                  "slowest <= 2 s + 1.5 s (each request's budget of waits on DynamoDB) + MySQL")
+        figure("8", f"phase {phase}: median, slowest request with DynamoDB answering", quiet, "-")
+        figure("8", f"phase {phase}: median, slowest request with DynamoDB stalled", stalled, target)
+        proxy.stall = False
+        proxy.cut = True
+        proxy.close()
+        app.extensions["shop"].runtime.close()
+    ddb.stop()
+
+
+def scenario_parallel_writers(tmp, writers):
+    print(f"\n9. {writers} parallel writers on one row, through the API, in phases 3 and 4", flush=True)
+    from shop.aspects import PRESETS
+    from tests.conftest import Api
+    from concurrent.futures import ThreadPoolExecutor
+    ddb = DynamoDBLocal(Path(tmp) / "s9").start()
+    for phase in (3, 4):
+        app = fresh_app(settings(dynamodb_endpoint=ddb.endpoint, dynamodb_table_prefix=f"rel{phase}",
+                                 shop_flags=str(PRESETS[phase - 1].flags)))
+        api = Api(app.test_client())
+        token, product = seller_and_product(api, 100_000)
+        _, buyer = api.register()
+        start = threading.Barrier(writers)
+
+        def add(i):
+            client = Api(app.test_client())
+            start.wait(60)
+            return client.call("POST", "/api/cart/items", buyer, {"productId": product["id"], "quantity": 1}).status_code
+
+        def stock(i):
+            client = Api(app.test_client())
+            start.wait(60)
+            return client.call("PUT", f"/api/products/{product['id']}/inventory", token,
+                               {"inventory_quantity": 1000 + i}).status_code
+
+        for what, write in (("cart adds", add), ("inventory updates", stock)):
+            with ThreadPoolExecutor(writers) as pool:
+                statuses = list(pool.map(write, range(writers)))
+            diverged = divergent(app)
+            recorded = {(e["entity"], e["entity_id"]) for e in app.extensions["shop"].runtime.repair_log.pending()}
+            figure("9", f"phase {phase}, {writers} parallel {what}: answered 2xx / 4xx / 5xx",
+                   f"{sum(200 <= c < 300 for c in statuses)} / {sum(400 <= c < 500 for c in statuses)}"
+                   f" / {sum(c >= 500 for c in statuses)}", "5xx 0")
+            figure("9", f"phase {phase}, {writers} parallel {what}: divergent after the run, unrecorded",
+                   f"{len(diverged)}, {len(diverged - recorded)}", "0 unrecorded")
+        stats = app.extensions["shop"].runtime.stats.snapshot()
+        figure("9", f"phase {phase}: copies applied / superseded (a newer one was there)",
+               f"{stats['mirrors'].get('applied', 0)} / {stats['mirrors'].get('superseded', 0)}", "-")
+        app.extensions["shop"].runtime.close()
+    ddb.stop()
+
+
 def scenario_properties(examples):
     print("\n6. Property-based: comparator, cookies, configuration", flush=True)
     from datetime import datetime, timezone
@@ -412,6 +507,8 @@ def main() -> None:
         scenario_last_items(tmp, buyers=6 if args.quick else 12, stock=3 if args.quick else 5)
         scenario_slow_dynamodb(tmp)
         scenario_stalled_dual_writes(tmp, requests=20 if args.quick else 40)
+        scenario_stalled_phases(tmp, requests=64 if args.quick else 160)
+        scenario_parallel_writers(tmp, writers=30)
         scenario_properties(examples=1000 if args.quick else 10_000)
     print("\n| scenario | figure | measured | target |\n|---|---|---|---|")
     for row in FIGURES:

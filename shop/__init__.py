@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     flags_ui.register(app)
     cli.register(app)
     _register_errors(app)
+    _dynamodb_budget(app, settings)
     _rate_limits(app, settings)
     security.init_app(app, settings)
     return app
@@ -111,6 +112,23 @@ def _register_errors(app: Flask) -> None:
     app.register_error_handler(ShopError, dispatch(api.handle_shop_error, web.handle_shop_error))
     app.register_error_handler(HTTPException, dispatch(api.handle_http_error, web.handle_http_error))
     app.register_error_handler(Exception, dispatch(api.handle_unexpected, web.handle_unexpected))
+
+
+def _dynamodb_budget(app: Flask, settings: Settings) -> None:
+    """Each request waits on DynamoDB at most the dual-read and dual-write limits, in all (shop.aspects.budget)."""
+    from flask import g
+
+    from .aspects import budget
+
+    def begin():
+        g.dynamodb_budget = budget.begin(settings.dual_read_timeout_ms / 1000, settings.dual_write_timeout_ms / 1000)
+
+    def end(exc):
+        token = g.pop("dynamodb_budget", None)
+        if token is not None:
+            budget.end(token)
+    app.before_request_funcs.setdefault(None, []).insert(0, begin)
+    app.teardown_request(end)
 
 
 def _rate_limits(app: Flask, settings: Settings) -> None:

@@ -7,21 +7,27 @@ that let each store fold text its own way answered differently in each, so one s
 name could fail every shopper's dual read. Instead the application folds text itself, once, the
 same way for both stores, and each store compares the folded text byte for byte:
 
-    fold(s) = NFKC(casefold(NFKC(s)))     (Unicode's NFKC_Casefold, up to its few special cases)
+    fold(s) = NFC(NFD(casefold(NFKC(s))) without U+0300..U+036F)
 
-Compatibility forms fold together ('ﬁ' and 'fi', full-width 'Ａ' and 'A'), so does case ('ß' and
-'ss'); accents do not ('é' is not 'e'). MySQL keeps the folded text in columns of its own
-(`products.name_fold`, `categories.name_key`), DynamoDB in attributes of the items; the
-repositories write them, and every case-insensitive comparison reads them (docs/data-model.md).
+Compatibility forms fold together ('ﬁ' and 'fi', full-width 'Ａ' and 'A'), so do case ('ß' and
+'ss') and the accents of Latin, Greek and Cyrillic letters ('Café' and 'cafe', 'İstanbul' and
+'istanbul'), as MySQL 8's default collation (utf8mb4_0900_ai_ci, the reference backend's)
+compares them; the marks of other scripts stay, where they change the word. MySQL keeps the
+folded text in columns of its own (`products.name_fold`, `categories.name_key`), DynamoDB in
+attributes of the items; the repositories write them, and every case-insensitive comparison
+reads them (docs/data-model.md).
 """
 from __future__ import annotations
 
 import hashlib
 import unicodedata
 
+_ACCENTS = dict.fromkeys(range(0x0300, 0x0370))  # Combining Diacritical Marks
+
 
 def fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text).casefold())
+    return unicodedata.normalize("NFC", decomposed.translate(_ACCENTS))
 
 
 def fold_key(text: str) -> str:

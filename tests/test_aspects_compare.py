@@ -60,7 +60,10 @@ def test_mismatch_error_reads_well_and_masks_secrets():
     b = User(1, "ann", "ann@y.com", "$2b$12$other", None, None, False, T, T)
     err = DualReadMismatch("UserRepository.get_by_id", {"user_id": 1}, diff(a, b))
     text = str(err)
-    assert "UserRepository.get_by_id" in text and "{'user_id': 1}" in text
+    assert "UserRepository.get_by_id" in text and err.key == {"user_id": 1}
+    # What the read was asked (here an id; elsewhere a search a visitor typed) stays out of the text.
+    search = DualReadMismatch("ProductRepository.list_products", {"filters": "İstanbul lamp"}, diff(a, b))
+    assert "stanbul" not in str(search) and "stanbul" not in str(search.details)
     assert "email: changed; password_hash: changed" in text
     assert "ann@" not in text and "secret" not in text  # where they differ, never the values
     assert err.attributes == ["email", "password_hash"]

@@ -203,3 +203,39 @@ def test_parallel_creates_of_one_name_in_any_case_make_one_category(world, db, d
         assert store.categories.get_by_name(name.upper()).id == made[0].id
     if preset.flags.dual_write:
         converged(sync, state, "category", made[0].id)
+
+
+def test_parallel_cart_adds_through_the_api_in_phase_3_all_succeed_and_converge(app, settings):
+    """The attacker's run: 30 parallel adds of one product by one user in phase 3. Each dual read
+    of the line meets copies in flight; one that DynamoDB follows, version by version, is not a
+    mismatch (it was a 500 DualReadMismatch before), and the stores end equal."""
+    from dataclasses import replace
+    from shop import create_app
+    from shop.stores import prepare
+    from .conftest import Api
+    phase3 = create_app(replace(settings, shop_flags=str(PRESETS[2].flags),
+                                dynamodb_table_prefix=settings.dynamodb_table_prefix + "c"))
+    prepare(phase3)
+    try:
+        api = Api(phase3.test_client())
+        _, token = api.register(seller=True)
+        state = phase3.extensions["shop"]
+        for _ in range(2):  # the copies cross each other often, not every time
+            product = api.product(token, api.category(token)["id"], inventory_quantity=1000)
+            buyer, buyer_token = api.register()
+            start = threading.Barrier(THREADS)
+
+            def add(_):
+                client = Api(phase3.test_client())
+                start.wait(30)
+                return client.call("POST", "/api/cart/items", buyer_token, {"productId": product["id"], "quantity": 1})
+            with ThreadPoolExecutor(THREADS) as pool:
+                answers = list(pool.map(add, range(THREADS)))
+            assert [a.status_code for a in answers] == [201] * THREADS, [
+                a.get_json() for a in answers if a.status_code != 201]
+            assert not Sync.of(state.db, state.dynamo).compare("cart", buyer["id"])
+            assert Repositories.mysql(state.db).carts.get_item(buyer["id"], product["id"]).quantity == THREADS
+    finally:
+        from shop.repositories.dynamodb.tables import delete_tables
+        delete_tables(phase3.extensions["shop"].dynamo)
+        phase3.extensions["shop"].runtime.close()

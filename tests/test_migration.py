@@ -7,6 +7,7 @@ state), carried through every phase by the same control the CLI and the flag pag
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import replace
 
@@ -391,7 +392,10 @@ def test_carts_and_orders_are_compared_on_their_own_attributes(world, control):
 
 def test_no_request_waits_on_rereading_the_phase(world):
     """A stalled DynamoDB held one request per refresh period for the client's full timeout
-    (61 s in `make reliability`); the re-read now runs beside the requests."""
+    (61 s in `make reliability`), and a worker idle for two periods re-read the phase on a
+    request's thread. Now a thread of the worker's own polls both stores at once and takes
+    what answered: while DynamoDB stalls, MySQL's copy keeps the view fresh, and requests only
+    take the state last read."""
     from reliability.proxy import Proxy
     from shop.migration.state import PhaseStore, PhaseView
     from urllib.parse import urlparse
@@ -399,17 +403,22 @@ def test_no_request_waits_on_rereading_the_phase(world):
 
     settings = world.extensions["shop"].settings
     proxy = Proxy(urlparse(settings.dynamodb_endpoint).port)
+    view = None
     try:
         stalled = Dynamo(replace(settings, dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}", dynamodb_read_timeout=30))
         forget_phase(world)  # nothing stored: the view reads DynamoDB's copy too
         view = PhaseView(PhaseStore(world.extensions["shop"].db, stalled), world.extensions["shop"].runtime.default_flags,
-                         refresh_s=60)
-        first = view.current()  # the first read is made in place
+                         refresh_s=0.2)
+        first = view.current()  # a worker's first request waits for its first read
+        assert view.age_s() is not None
         proxy.stall = True
-        view._loaded_at -= 61  # due again, within the two periods workers are promised
-        again = view.current()  # re-read in the background...
-        assert again is first and view._lock.locked()  # ...while this call returned the known phase
+        poll(lambda: proxy.held, 10, "the poll's DynamoDB read to be stalled")
+        read_before = time.monotonic() - view.age_s()
+        poll(lambda: time.monotonic() - view.age_s() > read_before, 10, "a read while DynamoDB stalls")
+        assert proxy.stall and view.current() == first  # MySQL's copy served; DynamoDB's read still held
     finally:
+        if view is not None:
+            view.close()
         proxy.cut = True
         proxy.close()
 

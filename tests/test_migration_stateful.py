@@ -11,8 +11,10 @@ Phase changes go through the real control (gates, backfill and verify before 3, 
 """
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -251,6 +253,29 @@ class Journey(RuleBasedStateMachine):
         self.orders[order.id] = uid
         self.carts[uid] = {}
         self.touched.append(("cart", uid))
+
+    @precondition(lambda self: self.users and self.products)
+    @rule(data=st.data(), adds=st.integers(2, 6), stocks=st.lists(st.integers(0, 30), min_size=2, max_size=6))
+    def concurrent_writes(self, data, adds, stocks):
+        """Parallel requests on one row: adds to one cart line and stock changes of its product,
+        all at once; the stores must still end equal (or the row recorded for repair)."""
+        uid = data.draw(st.sampled_from(sorted(self.users)))
+        pid = data.draw(st.sampled_from(sorted(self.products)))
+        writes = [lambda: self.repos.carts.add_item(uid, pid, 1)] * adds
+        writes += [lambda s=s: self.repos.products.set_inventory(pid, s) for s in stocks]
+        start = threading.Barrier(len(writes))
+
+        def run(write):
+            start.wait(30)
+            return write()
+        with ThreadPoolExecutor(len(writes)) as pool:
+            list(pool.map(run, writes))
+        self.carts[uid][pid] = self.carts[uid].get(pid, 0) + adds
+        authority = self.ddb if self.phase == 5 else self.mysql
+        stock = authority.products.get_by_id(pid).inventory_quantity
+        assert stock in stocks  # one of the writes is the last, whole
+        self.products[pid][1] = stock
+        self.touched += [("cart", uid), ("product", pid)]
 
     # --- the server's phase, changed as an operator would ----------------------------------
 

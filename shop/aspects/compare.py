@@ -124,6 +124,27 @@ def own(value):
     return replace(value, **changes) if changes else value
 
 
+def record_versions(value) -> dict[tuple[str, int], int]:
+    """{(record type, id): version} of the records a read returned (a record, a list, a page),
+    where the stores keep a version for them (0: none known)."""
+    records = value.items if isinstance(getattr(value, "items", None), list) else value
+    records = records if isinstance(records, list) else [records]
+    return {(type(r).__name__, r.id): r.version for r in records
+            if dataclasses.is_dataclass(r) and getattr(r, "version", 0) and getattr(r, "id", None) is not None}
+
+
+def in_flight(first_mysql: dict, last_mysql: dict, last_dynamodb: dict) -> bool:
+    """Whether a difference still seen at a dual read's last look is writes on their way: the
+    records are being written (MySQL's versions moved since the first look) and DynamoDB holds,
+    of every record MySQL still has, at least the version MySQL had at the first look (each
+    write reaches DynamoDB within the dual-write deadline, which the last look waited out).
+    A record DynamoDB holds older than that, or a difference while nothing writes, stays a
+    mismatch."""
+    moving = any(last_mysql.get(k, v) != v for k, v in first_mysql.items())
+    return bool(first_mysql) and moving and all(last_dynamodb.get(k, 0) >= v for k, v in first_mysql.items()
+                                               if k in last_mysql)
+
+
 def diff(mysql, dynamodb, unordered: frozenset = frozenset()) -> list[Difference]:
     """Every attribute whose normalised values differ; empty when equivalent."""
     if mysql == dynamodb:  # equal values normalise alike; the common case costs one comparison

@@ -6,7 +6,12 @@ from .compare import SECRET_NAMES
 
 
 class DualReadMismatch(ShopError):
-    """Both stores answered a dual read and the answers differ."""
+    """Both stores answered a dual read and the answers differ.
+
+    Its text (what a shopper's error page and the API show) names the operation and the
+    attributes that differ, never a value: neither the records' (nobody's business) nor the
+    read's arguments (a search term, a name: what a visitor typed). `key` keeps the arguments
+    for the operator's log and trace, which already carry them."""
 
     status = 500
     type = "DualReadMismatch"
@@ -15,10 +20,9 @@ class DualReadMismatch(ShopError):
         self.operation = operation
         self.key = {k: ("***" if k in SECRET_NAMES else v) for k, v in key.items()}
         self.differences = [d.masked() for d in differences]
-        # Attribute names and kinds only: the records' values are nobody's business in an error page.
         shown = "; ".join(d.shape() for d in self.differences[:10])
         more = f" (and {len(self.differences) - 10} more)" if len(self.differences) > 10 else ""
-        super().__init__(f"MySQL and DynamoDB disagree on {operation} {self.key}: {shown}{more}",
+        super().__init__(f"MySQL and DynamoDB disagree on {operation}: {shown}{more}",
                          details=[{"attribute": d.path or "(value)", "kind": d.kind} for d in self.differences])
 
     @property

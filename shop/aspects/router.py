@@ -18,9 +18,10 @@ from observability.events import emit, wanted
 from ..errors import NotFoundError, ShopError, StoreUnavailableError
 from ..inflight import REQUEST_SENT
 from ..repositories.dynamodb.errors import Diverged, Superseded
+from . import budget
 from . import flags as flags_mod
 from .breaker import CircuitBreaker
-from .compare import Difference, attribute_names, diff, own
+from .compare import Difference, attribute_names, diff, in_flight, own, record_versions
 from .errors import DualReadMismatch, SecondaryWriteFailed
 from .stats import Stats
 from .table import DEFAULT_TOUCHES, MIRROR, READ
@@ -79,6 +80,8 @@ class Runtime:
         return flags_mod.explicit() or flags_mod.combine(server, flags_mod.browser())
 
     def close(self) -> None:
+        if self.phase is not None:
+            self.phase.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._writes.shutdown(wait=False, cancel_futures=True)
 
@@ -115,20 +118,27 @@ class Runtime:
 
     def _read(self, route, flags, original, ddb_repo, arguments, args, kwargs, span):
         ddb_call = lambda: getattr(ddb_repo, route.target)(*args, **kwargs)  # noqa: E731
+        mysql_call = lambda: original(*args, **kwargs)  # noqa: E731
         if not flags.dual_read:
             if flags.read_mysql:
-                return self._store("mysql", route, lambda: original(*args, **kwargs)).unwrap()
+                return self._store("mysql", route, mysql_call).unwrap()
+            if flags.write_mysql:  # phase 4: MySQL, written first, can answer for a DynamoDB that does not
+                return self._read_dynamodb_or_mysql(route, ddb_call, mysql_call, span)
             return self._store("dynamodb", route, ddb_call).unwrap()
-        if flags.authority == "mysql" and not self.breaker.allow():
+        if flags.authority == "mysql" and (not self.breaker.allow() or budget.left(budget.READ, 1) <= 0):
             self._compared(route, "skipped", [], arguments, span)
-            return self._store("mysql", route, lambda: original(*args, **kwargs)).unwrap()
+            return self._store("mysql", route, mysql_call).unwrap()
         first_read = time.monotonic()
         mysql, ddb, differences, outcome = self._read_both(route, flags, original, ddb_call, args, kwargs)
+        first_versions = record_versions(mysql.outcome.value) if outcome == "mismatch" else {}
         # A write between its MySQL commit and its DynamoDB write looks like a difference for a
         # moment; a real divergence is still there a little later. Two rechecks, 1x then 4x; then,
         # for a difference that stays, one last look once any write in flight has met its
-        # dual-write deadline (by then it landed, or it is journaled and reported below).
+        # dual-write deadline (by then it landed, or it is journaled and reported below). Each
+        # look's wait on DynamoDB is spent from the request's budget (a stalled DynamoDB times out
+        # the first and ends the looking).
         recheck = self.settings.dual_read_recheck_ms / 1000
+        last_look = False
         for pause in ((1, 4, None) if recheck else ()):
             if outcome != "mismatch":
                 break
@@ -136,12 +146,16 @@ class Runtime:
                 pause_s = self.settings.dual_write_timeout_ms / 1000 - (time.monotonic() - first_read)
                 if pause_s <= 0:
                     break
+                last_look = True
             else:
                 pause_s = pause * recheck
             time.sleep(pause_s)
             mysql, ddb, differences, outcome = self._read_both(route, flags, original, ddb_call, args, kwargs)
             if outcome == "match":
                 outcome = "transient"
+        if outcome == "mismatch" and last_look and in_flight(
+                first_versions, record_versions(mysql.outcome.value), record_versions(ddb.outcome.value)):
+            outcome = "transient"  # a record written again and again: DynamoDB follows, one copy behind
         if outcome == "mismatch" and self._pending(route, arguments, mysql, ddb, differences):
             outcome = "pending_repair"  # a known divergence, waiting for its replay: reported only
         self._compared(route, outcome, differences, arguments, span)
@@ -159,16 +173,57 @@ class Runtime:
         return self._paces.get(route_name) or self._paces.setdefault(
             route_name, Pace(self.settings, self._ddb_reads_running))
 
+    def _read_dynamodb_or_mysql(self, route, ddb_call, mysql_call, span):
+        """Phase 4's read: DynamoDB's answer, within the request's budget; when DynamoDB fails or
+        is late, MySQL's (written first in phase 4, it holds every acknowledged write), counted
+        as a fallback. On the request's thread while DynamoDB's recent reads came well in time
+        (as inline dual reads), else on the pool, abandoned at the budget."""
+        pace = self.pace(route.name)
+        timeout = budget.left(budget.READ, self.settings.dual_read_timeout_ms / 1000)
+        with budget.waiting(budget.READ):
+            if timeout <= 0 or not self.breaker.allow():
+                ddb = _timed_out()
+            elif pace.dynamodb.all_within() and timeout >= self.settings.dual_read_timeout_ms / 1000:
+                ddb = self._caller_dynamodb(route, ddb_call, pace)
+            else:
+                ddb = self._pooled_dynamodb(route, ddb_call, pace, timeout)
+        self._feed_breaker(ddb.outcome.error)
+        if not isinstance(ddb.outcome.error, (StoreUnavailableError, TimeoutError)):
+            return ddb.unwrap()
+        self.stats.fallback(route.name)
+        if span.is_recording():
+            span.set_attribute("shop.read.fallback", "mysql")
+        emit(log, logging.WARNING, "read served by MySQL", {
+            "event": "fallback", "operation": route.name, "error_type": type(ddb.outcome.error).__name__}, span)
+        return self._store("mysql", route, mysql_call).unwrap()
+
+    def _pooled_dynamodb(self, route, ddb_call, pace, timeout):
+        def timed_ddb():
+            running = pace.dynamodb.start()
+            try:
+                return self._store("dynamodb", route, ddb_call)
+            finally:
+                pace.dynamodb.finish(running)
+        future = self._pool.submit(contextvars.copy_context().run, timed_ddb)
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            future.cancel()
+            return _timed_out()
+
     def _read_both(self, route, flags, original, ddb_call, args, kwargs):
         pace = self.pace(route.name)
-        way = pace.choose(self.dual_read_execution)
+        timeout = budget.left(budget.READ, self.settings.dual_read_timeout_ms / 1000)
+        # DynamoDB on the request's thread cannot be abandoned: only with the whole limit left
+        way = pace.choose(self.dual_read_execution) if timeout * 1000 >= self.settings.dual_read_timeout_ms else CONCURRENT
         start = time.perf_counter()
-        if way == INLINE:
-            mysql, ddb = self._read_inline(route, original, ddb_call, args, kwargs, pace)
-        elif way == MYSQL_POOLED:
-            mysql, ddb = self._read_mysql_pooled(route, original, ddb_call, args, kwargs, pace)
-        else:
-            mysql, ddb = self._read_concurrent(route, original, ddb_call, args, kwargs, pace)
+        with budget.waiting(budget.READ):
+            if way == INLINE:
+                mysql, ddb = self._read_inline(route, original, ddb_call, args, kwargs, pace)
+            elif way == MYSQL_POOLED:
+                mysql, ddb = self._read_mysql_pooled(route, original, ddb_call, args, kwargs, pace)
+            else:
+                mysql, ddb = self._read_concurrent(route, original, ddb_call, args, kwargs, pace, timeout)
         if self.dual_read_execution == "auto":  # a fixed way measures nothing for the choice
             pace.record(way, time.perf_counter() - start)
         authority, candidate = (mysql, ddb) if flags.authority == "mysql" else (ddb, mysql)
@@ -193,20 +248,32 @@ class Runtime:
         if entity is None:
             return False
         if entity.key in route.key and entity.key in arguments:
-            return self.journal.is_pending(entity.name, arguments[entity.key])
-        ids = _record_ids(mysql.outcome.value) | _record_ids(ddb.outcome.value)
-        if ids and all(d.path.startswith("items[") for d in differences):
-            return self.journal.is_pending(entity.name, among=ids)
-        return self.journal.is_pending(entity.name)
+            ask = lambda: self.journal.is_pending(entity.name, arguments[entity.key])  # noqa: E731
+        else:
+            ids = _record_ids(mysql.outcome.value) | _record_ids(ddb.outcome.value)
+            if ids and all(d.path.startswith("items[") for d in differences):
+                ask = lambda: self.journal.is_pending(entity.name, among=ids)  # noqa: E731
+            else:
+                ask = lambda: self.journal.is_pending(entity.name)  # noqa: E731
+        # The journal towards MySQL is in DynamoDB: asked on the pool, within the request's budget
+        # (unknown counts as not pending: the mismatch stands).
+        future = self._pool.submit(contextvars.copy_context().run, ask)
+        try:
+            with budget.waiting(budget.READ):
+                return future.result(timeout=budget.left(budget.READ, self.settings.dual_read_timeout_ms / 1000))
+        except FutureTimeout:
+            future.cancel()
+            return False
 
     def _remember_mismatch(self, route, differences) -> None:
         if self.phase is not None:
             self.phase.store.record_mismatch(route.name, "mismatch", attribute_names(differences),
                                              self.phase.current().label)
 
-    def _read_concurrent(self, route, original, ddb_call, args, kwargs, pace):
+    def _read_concurrent(self, route, original, ddb_call, args, kwargs, pace, timeout=None):
         """DynamoDB on the pool, MySQL on the caller's thread once DynamoDB's first request is
-        on the wire (shop.inflight); DynamoDB waited for at most the dual-read timeout."""
+        on the wire (shop.inflight); DynamoDB waited for at most the dual-read timeout (or what
+        the request has left of it)."""
         sent = threading.Event()
 
         def timed_ddb():
@@ -218,7 +285,7 @@ class Runtime:
                 REQUEST_SENT.reset(token)
                 sent.set()
                 pace.dynamodb.finish(running)
-        timeout = self.settings.dual_read_timeout_ms / 1000
+        timeout = self.settings.dual_read_timeout_ms / 1000 if timeout is None else timeout
         future = self._pool.submit(contextvars.copy_context().run, timed_ddb)
         # Building a request takes a millisecond or two; a pool with no free thread (DynamoDB
         # stalling every read) must not hold MySQL back: after SENT_WAIT_S, read MySQL anyway.
@@ -375,13 +442,19 @@ class Runtime:
         if not self.breaker.allow():
             self._record_repair(route, targets, "circuit open: DynamoDB was failing", span, route.deletes)
             return
+        deadline = budget.left(budget.WRITE, self.settings.dual_write_timeout_ms / 1000)
+        if deadline <= 0:
+            self._record_repair(route, targets, "the request's time for DynamoDB writes was spent", span,
+                                route.deletes)
+            return
         awaiting = self._awaiting_backfill()
         extra = {"mirror_of": result} if route.ids == MIRROR else {}
         call = lambda: getattr(ddb_repo, route.target)(*args, **kwargs, **extra)  # noqa: E731
         future = self._writes.submit(contextvars.copy_context().run, self._store, "dynamodb", route, call,
                                      MISSING if awaiting else ())
         try:
-            outcome = future.result(timeout=self.settings.dual_write_timeout_ms / 1000)
+            with budget.waiting(budget.WRITE):
+                outcome = future.result(timeout=deadline)
         except FutureTimeout:
             # It may still land later; the repair entry makes the outcome right either way.
             outcome = _Result(Outcome(error=TimeoutError("DynamoDB write exceeded the dual-write deadline")))

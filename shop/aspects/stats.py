@@ -51,6 +51,8 @@ class Stats:
                                    " was last seen", ["operation", "attributes"], multiprocess_mode="max", registry=r)
         self.repairs = Counter("shop_repairs_recorded", "Secondary writes recorded for repair", ["operation"],
                                registry=r)
+        self.fallbacks = Counter("shop_read_fallbacks", "Phase 4 reads served by MySQL because DynamoDB failed"
+                                 " or was late", ["operation"], registry=r)
         self.mirrors = Counter("shop_mirror_outcomes", "DynamoDB halves of dual writes by outcome: applied,"
                                " superseded (a newer copy was there), awaiting_backfill, diverged, failed",
                                ["operation", "outcome"], registry=r)
@@ -79,6 +81,9 @@ class Stats:
 
     def repair(self, operation: str, count: int) -> None:
         self.repairs.labels(operation).inc(count)
+
+    def fallback(self, operation: str) -> None:
+        self.fallbacks.labels(operation).inc()
 
     def mirror(self, operation: str, outcome: str) -> None:
         self.mirrors.labels(operation, outcome).inc()

@@ -12,7 +12,10 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
@@ -120,6 +123,10 @@ class ConcurrentChange(RuntimeError):
 class PhaseStore:
     def __init__(self, db, dynamo):
         self.db, self.dynamo = db, dynamo
+        self._quick_dynamo = None
+        # The two stores' reads of the document run at once; a stalled read keeps its thread
+        # until its client's timeout, so a few are kept for the polls that follow.
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="phase-read")
 
     def ensure_tables(self) -> None:
         with self.db.cursor(write=True) as cur:
@@ -128,28 +135,43 @@ class PhaseStore:
 
     # --- reading ------------------------------------------------------------------------
 
+    @property
+    def _quick(self):
+        """DynamoDB with short timeouts and one retry, for the poll (never on a request's path)."""
+        if self._quick_dynamo is None:
+            self._quick_dynamo = type(self.dynamo)(replace(self.dynamo.settings, dynamodb_connect_timeout=1,
+                                                           dynamodb_read_timeout=1, dynamodb_max_attempts=2))
+        return self._quick_dynamo
+
     def _mysql(self):
         with self.db.cursor() as cur:
             cur.execute("SELECT version, doc FROM migration_state WHERE scope = %s", (SCOPE,))
             row = cur.fetchone()
         return (int(row["version"]), json.loads(row["doc"])) if row else (0, None)
 
-    def _dynamodb(self):
-        item = self.dynamo.get(self.dynamo.table("counters"), _DDB_KEY)
+    def _dynamodb(self, dynamo=None):
+        dynamo = dynamo or self.dynamo
+        item = dynamo.get(dynamo.table("counters"), _DDB_KEY)
         return (int(item["version"]), json.loads(item["doc"])) if item else (0, None)
 
-    def load(self, default: Flags) -> PhaseState:
-        """The newest state the stores hold (both are read: either may have taken a change the
-        other missed); SHOP_FLAGS' value when neither holds one. Raises only when no store can be read."""
+    def load(self, default: Flags, wait_s: float | None = None) -> PhaseState:
+        """The newest state the stores hold (both are read, at once: either may have taken a
+        change the other missed); SHOP_FLAGS' value when neither holds one. Raises only when no
+        store can be read. With `wait_s` (a worker's background poll), DynamoDB is asked with
+        short timeouts and what has answered after `wait_s` is taken: a stalled store never holds
+        the poll, and the other's copy serves."""
+        quick = wait_s is not None
+        reads = [self._pool.submit(self._mysql),
+                 self._pool.submit(self._dynamodb, self._quick if quick else None)]
+        done, _ = futures_wait(reads, timeout=wait_s)
         found, errors = [], []
-        try:
-            found.append(self._mysql())
-        except Exception as exc:  # noqa: BLE001 - DynamoDB may answer
-            errors.append(exc)
-        try:
-            found.append(self._dynamodb())
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
+        for read in reads:
+            if read not in done:
+                errors.append(TimeoutError("the phase read did not answer in time"))
+            elif read.exception() is not None:
+                errors.append(read.exception())
+            else:
+                found.append(read.result())
         if not found:
             raise errors[0]
         version, doc = max(found, key=lambda vd: vd[0])
@@ -256,58 +278,87 @@ class PhaseStore:
 
 
 class PhaseView:
-    """One worker's view of the server phase: re-read at most every `refresh_s` seconds, so a
-    change reaches every worker within that time without a restart. After the first read the
-    re-read runs in the background: no request ever waits on it (a stalled store would otherwise
-    hold one request every period). When neither store can be read, the last known state stands."""
+    """One worker's view of the server phase. A thread of the worker's own re-reads it every
+    `refresh_s` seconds, so a change reaches every worker within that period (plus one read),
+    busy or idle, without a restart; requests only ever take the last state read: none waits on
+    a store (a stalled DynamoDB once held one request per period for the client's full timeout).
+    A worker's first requests wait for its first read, `first_wait_s` at most; when neither
+    store answers by then, SHOP_FLAGS applies until one does, and health says the phase is unread."""
 
-    def __init__(self, store: PhaseStore, default: Flags, refresh_s: float):
-        self.store, self.default, self.refresh_s = store, default, refresh_s
+    def __init__(self, store: PhaseStore, default: Flags, refresh_s: float, first_wait_s: float = 3.0):
+        self.store, self.default, self.refresh_s, self.first_wait_s = store, default, refresh_s, first_wait_s
         self._state = PhaseState(default)
-        self._loaded_at = float("-inf")
-        self._loaded_once = False
-        self._lock = threading.Lock()
+        self._read_at: float | None = None   # monotonic time of the last successful read
+        self._first = threading.Event()      # set once the first read ended, well or not
+        self._lock = threading.Lock()        # one explicit refresh at a time
+        self._started = threading.Lock()
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._failing = False
 
     def current(self) -> PhaseState:
-        age = time.monotonic() - self._loaded_at
-        if age >= self.refresh_s and self._lock.acquire(blocking=False):
-            # Within two periods (the bound operators are promised) the re-read runs beside the
-            # request; a view older than that (an idle worker) is refreshed before it is used.
-            if self._loaded_once and age < 2 * self.refresh_s:
-                threading.Thread(target=self._refresh_then_release, name="phase-refresh", daemon=True).start()
-            else:
-                self._refresh_then_release()
+        if self._poller is None:
+            self._start()
+        if not self._first.is_set():
+            self._first.wait(self.first_wait_s)
         return self._state
+
+    def age_s(self) -> float | None:
+        """Seconds since this worker last read the phase document; None: never read yet."""
+        return None if self._read_at is None else time.monotonic() - self._read_at
 
     def refresh(self) -> PhaseState:
-        """Read now (the CLI, the phase switch, tests)."""
+        """Read now, waiting for both stores (the CLI, the phase switch, tests)."""
         with self._lock:
-            self._refresh()
-        return self._state
+            self._refresh(None)
+            return self._state
 
-    def _refresh_then_release(self) -> None:
-        try:
-            self._refresh()
-        finally:
-            self._lock.release()
+    def close(self) -> None:
+        self._stop.set()
 
-    def _refresh(self) -> None:
+    def _start(self) -> None:
+        with self._started:
+            if self._poller is None:
+                self._poller = threading.Thread(target=_poll, args=(weakref.ref(self), self._stop),
+                                                name="phase-refresh", daemon=True)
+                self._poller.start()
+
+    def _refresh(self, wait_s: float | None) -> None:
         from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-        self._loaded_at = time.monotonic()
         try:
             with suppress_instrumentation():  # a poll every few seconds is not a trace worth keeping
-                state = self.store.load(self.default)
+                state = self.store.load(self.default, wait_s)
         except Exception as exc:  # noqa: BLE001 - keep routing by the last known phase
-            log.warning("migration phase could not be read; keeping the last known one",
-                        extra={"event": "phase", "error_type": type(exc).__name__, "phase": self._state.label})
+            if not self._failing:  # once per outage, not once per poll
+                log.warning("migration phase could not be read; keeping the last known one",
+                            extra={"event": "phase", "error_type": type(exc).__name__, "phase": self._state.label})
+            self._failing = True
             return
         finally:
-            self._loaded_once = True
+            self._first.set()
+        if self._failing:
+            log.info("migration phase read again", extra={"event": "phase", "phase": state.label})
+        self._failing = False
+        self._read_at = time.monotonic()
+        if wait_s is not None and state.version < self._state.version:
+            return  # a poll that read before an explicit refresh read a newer version
         if state.version != self._state.version and self._state.version:
             log.info("migration phase changed", extra={"event": "phase", "from": self._state.label,
                                                        "to": state.label, "version": state.version})
         self._state = state
+
+
+def _poll(ref, stop: threading.Event) -> None:
+    """The view's poll: holds it weakly, so an application dropped (tests) stops its thread."""
+    while not stop.is_set():
+        view = ref()
+        if view is None:
+            return
+        view._refresh(wait_s=max(0.5, view.refresh_s))
+        interval = view.refresh_s
+        del view
+        stop.wait(interval)
 
 
 def update_state(view: PhaseView, change, attempts: int = 5) -> PhaseState | None:

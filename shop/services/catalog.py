@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..domain import Category, NewProduct, Page, Product, ProductFilters
 from ..errors import AuthorizationError, DuplicateError, InvalidStateError, NotFoundError, ValidationError
+from ..text import fold
 from .validation import Checker, parse_int
 
 MAX_LIMIT = 100
@@ -198,8 +199,8 @@ class CategoryService:
     def search(self, term) -> list[Category]:
         if not isinstance(term, str) or not term.strip():
             raise ValidationError("Search term (q) is required")
-        needle = term.strip().lower()
-        return [c for c in self.categories.list_all() if needle in c.name.lower()]
+        needle = fold(term.strip())  # the folding the stores' own name lookups use (shop/text.py)
+        return [c for c in self.categories.list_all() if needle in fold(c.name)]
 
     def create(self, data) -> Category:
         c = Checker(data)

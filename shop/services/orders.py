@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from ..domain import MAX_ORDER_TOTAL, Order, Page
 from ..errors import AuthorizationError, InvalidStateError, NotFoundError, PaymentError, ValidationError
+from ..text import fold
 from .cart import Cart
 
 PAYMENT_METHODS = ("credit_card", "debit_card", "paypal")
@@ -175,14 +176,14 @@ class OrderService:
 
     def search(self, user_id: int, term: str) -> list[Order]:
         """Orders whose id, status or an item's product name or description contains `term`."""
-        needle = term.lower()
+        needle = fold(term)
         found, page = [], 1
         while True:
             batch = self.orders.list_by_user(user_id, page, 100)
             for o in batch.items:
                 if (term in str(o.id) or needle in o.status
-                        or any(needle in (i.product.name or "").lower()
-                               or needle in (i.product.description or "").lower() for i in o.items)):
+                        or any(needle in fold(i.product.name or "")
+                               or needle in fold(i.product.description or "") for i in o.items)):
                     found.append(o)
             if page >= batch.total_pages:
                 return found

@@ -1,0 +1,91 @@
+"""A stalled DynamoDB (a loopback proxy that accepts connections and forwards nothing) costs a
+request nothing where DynamoDB is not needed, and a bounded wait, end to end, where it is.
+
+No time is measured here (bench/ and `make reliability` do that): each test proves it by what
+happened in order. In phase 1 the request's thread never sends DynamoDB anything; in phase 3,
+once a request's first wait on DynamoDB has spent its budget, its remaining dual reads leave
+DynamoDB out; in phase 4 MySQL answers for DynamoDB.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from urllib.parse import urlparse
+
+import pytest
+
+from reliability.proxy import Proxy
+from shop import create_app
+from shop.aspects import PRESETS
+from shop.stores import prepare
+
+from .conftest import TEST_DB, Api, poll
+
+
+@pytest.fixture(params=[1, 3, 4], ids=lambda n: f"phase-{n}")
+def stalled(request, settings):
+    """An app of the given phase whose DynamoDB is reached through a proxy that can stall."""
+    proxy = Proxy(urlparse(settings.dynamodb_endpoint).port)
+    app = create_app(replace(settings, mysql_database=TEST_DB + "_faults", dynamodb_table_prefix="stall",
+                             dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}",
+                             shop_flags=str(PRESETS[request.param - 1].flags), breaker_threshold=1000,
+                             dual_read_timeout_ms=600, dual_write_timeout_ms=400, phase_refresh_ms=200))
+    prepare(app, empty=True)
+    sent = []  # threads that sent DynamoDB a request
+    app.extensions["shop"].dynamo.client.meta.events.register(
+        "before-send.dynamodb", lambda **kw: sent.append(threading.current_thread()))
+    yield app, proxy, sent, request.param
+    proxy.cut = True
+    proxy.close()
+    app.extensions["shop"].runtime.close()
+    app.extensions["shop"].db.close()
+
+
+def _shop(app):
+    api = Api(app.test_client())
+    seller, token = api.register(seller=True)
+    product = api.product(token, api.category(token)["id"], inventory_quantity=50)
+    buyer, buyer_token = api.register()
+    return api, product, buyer, buyer_token
+
+
+def test_a_request_waits_on_a_stalled_dynamodb_only_as_long_as_its_phase_needs(stalled):
+    app, proxy, sent, phase = stalled
+    state = app.extensions["shop"]
+    api, product, buyer, token = _shop(app)
+    before = state.runtime.stats.snapshot()
+    proxy.stall = True
+    del sent[:]
+    here = threading.current_thread()
+    add = api.call("POST", "/api/cart/items", token, {"productId": product["id"], "quantity": 2})
+    listing = api.call("GET", "/api/products?limit=5")
+    one = api.call("GET", f"/api/products/{product['id']}")
+    assert (add.status_code, listing.status_code, one.status_code) == (201, 200, 200), add.get_json()
+    assert one.get_json()["data"]["product"]["name"] == product["name"]  # MySQL's answer where DynamoDB gave none
+    after = state.runtime.stats.snapshot()
+    if phase == 1:
+        assert here not in sent  # the requests' own thread never asked DynamoDB anything
+        assert after["stores"].get("dynamodb") == before["stores"].get("dynamodb")
+    if phase == 3:
+        # The cart add reads the product and the line, writes, reads the cart: its first wait on
+        # DynamoDB spent the read budget, so its later dual reads did not ask DynamoDB at all.
+        outcomes = {k: after["comparisons"].get(k, 0) - before["comparisons"].get(k, 0)
+                    for k in ("timeout", "skipped")}
+        assert outcomes["timeout"] >= 1 and outcomes["skipped"] >= 1, outcomes
+        assert state.runtime.journal.is_pending("cart", buyer["id"])  # the write's DynamoDB half: recorded
+    if phase == 4:
+        assert sum(s.value for f in state.runtime.stats.registry.collect() if f.name == "shop_read_fallbacks"
+                   for s in f.samples if s.name.endswith("_total")) >= 2
+    proxy.stall = False
+
+
+def test_the_phase_keeps_being_read_while_dynamodb_stalls(stalled):
+    app, proxy, sent, phase = stalled
+    view = app.extensions["shop"].runtime.phase
+    view.current()
+    proxy.stall = True
+    poll(lambda: proxy.held, 10, "a stalled DynamoDB read")
+    read_at = view.age_s()
+    poll(lambda: view.age_s() is not None and view.age_s() < read_at, 10, "a read of the phase from MySQL")
+    assert proxy.stall and view.current().flags == PRESETS[phase - 1].flags
+    proxy.stall = False
