@@ -345,6 +345,55 @@ def scenario_slow_clients(tmp, seconds, plain=False):
         server.stop()
 
 
+def scenario_operator_brute_force(tmp, guesses):
+    """Guessing an operator's secret through the production server, 8 guesses at a time."""
+    import base64
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+    from reliability import served
+    from shop.operators.accounts import Editing, hash_secret
+    print(f"\n9. Guessing an operator's secret: {guesses} wrong guesses, 8 at a time, then the right one"
+          " (make serve, 2 workers)", flush=True)
+    app = fresh_app(settings())
+    app.extensions["shop"].runtime.close()
+    accounts, secret = str(Path(tmp) / "operators"), "amber-Kettle-42-window"
+    with Editing(accounts) as found:
+        found["alice"] = hash_secret(secret, 12)  # the production cost
+    port = int(os.environ.get("RELIABILITY_PORT") or served.free_port())
+    log = Path(tmp) / "s9.log"
+    server = served.Server("serve", port, server_env(SHOP_OPERATORS_FILE=accounts, LOG_LEVEL="INFO",
+                                                     RATE_LIMIT_KEY_PREFIX=f"s9-{time.time()}"), log)
+
+    def attempt(name, guess):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        token = base64.b64encode(f"{name}:{guess}".encode()).decode()
+        try:
+            conn.request("GET", "/flags/health.json", headers={"Authorization": f"Basic {token}"})
+            r = conn.getresponse()
+            r.read()
+            return r.status, r.getheader("Retry-After")
+        finally:
+            conn.close()
+
+    try:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda n: attempt("alice", f"guess-{n}"), range(guesses)))
+        took = time.perf_counter() - started
+        statuses = [a[0] for a in answers]
+        figure("9", "wrong guesses answered 401 / 429", f"{statuses.count(401)} / {statuses.count(429)} in {took:.1f} s",
+               "4, then 429 (5 failures per 15 minutes lock)")
+        figure("9", "guesses checked against the secret", log.read_text().count('"operator sign-in failed"'),
+               "5, and at most one more per server thread already checking one")
+        right = attempt("alice", secret)
+        figure("9", "the right secret during the lockout", f"{right[0]}, Retry-After {right[1]} s", "429")
+        figure("9", "another account from the same address", attempt("bob", secret)[0], "429 (the address is locked)")
+        figure("9", "lockouts logged (WARNING operator locked out)", log.read_text().count('"operator locked out"'),
+               "1 (account and address locked by the same failure)")
+    finally:
+        server.stop()
+
+
 def scenario_properties(examples):
     print("\n6. Property-based: comparator, cookies, configuration", flush=True)
     from datetime import datetime, timezone
@@ -451,6 +500,7 @@ def main() -> None:
         5: scenario_slow_dynamodb,
         7: lambda tmp: scenario_stalled_dual_writes(tmp, requests=20 if quick else 40),
         8: lambda tmp: scenario_slow_clients(tmp, seconds=6 if quick else 15, plain=args.plain_gunicorn),
+        9: lambda tmp: scenario_operator_brute_force(tmp, guesses=100 if quick else 600),
         6: lambda tmp: scenario_properties(examples=1000 if quick else 10_000),
     }
     with tempfile.TemporaryDirectory() as tmp:

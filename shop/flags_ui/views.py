@@ -59,15 +59,15 @@ def check_operator():
         return _locked(locked)
     account = operators.verify(name, auth.password or "")
     if account is None:
-        locked = lockout.failed(name, address)
-        if not locked:
-            emit(log, logging.INFO, "operator sign-in failed",
-                 {"event": "operator", "account": name, "remote_addr": address, "path": request.path})
-            return _challenge()
-        emit(log, logging.WARNING, "operator locked out",
-             {"event": "operator", "account": name, "remote_addr": address, "locked": sorted(locked),
-              "retry_after": max(locked.values()), "limit": str(lockout.limit), "path": request.path})
-        return _locked(locked)
+        locked, now_locked = lockout.failed(name, address)
+        emit(log, logging.INFO, "operator sign-in failed",
+             {"event": "operator", "account": name, "remote_addr": address, "path": request.path,
+              "locked": sorted(locked)})
+        if now_locked:
+            emit(log, logging.WARNING, "operator locked out",
+                 {"event": "operator", "account": name, "remote_addr": address, "locked": now_locked,
+                  "retry_after": max(locked.values()), "limit": str(lockout.limit), "path": request.path})
+        return _locked(locked) if locked else _challenge()
     g.operator = account
     return None
 

@@ -50,11 +50,12 @@ class Lockout:
                 out[key[2]] = max(1, math.ceil(self._call("get_window_stats", key).reset_time - time.time()))
         return out
 
-    def failed(self, account: str, address: str) -> dict[str, int]:
-        """Count one failed attempt; then what is locked, as `locked` says."""
-        for key in self._keys(account, address):
-            self._call("hit", key)
-        return self.locked(account, address)
+    def failed(self, account: str, address: str) -> tuple[dict[str, int], list[str]]:
+        """Count one failed attempt; then what is locked, as `locked` says, and which of those this
+        failure locked (the others were locked by attempts checked at the same time)."""
+        within = {key[2]: self._call("hit", key) for key in self._keys(account, address)}
+        locked = self.locked(account, address)
+        return locked, [kind for kind in locked if within[kind]]
 
     def clear(self, kind: str, value: str) -> None:
         """End a lock: `kind` "account" or "address" (an operator locked out by a stranger)."""
