@@ -339,7 +339,7 @@ def scenario_slow_clients(tmp, seconds, plain=False):
             held = timed_requests("127.0.0.1", port, path, seconds)
             figure("8", f"{kind}: ordinary requests while 80 slow sockets are held (8 threads)", describe(held),
                    "all answered, median as with nothing held")
-            figure("8", f"{kind}: slow sockets the server closed (408 after its timeouts; each reopened at once)",
+            figure("8", f"{kind}: slow sockets the server closed after its timeouts (each reopened at once)",
                    slow.cut, "0 for gunicorn alone; nginx: all, every 10 s")
     finally:
         server.stop()
@@ -381,8 +381,8 @@ def scenario_operator_brute_force(tmp, guesses):
             answers = list(pool.map(lambda n: attempt("alice", f"guess-{n}"), range(guesses)))
         took = time.perf_counter() - started
         statuses = [a[0] for a in answers]
-        figure("9", "wrong guesses answered 401 / 429", f"{statuses.count(401)} / {statuses.count(429)} in {took:.1f} s",
-               "4, then 429 (5 failures per 15 minutes lock)")
+        figure("9", "wrong guesses answered 401 / 429",
+               f"{statuses.count(401)} / {statuses.count(429)} in {took:.1f} s", "4, then 429 (5 failures lock)")
         figure("9", "guesses checked against the secret", log.read_text().count('"operator sign-in failed"'),
                "5, and at most one more per server thread already checking one")
         right = attempt("alice", secret)

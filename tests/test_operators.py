@@ -142,8 +142,8 @@ def test_failed_sign_ins_lock_the_account_across_workers(make, caplog):
     codes = []
     for n in range(7):  # alternately on each worker, from addresses of their own
         worker = (first, second)[n % 2]
-        r = sign_in(worker, "alice", f"guess-number-{n}-wrong", path=("/flags", "/metrics", "/flags/health.json")[n % 3],
-                    address=f"10.0.0.{n}")
+        path = ("/flags", "/metrics", "/flags/health.json")[n % 3]
+        r = sign_in(worker, "alice", f"guess-number-{n}-wrong", path=path, address=f"10.0.0.{n}")
         codes.append(r.status_code)
     assert codes == [401, 401, 401, 401, 429, 429, 429]
     r = sign_in(second, "alice", ALICE, address="10.0.1.1")  # the right secret, from a new address

@@ -55,6 +55,20 @@ def _record(action: str, name: str) -> None:
                                                             "who": _who(None), "path": _path()})
 
 
+def _set_secret(name: str, from_stdin: bool, new: bool) -> None:
+    """`add` (`new`: the account must not exist yet) and `rotate` (it must)."""
+    name, path = _name(name), _path()
+    secret = _secret(name, from_stdin)
+    with Editing(path) as accounts:
+        if (name in accounts) == new:
+            click.echo(f"error: {name} already has an account (`operator rotate {name}` changes its secret)" if new
+                       else f"error: {name} has no account (`operator add {name}`)", err=True)
+            sys.exit(1)
+        accounts[name] = hash_secret(secret, current_app.extensions["shop"].settings.bcrypt_rounds)
+    _record("added" if new else "rotated", name)
+    click.echo(f"{name} added to {path}" if new else f"{name}'s secret changed in {path}")
+
+
 def register(app) -> None:
     @app.cli.group("operator")
     def operator_group():
@@ -68,31 +82,14 @@ def register(app) -> None:
     @password_stdin
     def add(name, password_stdin):
         """Give NAME an account, with a secret of its own."""
-        name, path = _name(name), _path()
-        secret = _secret(name, password_stdin)
-        with Editing(path) as accounts:
-            if name in accounts:
-                click.echo(f"error: {name} already has an account (`operator rotate {name}` changes its secret)",
-                           err=True)
-                sys.exit(1)
-            accounts[name] = hash_secret(secret, current_app.extensions["shop"].settings.bcrypt_rounds)
-        _record("added", name)
-        click.echo(f"{name} added to {path}")
+        _set_secret(name, password_stdin, new=True)
 
     @operator_group.command("rotate")
     @click.argument("name")
     @password_stdin
     def rotate(name, password_stdin):
         """Give NAME a new secret; the old one stops working at once."""
-        name, path = _name(name), _path()
-        secret = _secret(name, password_stdin)
-        with Editing(path) as accounts:
-            if name not in accounts:
-                click.echo(f"error: {name} has no account (`operator add {name}`)", err=True)
-                sys.exit(1)
-            accounts[name] = hash_secret(secret, current_app.extensions["shop"].settings.bcrypt_rounds)
-        _record("rotated", name)
-        click.echo(f"{name}'s secret changed in {path}")
+        _set_secret(name, password_stdin, new=False)
 
     @operator_group.command("remove")
     @click.argument("name")
