@@ -18,7 +18,7 @@ ifeq ($(origin SECRET_KEY), undefined)
 export SECRET_KEY := $(shell bash scripts/secret-key.sh)
 endif
 
-.PHONY: run test services browser install db bench reliability journey fuzz clean-venv
+.PHONY: run serve test services browser install db bench reliability journey fuzz clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ db: install services
 run: export SHOP_ENV ?= development
 run: db
 	$(BIN)/gunicorn -c gunicorn.conf.py --bind 0.0.0.0:$(PORT) --workers $(WORKERS) --threads 4 --access-logfile - 'shop:create_app()'
+
+# Production on one machine: nginx on PORT in front of gunicorn on a unix socket, so a request
+# reaches a worker thread only once it has fully arrived (scripts/serve.sh, docs/operations.md).
+serve: db
+	bash scripts/serve.sh
 
 # After the whole suite (server default flags), the API and HTML suites run again under
 # each of the other four migration phases.

@@ -312,7 +312,7 @@ def scenario_stalled_dual_writes(tmp, requests):
 
 
 def scenario_stalled_phases(tmp, requests):
-    print("\n8. A stalled DynamoDB in phase 1 and in phase 3, end to end: every request a shopper makes", flush=True)
+    print("\n10. A stalled DynamoDB in phase 1 and in phase 3, end to end: every request a shopper makes", flush=True)
     from shop.aspects import PRESETS
     from tests.conftest import Api
     ddb = DynamoDBLocal(Path(tmp) / "s8").start()
@@ -355,8 +355,8 @@ def scenario_stalled_phases(tmp, requests):
         stalled = run("stalled")
         target = ("the same as answering" if phase == 1 else
                   "slowest <= 2 s + 1.5 s (each request's budget of waits on DynamoDB) + MySQL")
-        figure("8", f"phase {phase}: median, slowest request with DynamoDB answering", quiet, "-")
-        figure("8", f"phase {phase}: median, slowest request with DynamoDB stalled", stalled, target)
+        figure("10", f"phase {phase}: median, slowest request with DynamoDB answering", quiet, "-")
+        figure("10", f"phase {phase}: median, slowest request with DynamoDB stalled", stalled, target)
         proxy.stall = False
         proxy.cut = True
         proxy.close()
@@ -365,7 +365,7 @@ def scenario_stalled_phases(tmp, requests):
 
 
 def scenario_parallel_writers(tmp, writers):
-    print(f"\n9. {writers} parallel writers on one row, through the API, in phases 3 and 4", flush=True)
+    print(f"\n11. {writers} parallel writers on one row, through the API, in phases 3 and 4", flush=True)
     from shop.aspects import PRESETS
     from tests.conftest import Api
     from concurrent.futures import ThreadPoolExecutor
@@ -394,16 +394,99 @@ def scenario_parallel_writers(tmp, writers):
                 statuses = list(pool.map(write, range(writers)))
             diverged = divergent(app)
             recorded = {(e["entity"], e["entity_id"]) for e in app.extensions["shop"].runtime.repair_log.pending()}
-            figure("9", f"phase {phase}, {writers} parallel {what}: answered 2xx / 4xx / 5xx",
+            figure("11", f"phase {phase}, {writers} parallel {what}: answered 2xx / 4xx / 5xx",
                    f"{sum(200 <= c < 300 for c in statuses)} / {sum(400 <= c < 500 for c in statuses)}"
                    f" / {sum(c >= 500 for c in statuses)}", "5xx 0")
-            figure("9", f"phase {phase}, {writers} parallel {what}: divergent after the run, unrecorded",
+            figure("11", f"phase {phase}, {writers} parallel {what}: divergent after the run, unrecorded",
                    f"{len(diverged)}, {len(diverged - recorded)}", "0 unrecorded")
         stats = app.extensions["shop"].runtime.stats.snapshot()
-        figure("9", f"phase {phase}: copies applied / superseded (a newer one was there)",
+        figure("11", f"phase {phase}: copies applied / superseded (a newer one was there)",
                f"{stats['mirrors'].get('applied', 0)} / {stats['mirrors'].get('superseded', 0)}", "-")
         app.extensions["shop"].runtime.close()
     ddb.stop()
+
+
+def server_env(**extra) -> dict:
+    """A production-configured server over this run's database (phase 1: MySQL only)."""
+    return {"MYSQL_DATABASE": RELIABILITY_DB, "DYNAMODB_TABLE_PREFIX": "rel", "SHOP_ENV": "production",
+            "SECRET_KEY": "reliability-secret-key-long-enough-0123", "SHOP_FLAGS": "READ_MYSQL,WRITE_MYSQL",
+            "OTEL_TRACES_EXPORTER": "none", "LOG_LEVEL": "WARNING", "SHOP_CALL_LOG_LEVEL": "WARNING", **extra}
+
+
+def scenario_slow_clients(tmp, seconds, plain=False):
+    """Many more half-sent requests than gunicorn has threads, and ordinary requests meanwhile."""
+    from reliability import served
+    from reliability.slow_clients import SlowClients, describe, timed_requests
+    kind = "gunicorn" if plain else "serve"
+    print(f"\n8. Slow clients: 64 sockets with half a header, 16 with a body announced and never sent"
+          f" ({'gunicorn alone, as make run' if plain else 'make serve: nginx in front of gunicorn'})", flush=True)
+    app = fresh_app(settings())
+    app.extensions["shop"].runtime.close()
+    port = int(os.environ.get("RELIABILITY_PORT") or served.free_port())
+    server = served.Server(kind, port, server_env(RATE_LIMIT_ENABLED="false"), Path(tmp) / f"s8-{kind}.log")
+    path = "/api/products?limit=5"
+    try:
+        figure("8", f"{kind}: ordinary requests, nothing held", describe(timed_requests("127.0.0.1", port, path, 3)),
+               "")
+        with SlowClients("127.0.0.1", port, partial=64, no_body=16) as slow:
+            wait = threading.Event()
+            wait.wait(1.0)  # the server accepts them (and hands them to threads) first
+            held = timed_requests("127.0.0.1", port, path, seconds)
+            figure("8", f"{kind}: ordinary requests while 80 slow sockets are held (8 threads)", describe(held),
+                   "all answered, median as with nothing held")
+            figure("8", f"{kind}: slow sockets the server closed after its timeouts (each reopened at once)",
+                   slow.cut, "0 for gunicorn alone; nginx: all, every 10 s")
+    finally:
+        server.stop()
+
+
+def scenario_operator_brute_force(tmp, guesses):
+    """Guessing an operator's secret through the production server, 8 guesses at a time."""
+    import base64
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+    from reliability import served
+    from shop.operators.accounts import Editing, hash_secret
+    print(f"\n9. Guessing an operator's secret: {guesses} wrong guesses, 8 at a time, then the right one"
+          " (make serve, 2 workers)", flush=True)
+    app = fresh_app(settings())
+    app.extensions["shop"].runtime.close()
+    accounts, secret = str(Path(tmp) / "operators"), "amber-Kettle-42-window"
+    with Editing(accounts) as found:
+        found["alice"] = hash_secret(secret, 12)  # the production cost
+    port = int(os.environ.get("RELIABILITY_PORT") or served.free_port())
+    log = Path(tmp) / "s9.log"
+    server = served.Server("serve", port, server_env(SHOP_OPERATORS_FILE=accounts, LOG_LEVEL="INFO",
+                                                     RATE_LIMIT_KEY_PREFIX=f"s9-{time.time()}"), log)
+
+    def attempt(name, guess):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        token = base64.b64encode(f"{name}:{guess}".encode()).decode()
+        try:
+            conn.request("GET", "/flags/health.json", headers={"Authorization": f"Basic {token}"})
+            r = conn.getresponse()
+            r.read()
+            return r.status, r.getheader("Retry-After")
+        finally:
+            conn.close()
+
+    try:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda n: attempt("alice", f"guess-{n}"), range(guesses)))
+        took = time.perf_counter() - started
+        statuses = [a[0] for a in answers]
+        figure("9", "wrong guesses answered 401 / 429",
+               f"{statuses.count(401)} / {statuses.count(429)} in {took:.1f} s", "4, then 429 (5 failures lock)")
+        figure("9", "guesses checked against the secret", log.read_text().count('"operator sign-in failed"'),
+               "5, and at most one more per server thread already checking one")
+        right = attempt("alice", secret)
+        figure("9", "the right secret during the lockout", f"{right[0]}, Retry-After {right[1]} s", "429")
+        figure("9", "another account from the same address", attempt("bob", secret)[0], "429 (the address is locked)")
+        figure("9", "lockouts logged (WARNING operator locked out)", log.read_text().count('"operator locked out"'),
+               "1 (account and address locked by the same failure)")
+    finally:
+        server.stop()
 
 
 def scenario_properties(examples):
@@ -499,17 +582,28 @@ def main() -> None:
     RELIABILITY_DB = os.environ["SHOP_RELIABILITY_DATABASE"]
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller figures, for a fast check")
+    parser.add_argument("--only", type=int, action="append", help="run only these scenarios (repeatable)")
+    parser.add_argument("--plain-gunicorn", action="store_true",
+                        help="scenario 8 against gunicorn alone (as make run serves), to see what it prevents")
     args = parser.parse_args()
+    quick = args.quick
+    scenarios = {
+        1: lambda tmp: scenario_dynamodb_outage(tmp, seconds=6 if quick else 12),
+        2: lambda tmp: scenario_mysql_down(tmp, requests=10 if quick else 50),
+        3: lambda tmp: scenario_killed_worker(tmp, count=3 if quick else 10),
+        4: lambda tmp: scenario_last_items(tmp, buyers=6 if quick else 12, stock=3 if quick else 5),
+        5: scenario_slow_dynamodb,
+        7: lambda tmp: scenario_stalled_dual_writes(tmp, requests=20 if quick else 40),
+        8: lambda tmp: scenario_slow_clients(tmp, seconds=6 if quick else 15, plain=args.plain_gunicorn),
+        9: lambda tmp: scenario_operator_brute_force(tmp, guesses=100 if quick else 600),
+        10: lambda tmp: scenario_stalled_phases(tmp, requests=64 if quick else 160),
+        11: lambda tmp: scenario_parallel_writers(tmp, writers=30),
+        6: lambda tmp: scenario_properties(examples=1000 if quick else 10_000),
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        scenario_dynamodb_outage(tmp, seconds=6 if args.quick else 12)
-        scenario_mysql_down(tmp, requests=10 if args.quick else 50)
-        scenario_killed_worker(tmp, count=3 if args.quick else 10)
-        scenario_last_items(tmp, buyers=6 if args.quick else 12, stock=3 if args.quick else 5)
-        scenario_slow_dynamodb(tmp)
-        scenario_stalled_dual_writes(tmp, requests=20 if args.quick else 40)
-        scenario_stalled_phases(tmp, requests=64 if args.quick else 160)
-        scenario_parallel_writers(tmp, writers=30)
-        scenario_properties(examples=1000 if args.quick else 10_000)
+        for number, run in scenarios.items():
+            if not args.only or number in args.only:
+                run(tmp)
     print("\n| scenario | figure | measured | target |\n|---|---|---|---|")
     for row in FIGURES:
         print("| " + " | ".join(row) + " |")

@@ -135,14 +135,21 @@ def _rate_limits(app: Flask, settings: Settings) -> None:
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
+    from .operators.lockout import Lockout
+
     # Counters live in Redis, so every gunicorn worker (and every server) counts the same
     # attempts; were Redis unreachable, each worker falls back to its own memory.
+    prefix = settings.rate_limit_key_prefix or settings.mysql_database
     limiter = Limiter(get_remote_address, app=app, default_limits=[settings.rate_limit_default],
-                      enabled=settings.rate_limit_enabled, storage_uri=settings.rate_limit_storage_uri,
+                      storage_uri=settings.rate_limit_storage_uri,
                       storage_options={"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-                      key_prefix=settings.rate_limit_key_prefix or settings.mysql_database,
-                      in_memory_fallback_enabled=True, default_limits_exempt_when=lambda: not _is_api())
+                      key_prefix=prefix, in_memory_fallback_enabled=True,
+                      default_limits_exempt_when=lambda: not _is_api())
+    if not settings.rate_limit_enabled:
+        # No request limits; the limiter stays on for the operators' lockout, which is not one.
+        limiter.request_filter(lambda: True)
     app.extensions["rate_limiter"] = limiter  # the decorators below hold it only weakly
+    app.extensions["operator_lockout"] = Lockout(limiter, settings.operator_lockout, prefix)
     # One budget per address for every way to try a password or make accounts, API and form
     # alike (as the reference's single authRateLimit does for its two routes).
     auth = limiter.shared_limit(settings.rate_limit_auth, scope="auth", methods=["POST"])

@@ -1,4 +1,4 @@
-"""Command-line tasks: `flask --app shop init-db | seed`."""
+"""Command-line tasks: `flask --app shop init-db | seed`, the migration's, and `operator` (shop/operators/cli.py)."""
 from __future__ import annotations
 
 import sys
@@ -14,7 +14,10 @@ def _state():
 
 
 def register(app) -> None:
+    from .operators import cli as operators
+
     register_migration(app)
+    operators.register(app)
 
     @app.cli.command("init-db")
     def init_db():

@@ -106,6 +106,8 @@ class Settings:
     call_log_level: str = "INFO"
     flags_cookie_max_age: int = 8 * 3600
     flags_page_password: str | None = None
+    operators_file: str | None = None
+    operator_lockout: str = "5 per 15 minutes"
     jaeger_ui_url: str = "http://localhost:16686"
     testing: bool = False
     # The migration journey: how soon workers see a new phase, the gates' window and id headroom.
@@ -169,6 +171,8 @@ class Settings:
             call_log_level=_str("SHOP_CALL_LOG_LEVEL", cls.call_log_level).upper(),
             flags_cookie_max_age=_int("SHOP_FLAGS_COOKIE_MAX_AGE", cls.flags_cookie_max_age, 60),
             flags_page_password=_str("SHOP_FLAGS_PAGE_PASSWORD", None),
+            operators_file=_str("SHOP_OPERATORS_FILE", None),
+            operator_lockout=_str("SHOP_OPERATOR_LOCKOUT", cls.operator_lockout),
             jaeger_ui_url=_str("JAEGER_UI_URL", cls.jaeger_ui_url),
             phase_refresh_ms=_int("SHOP_PHASE_REFRESH_MS", cls.phase_refresh_ms, 100),
             gate_compare_window_s=_int("SHOP_GATE_COMPARE_WINDOW_S", cls.gate_compare_window_s),
@@ -196,6 +200,7 @@ class Settings:
         if values["call_log_level"] not in ("DEBUG", "INFO", "WARNING"):
             raise ConfigError(f"SHOP_CALL_LOG_LEVEL must be DEBUG, INFO or WARNING, got {values['call_log_level']!r}")
         _check_secrets(values)
+        _check_operators(values)
         return cls(**values)
 
     @property
@@ -222,3 +227,21 @@ def _check_secrets(values: dict) -> None:
         reason = weak_secret(key)
         if reason:
             raise ConfigError(f"{name} {reason}: anyone could forge tokens and cookies with it. " + hint)
+
+
+def _check_operators(values: dict) -> None:
+    from limits import parse
+
+    from .operators.accounts import LEGACY_NAME, weak_secret as weak_operator_secret
+
+    try:
+        parse(values["operator_lockout"])
+    except ValueError:
+        raise ConfigError("SHOP_OPERATOR_LOCKOUT must be a limit such as '5 per 15 minutes', "
+                          f"got {values['operator_lockout']!r}") from None
+    password = values["flags_page_password"]
+    reason = weak_operator_secret(password, LEGACY_NAME) if password is not None else None
+    if reason:  # in development too: a page that moves the store's data is not guarded by "a"
+        raise ConfigError(f"SHOP_FLAGS_PAGE_PASSWORD {reason}: anyone could guess it. Better, give each "
+                          "operator an account of their own (SHOP_OPERATORS_FILE and `flask --app shop "
+                          "operator add NAME`) and unset it.")

@@ -207,3 +207,43 @@ def test_checkout_beyond_the_total_column_is_a_clear_400(api, db, seller_ctx):
     assert_clean_error(r, (400,))
     assert "cannot exceed 99,999,999.99" in r.get_json()["error"]["message"]
     assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("url", ["//evil.example/p.png", "/\\evil.example", "\\\\evil.example/p.png",
+                                 "/\\/evil.example", "/%5Cevil", "/\t/evil.example", "/\n/evil.example",
+                                 "/p.png\r\nX: y", "/p\x7f.png", "https://shop.example\\@evil.example/p.png",
+                                 "/p\u2028.png"])
+def test_image_urls_that_leave_the_site_are_refused(api, db, seller_ctx, url):
+    """Issue 24: a protocol-relative or backslashed "path" is another host to a browser, and
+    browsers drop tabs and newlines inside URLs (`/\\t/evil` is `//evil`)."""
+    before = snapshot(db)
+    body = {"name": "n", "price": 1, "inventory_quantity": 1, "category_id": seller_ctx["cid"], "image_url": url}
+    if url == "/%5Cevil":  # percent-encoded: a path on this site, which a browser does not decode first
+        r = api.call("POST", "/api/products", seller_ctx["token"], body)
+        assert r.status_code == 201
+        return
+    for method, path in (("POST", "/api/products"), ("PUT", "/api/products/{pid}")):
+        r = api.call(method, path.format(**seller_ctx), seller_ctx["token"], body)
+        assert_clean_error(r, (400,))
+        assert r.get_json()["error"]["details"][0]["path"] == "image_url"
+    assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("value", ["1_000", "1_0.5", "1__0", "٣", "１２"])
+def test_numbers_only_in_plain_ascii_digits(api, db, seller_ctx, value):
+    """Issue 24: Python's Decimal and int read "1_000" as 1000 and other scripts' digits as
+    digits; a price, a quantity or an id is written with 0-9 only."""
+    from shop.services.validation import parse_int, parse_money
+    assert parse_money(value) is None and parse_int(value) is None
+    before = snapshot(db)
+    for method, path, body in (
+            ("POST", "/api/products", {"name": "n", "price": value, "inventory_quantity": 1,
+                                       "category_id": seller_ctx["cid"]}),
+            ("PUT", "/api/products/{pid}", {"price": value}),
+            ("POST", "/api/products", {"name": "n", "price": 1, "inventory_quantity": value,
+                                       "category_id": seller_ctx["cid"]}),
+            ("PUT", "/api/products/{pid}/inventory", {"inventory_quantity": value})):
+        assert_clean_error(api.call(method, path.format(**seller_ctx), seller_ctx["token"], body), (400,))
+    r = api.call("GET", f"/api/products?min_price={value}")
+    assert r.status_code == 400, r.get_json()
+    assert snapshot(db) == before

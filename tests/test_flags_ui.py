@@ -265,16 +265,17 @@ def test_changes_are_logged_and_traced(app, client, caplog):
 
 
 def test_the_page_can_be_locked(settings):
-    locked = create_app(replace(settings, flags_page_password="operator-secret"))
+    locked = create_app(replace(settings, flags_page_password="Seven-Lanterns-on-a-hill",
+                                rate_limit_key_prefix=unique("lock")))
     c = locked.test_client()
     r = c.get("/flags")
     assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
-    assert c.get("/flags", auth=("ops", "wrong")).status_code == 401
+    assert c.get("/flags", auth=("operator", "wrong")).status_code == 401
     assert c.post("/flags/preset/ddb-only", data={}).status_code == 401
-    assert c.get("/flags", auth=("ops", "operator-secret")).status_code == 200
+    assert c.get("/flags", auth=("operator", "Seven-Lanterns-on-a-hill")).status_code == 200
     assert c.get("/").status_code == 200  # only the flag page and /metrics are locked
-    assert c.get("/metrics").status_code == 401 and c.get("/metrics", auth=("ops", "wrong")).status_code == 401
-    r = c.get("/metrics", auth=("ops", "operator-secret"))
+    assert c.get("/metrics").status_code == 401 and c.get("/metrics", auth=("operator", "wrong")).status_code == 401
+    r = c.get("/metrics", auth=("operator", "Seven-Lanterns-on-a-hill"))
     assert r.status_code == 200 and "shop_circuit_breaker_state 0.0" in r.get_data(as_text=True)
     locked.extensions["shop"].runtime.close()
 

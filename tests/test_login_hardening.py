@@ -72,3 +72,30 @@ def test_the_html_login_form_is_limited_and_shares_the_budget(limited):
     assert codes == [303, 303, 303, 401, 401] and r.status_code == 429  # a refused form redirects back
     assert b"Too many attempts" in r.data
     assert first.get("/login").status_code == 200  # reading the form is not an attempt
+
+
+def _seconds(r) -> int:
+    value = r.headers.get("Retry-After")
+    assert value is not None and value.isdigit(), (r.status_code, dict(r.headers))
+    return int(value)
+
+
+def test_every_429_says_when_to_try_again(limited, settings):
+    """Issue 24: 429 answers carried no Retry-After; API, HTML forms and the general API limit
+    now all say how many seconds until the window that refused them frees a request."""
+    first, second = limited
+    for _ in range(5):
+        first.post("/api/auth/login", json={"username": "nobody_x", "password": "x"})
+    r = first.post("/api/auth/login", json={"username": "nobody_x", "password": "x"})
+    assert r.status_code == 429 and 0 < _seconds(r) <= 15 * 60
+    with second.session_transaction() as s:
+        s["csrf"] = "t"
+    r = second.post("/login", data={"username": "nobody_x", "password": "x", "csrf_token": "t"})
+    assert r.status_code == 429 and b"Too many attempts" in r.data and 0 < _seconds(r) <= 15 * 60
+    api_limited = create_app(replace(settings, rate_limit_enabled=True, rate_limit_default="2 per hour",
+                                     rate_limit_key_prefix=unique("rl")))
+    c = api_limited.test_client()
+    codes = [c.get("/api/categories").status_code for _ in range(3)]
+    r = c.get("/api/categories")
+    assert codes == [200, 200, 429] and r.status_code == 429 and 3000 < _seconds(r) <= 3600
+    api_limited.extensions["shop"].db.close()

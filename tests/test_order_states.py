@@ -78,11 +78,50 @@ def test_who_may_change_an_order(api, shop, seller):
     api.product(other_seller, cat["id"])
     oid = _pending_order(api, shop, buyer, prod["id"])
     stock = _stock(api, prod["id"])
-    # A seller whose products are not in the order, the seller cancelling, the buyer shipping.
-    for token, status in ((other_seller, "shipped"), (stoken, "cancelled"), (buyer, "shipped")):
+    # The seller cancelling, the buyer shipping: parties to the order, refused what is not theirs.
+    for token, status in ((stoken, "cancelled"), (buyer, "shipped")):
         r = api.call("PUT", f"/api/orders/{oid}/status", token, {"status": status})
         assert r.status_code == 403 and r.get_json()["error"]["type"] == "AuthorizationError", (status, r.get_json())
+    # A seller whose products are not in the order is a stranger to it: as if it did not exist.
+    r = api.call("PUT", f"/api/orders/{oid}/status", other_seller, {"status": "shipped"})
+    assert r.status_code == 404 and r.get_json()["error"]["type"] == "NotFoundError"
     assert api.call("PUT", f"/api/orders/{oid}/cancel", stoken).status_code == 403
     assert _status(api, buyer, oid) == "pending" and _stock(api, prod["id"]) == stock
     r = api.call("PUT", f"/api/orders/{oid}/cancel", buyer)
     assert r.status_code == 200 and _stock(api, prod["id"]) == stock + 1
+
+
+def _answer(r):
+    """What a client learns from a refusal: status, and the envelope's type and message."""
+    if r.is_json:
+        error = r.get_json()["error"]
+        return r.status_code, error["type"], error["message"]
+    return r.status_code, r.get_data(as_text=True)
+
+
+def test_another_users_order_answers_exactly_as_a_missing_one(api, shop, seller, app):
+    """Issue 24: 403 for someone else's order and 404 for a missing one let a stranger count
+    the orders; a stranger now learns nothing a missing id would not tell."""
+    from .test_web import csrf, register
+    _, buyer = api.register()
+    oid = _pending_order(api, shop, buyer, seller[3]["id"])
+    missing = oid + 10_000_000
+    _, stranger = api.register()
+    for method, path, body in (("GET", "/api/orders/{}", None), ("PUT", "/api/orders/{}/cancel", None),
+                               ("PUT", "/api/orders/{}/status", {"status": "cancelled"}),
+                               ("PUT", "/api/orders/{}/status", {"status": "shipped"}),
+                               ("PUT", "/api/orders/{}/status", {"status": "lost"})):
+        theirs = api.call(method, path.format(oid), stranger, body)
+        none = api.call(method, path.format(missing), stranger, body)
+        assert _answer(theirs) == _answer(none) and none.status_code == 404, (method, path, body)
+    browser = app.test_client()
+    register(browser)
+    token = csrf(browser)
+    for method, path, data in (("GET", "/orders/{}", None), ("GET", "/orders/{}/cancel", None),
+                               ("POST", "/orders/{}/cancel", {"csrf_token": token})):
+        # The form posts back to the order's page (post/redirect/get): follow it.
+        theirs = browser.open(path.format(oid), method=method, data=data, follow_redirects=True)
+        none = browser.open(path.format(missing), method=method, data=data, follow_redirects=True)
+        assert theirs.status_code == none.status_code == 404, (method, path)
+        assert _answer(theirs) == _answer(none), (method, path)
+    assert _status(api, buyer, oid) == "pending"

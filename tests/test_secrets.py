@@ -86,3 +86,19 @@ def test_a_token_forged_with_the_published_key_is_refused(client):
     forged = jwt.encode({"userId": 1}, DEVELOPMENT_SECRET_KEY, algorithm="HS256")
     r = client.get("/api/auth/profile", headers={"Authorization": f"Bearer {forged}"})
     assert r.status_code == 401
+
+
+@pytest.mark.parametrize("missing", ["exp", "iat", "userId"])
+def test_a_correctly_signed_token_without_its_claims_is_refused(app, api, missing):
+    """Issue 24: a token signed with the right key but no `exp` was accepted forever. Every
+    token this app issues has `userId`, `iat` and `exp`; one without them did not come from it."""
+    import time
+    user, _ = api.register()
+    now = int(time.time())
+    claims = {"userId": user["id"], "iat": now, "exp": now + 3600}
+    complete = jwt.encode(claims, app.config["SECRET_KEY"], algorithm="HS256")
+    assert api.call("GET", "/api/auth/profile", complete).status_code == 200
+    del claims[missing]
+    token = jwt.encode(claims, app.config["SECRET_KEY"], algorithm="HS256")
+    r = api.call("GET", "/api/auth/profile", token)
+    assert r.status_code == 401 and r.get_json()["error"]["type"] == "AuthenticationError"

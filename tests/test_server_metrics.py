@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OPERATOR = ("ops", "operator-secret-for-tests")
+OPERATOR = ("ops", "Seven-Lanterns-on-a-hill")
 ACCESS = re.compile(r"^<(\d+)> (\w+) (\S+) (\d{3})$")
 
 from .conftest import poll as _poll
@@ -68,13 +68,19 @@ class Server:
 def server(app, settings, tmp_path_factory):
     """gunicorn -c gunicorn.conf.py with 2 workers over the test databases (the session's tables)."""
     port = free_port()
+    from shop.operators.accounts import Editing, hash_secret
+
+    from .conftest import unique
+
     logs = tmp_path_factory.mktemp("gunicorn")
     out, err = logs / "access.log", logs / "error.log"
+    with Editing(str(logs / "operators")) as accounts:
+        accounts[OPERATOR[0]] = hash_secret(OPERATOR[1], 4)
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(MYSQL_DATABASE=settings.mysql_database, DYNAMODB_TABLE_PREFIX=settings.dynamodb_table_prefix,
                SECRET_KEY=settings.secret_key, SHOP_FLAGS="READ_MYSQL,WRITE_MYSQL", RATE_LIMIT_ENABLED="false",
                OTEL_TRACES_EXPORTER="none", LOG_LEVEL="INFO", SHOP_CALL_LOG_LEVEL="INFO",
-               SHOP_FLAGS_PAGE_PASSWORD=OPERATOR[1])
+               SHOP_OPERATORS_FILE=str(logs / "operators"), RATE_LIMIT_KEY_PREFIX=unique("metrics"))
     with open(out, "w") as stdout, open(err, "w") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",

@@ -7,6 +7,7 @@ from flask import request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ShopError, StoreBusyError, StoreUnavailableError
+from ..throttle import retry_after
 from .accounts import auth_bp, seller_bp
 from .catalog import categories_bp, products_bp
 from .common import fail
@@ -39,7 +40,10 @@ def handle_http_error(exc: HTTPException):
     messages = {404: f"Route {request.path} not found", 405: "Method not allowed",
                 413: "Request body is too large", 429: "Too many requests. Please try again later."}
     types = {404: "NotFoundError", 405: "MethodNotAllowed", 413: "PayloadTooLarge", 429: "RATE_LIMIT_ERROR"}
-    return fail(exc.code or 500, types.get(exc.code, "HttpError"), messages.get(exc.code, exc.description))
+    response, status = fail(exc.code or 500, types.get(exc.code, "HttpError"), messages.get(exc.code, exc.description))
+    if status == 429:
+        response.headers["Retry-After"] = retry_after(exc)
+    return response, status
 
 
 def handle_unexpected(exc: Exception):

@@ -7,6 +7,7 @@ from flask import current_app, g, request
 from markupsafe import Markup, escape
 
 from ..aspects import flags as flags_mod
+from ..operators.accounts import Operators
 from . import last_trace, metrics
 from .cookie import NAME, FlagCookie
 from .views import bp, require_operator
@@ -18,6 +19,8 @@ def register(app) -> None:
     settings = app.extensions["shop"].settings
     # itsdangerous signs with the last key of the list and verifies with all: old keys keep working.
     app.extensions["flag_cookie"] = FlagCookie(list(reversed(settings.secret_keys)), settings.flags_cookie_max_age)
+    app.extensions["operators"] = Operators(settings.operators_file, settings.flags_page_password,
+                                            settings.bcrypt_rounds)
     app.register_blueprint(bp)
     app.register_blueprint(metrics.bp)
     app.before_request_funcs.setdefault(None, []).insert(0, require_operator)

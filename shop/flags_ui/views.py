@@ -1,7 +1,6 @@
 """/flags: see and change the routing flags of this browser; /flags/health.json for scripts."""
 from __future__ import annotations
 
-import hmac
 import logging
 
 from flask import Blueprint, Response, current_app, flash, g, jsonify, redirect, render_template, request, url_for
@@ -11,6 +10,7 @@ from observability.events import emit
 
 from ..aspects import flags as flags_mod
 from ..aspects.flags import NAMES, PRESETS, PRESETS_BY_KEY, FlagError, Flags
+from ..operators.accounts import NAME_RE
 from . import last_trace
 
 bp = Blueprint("flags", __name__, url_prefix="/flags")
@@ -23,8 +23,9 @@ def _state():
 
 
 def require_operator():
-    """The flag page is for operators. With SHOP_FLAGS_PAGE_PASSWORD set it asks for HTTP basic
-    credentials; without one it is open only in development (SHOP_ENV=development) and locked
+    """The flag page is for operators: named accounts (SHOP_OPERATORS_FILE; the deprecated
+    SHOP_FLAGS_PAGE_PASSWORD is the account `operator`) signing in with HTTP basic credentials.
+    With none configured it is open only in development (SHOP_ENV=development) and locked
     everywhere else. Checked before anything else, CSRF included."""
     if request.blueprint != "flags":
         return None
@@ -32,23 +33,55 @@ def require_operator():
 
 
 def check_operator():
-    """None when this request may see operator pages (the flag page, /metrics); else the refusal."""
+    """None when this request may see operator pages (the flag page, /metrics), with the signed-in
+    account in g.operator; else the refusal."""
     settings = _state().settings
-    password = settings.flags_page_password
-    if not password:
+    operators = current_app.extensions["operators"]
+    if not operators.configured:
         if settings.development:
             g.operator = "developer"
             return None
-        return Response("The flag page is locked: it changes how the store routes its data. "
-                        "Set SHOP_FLAGS_PAGE_PASSWORD to use it with operator credentials "
+        return Response("The flag page is locked: it changes how the store routes its data. Give operators "
+                        "accounts (SHOP_OPERATORS_FILE, `flask --app shop operator add NAME`) to use it "
                         "(or run with SHOP_ENV=development on a developer's machine).\n", 403,
                         {"Content-Type": "text/plain; charset=utf-8"})
     auth = request.authorization
-    if auth is None or not hmac.compare_digest((auth.password or "").encode(), password.encode()):
-        return Response("Operator credentials required for the flag page.\n", 401,
-                        {"WWW-Authenticate": 'Basic realm="shop flags", charset="UTF-8"'})
-    g.operator = auth.username or "operator"
+    if auth is None or auth.type != "basic":
+        return _challenge()  # a browser's first visit: not an attempt
+    typed = (auth.username or "").strip().lower()
+    name = typed if NAME_RE.fullmatch(typed) else "(not an account name)"
+    address = request.remote_addr or "unknown"
+    lockout = current_app.extensions["operator_lockout"]
+    locked = lockout.locked(name, address)
+    if locked:  # the right secret too: guessing on must not pay
+        emit(log, logging.INFO, "operator sign-in refused: locked out",
+             {"event": "operator", "account": name, "remote_addr": address, "locked": sorted(locked)})
+        return _locked(locked)
+    account = operators.verify(name, auth.password or "")
+    if account is None:
+        locked, now_locked = lockout.failed(name, address)
+        emit(log, logging.INFO, "operator sign-in failed",
+             {"event": "operator", "account": name, "remote_addr": address, "path": request.path,
+              "locked": sorted(locked)})
+        if now_locked:
+            emit(log, logging.WARNING, "operator locked out",
+                 {"event": "operator", "account": name, "remote_addr": address, "locked": now_locked,
+                  "retry_after": max(locked.values()), "limit": str(lockout.limit), "path": request.path})
+        return _locked(locked) if locked else _challenge()
+    g.operator = account
     return None
+
+
+def _challenge():
+    return Response("Operator credentials required for the flag page.\n", 401,
+                    {"WWW-Authenticate": 'Basic realm="shop flags", charset="UTF-8"'})
+
+
+def _locked(locked: dict):
+    """429 with no new challenge (a browser would only ask again): wait, then sign in."""
+    wait = max(locked.values())
+    return Response(f"Too many failed sign-ins ({' and '.join(sorted(locked))} locked): try again in {wait} "
+                    "seconds.\n", 429, {"Retry-After": str(wait), "Content-Type": "text/plain; charset=utf-8"})
 
 
 def _effective() -> Flags:

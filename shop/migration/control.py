@@ -221,10 +221,12 @@ class PhaseControl:
             return result
 
     def _set(self, target, who, force, reason, progress, settle) -> Result:
-        if target not in (1, 2, 3, 4, 5):
-            return Result(False, f"there is no phase {target}: phases are 1 to 5")
-        if self.runtime.pinned:
-            return Result(False, "the server pins its flags (SHOP_FLAGS_PINNED): unpin them to change the phase")
+        if target not in (1, 2, 3, 4, 5) or self.runtime.pinned:  # refused before any gate, audited all the same
+            why = (f"there is no phase {target}: phases are 1 to 5" if target not in (1, 2, 3, 4, 5) else
+                   "the server pins its flags (SHOP_FLAGS_PINNED): unpin them to change the phase")
+            self.store.audit({"who": who, "from": self.view.current().label, "to": target, "forced": False,
+                              "reason": reason, "gates": [Gate(why, False).as_dict()], "outcome": "refused"})
+            return Result(False, why)
         current = self.view.refresh()
         unrecorded = current.source != "stored" or (current.flags.dual_write and not current.doc.get("dual_write_since"))
         if current.phase == target and not unrecorded:

@@ -226,7 +226,7 @@ class PhaseStore:
         return version
 
     def audit(self, entry: dict) -> None:
-        row = (entry["who"][:200], str(entry["from"]), str(entry["to"]), bool(entry["forced"]), entry["outcome"],
+        row = (entry["who"][:200], str(entry["from"]), str(entry["to"])[:20], bool(entry["forced"]), entry["outcome"],
                (entry.get("reason") or "")[:1000], json.dumps(entry["gates"]))
         try:
             with self.db.cursor(write=True) as cur:

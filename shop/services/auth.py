@@ -77,7 +77,9 @@ class AuthService:
         # The current key first, then the fallbacks: rotating SECRET_KEY logs nobody out.
         for key in self.settings.secret_keys:
             try:
-                claims = jwt.decode(token, key, algorithms=["HS256"])
+                # Every token issued here expires; one without `exp` (or `iat`) was made elsewhere
+                # and, signed, would be good forever.
+                claims = jwt.decode(token, key, algorithms=["HS256"], options={"require": ["exp", "iat"]})
                 break
             except jwt.InvalidSignatureError:
                 continue

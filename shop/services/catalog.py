@@ -1,6 +1,8 @@
 """Products and categories: validation, ownership and the category tree."""
 from __future__ import annotations
 
+import unicodedata
+
 from ..domain import Category, NewProduct, Page, Product, ProductFilters
 from ..errors import AuthorizationError, DuplicateError, InvalidStateError, NotFoundError, ValidationError
 from ..text import fold
@@ -150,10 +152,21 @@ def _image_url(c: Checker, data) -> str | None:
     c.data = {**data, "image_url": data.get(key)}
     value = c.text("image_url", required=False, min_len=0, max_len=500,
                    msg="Image URL must be a string of 500 characters or less")
-    if value and not (value.startswith("/") or value.startswith("https://") or value.startswith("http://")):
+    if value and not _linkable(value):
         c.fail("image_url", "Image URL must be an absolute path or an http(s) URL")
         return None
     return value or None
+
+
+def _linkable(url: str) -> bool:
+    r"""A path on this site ("/p.png") or an http(s) URL, and nothing a browser reads otherwise:
+    "//host" and "/\host" are other hosts (browsers read a backslash as a slash), and browsers
+    drop tabs and newlines inside a URL ("/<tab>/host" is "//host"), so no control character either."""
+    if "\\" in url or any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in url):
+        return False
+    if url.startswith("/"):
+        return not url.startswith("//")
+    return url.startswith(("https://", "http://"))
 
 
 class CategoryService:

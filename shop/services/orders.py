@@ -114,11 +114,21 @@ class OrderService:
         issues += cart.issues
         return {"eligible": not issues, "issues": issues}
 
-    def get(self, order_id: int, user_id: int) -> Order:
+    def _party_to(self, order_id: int, user_id: int) -> tuple[Order, bool, bool]:
+        """The order, and whether `user_id` is its buyer or a seller of one of its products.
+        Anyone else gets the answer a missing order gets: an order's existence is its parties'
+        business (a 403 here would let anyone count the orders by trying ids)."""
         order = self.orders.get_by_id(order_id)
-        if order is None:
+        buyer = order is not None and order.user_id == user_id
+        seller = order is not None and any(i.product is not None and i.product.seller_id == user_id
+                                           for i in order.items)
+        if not (buyer or seller):
             raise NotFoundError("Order not found")
-        if order.user_id != user_id:
+        return order, buyer, seller
+
+    def get(self, order_id: int, user_id: int) -> Order:
+        order, buyer, _ = self._party_to(order_id, user_id)
+        if not buyer:
             raise AuthorizationError("You can only view your own orders")
         return order
 
@@ -129,10 +139,8 @@ class OrderService:
         return self.orders.list_by_user(user_id, 1, limit).items
 
     def cancel(self, order_id: int, user_id: int) -> Order:
-        order = self.orders.get_by_id(order_id)
-        if order is None:
-            raise NotFoundError("Order not found")
-        if order.user_id != user_id:
+        _, buyer, _ = self._party_to(order_id, user_id)
+        if not buyer:
             raise AuthorizationError("You can only cancel your own orders")
         return self.orders.cancel(order_id)
 
@@ -144,16 +152,10 @@ class OrderService:
         """
         if not status:
             raise ValidationError("Status is required")
-        order = self.orders.get_by_id(order_id)
-        if order is None:
-            raise NotFoundError("Order not found")
+        order, buyer, seller = self._party_to(order_id, user_id)  # before the status: a 400 would tell too
         target = STATUS_MAP.get(status) if isinstance(status, str) else None
         if target is None:
             raise ValidationError("Invalid status. Must be one of: " + ", ".join(STATUS_MAP))
-        buyer = order.user_id == user_id
-        seller = any(i.product is not None and i.product.seller_id == user_id for i in order.items)
-        if not (buyer or seller):
-            raise AuthorizationError("You are not authorized to update this order")
         if target == "cancelled" and not buyer:
             raise AuthorizationError("Only the buyer can cancel an order")
         if target != "cancelled" and not seller:

@@ -10,6 +10,10 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,50}$")
 EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 PASSWORD_RE = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*\d)(?=.*[@$!%*?&])")
 TAG_RE = re.compile(r"<[^>]*>")
+# Numbers as people and JSON write them: ASCII digits only. Python's int() and Decimal() also read
+# "1_000" (PEP 515) and other scripts' digits ("٣", "１２"), which no client means as a price.
+INT_RE = re.compile(r"\s*[+-]?[0-9]{1,12}\s*", re.ASCII)
+DECIMAL_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 MAX_INT = 2_147_483_647
 
 
@@ -83,7 +87,7 @@ def parse_int(value) -> int | None:
         return value
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,12}\s*", value):
+    if isinstance(value, str) and INT_RE.fullmatch(value):
         return int(value)
     return None
 
@@ -92,8 +96,11 @@ def parse_money(value) -> Decimal | None:
     """A price with at most two decimals; floats go through str() so 19.9 is 19.90."""
     if isinstance(value, bool):
         return None
+    text = str(value).strip() if isinstance(value, (int, float, str)) else None
+    if isinstance(value, str) and not DECIMAL_RE.fullmatch(text):
+        return None
     try:
-        d = Decimal(str(value).strip()) if isinstance(value, (int, float, str)) else None
+        d = Decimal(text) if text is not None else None
     except InvalidOperation:
         return None
     if d is None or not d.is_finite() or d.as_tuple().exponent < -2:

@@ -8,6 +8,7 @@ import secrets
 from flask import abort, render_template, request, session
 
 from ..errors import ShopError, StoreBusyError, StoreUnavailableError
+from ..throttle import retry_after
 from .views import bp
 
 log = logging.getLogger("shop.web")
@@ -51,7 +52,8 @@ def handle_http_error(exc):
                 405: "That action is not allowed here.",
                 429: "Too many attempts from your address. Please wait a few minutes and try again."}
     message = messages.get(exc.code, exc.description)
-    return render_template("error.html", status=exc.code, message=message), exc.code
+    headers = {"Retry-After": retry_after(exc)} if exc.code == 429 else {}
+    return render_template("error.html", status=exc.code, message=message), exc.code, headers
 
 
 def handle_unexpected(exc: Exception):
