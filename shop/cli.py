@@ -18,6 +18,7 @@ def register(app) -> None:
 
     register_migration(app)
     operators.register(app)
+    register_categories(app)
 
     @app.cli.command("init-db")
     def init_db():
@@ -283,6 +284,61 @@ def register_migration(app) -> None:
             click.echo(f"error: {result.message}", err=True)
             sys.exit(1)
         click.echo(result.message)
+
+
+def register_categories(app) -> None:
+    """The shop's own categories (no owner) are the operators': changed here, never by a seller."""
+    import logging
+
+    from observability.events import emit
+
+    from .errors import ShopError
+
+    log = logging.getLogger("shop.catalog")
+
+    def run(action, what: str, category_id: int):
+        try:
+            result = _ddb(action)
+        except ShopError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+        emit(log, logging.WARNING, f"category {what} by an operator",
+             {"event": "category", "action": what, "entity_id": str(category_id), "who": _who(None)})
+        return result
+
+    @app.cli.group("category")
+    def category_group():
+        """The category tree, as the shop's operators change it (through the routing layer)."""
+
+    @category_group.command("rename")
+    @click.argument("category_id", type=int)
+    @click.argument("name")
+    def rename(category_id, name):
+        """Rename CATEGORY_ID to NAME (unique once folded, as sellers' are)."""
+        c = run(lambda: _state().services.categories.update(category_id, {"name": name}), "renamed", category_id)
+        click.echo(f"category {c.id} is now {c.name!r}")
+
+    @category_group.command("delete")
+    @click.argument("category_id", type=int)
+    def delete(category_id):
+        """Delete CATEGORY_ID (only without products or subcategories)."""
+        run(lambda: _state().services.categories.delete(category_id), "deleted", category_id)
+        click.echo(f"category {category_id} deleted")
+
+    @category_group.command("owner")
+    @click.argument("category_id", type=int)
+    @click.argument("username", required=False)
+    def owner(category_id, username):
+        """Hand CATEGORY_ID to seller USERNAME, or with no USERNAME back to the shop."""
+        owner_id = None
+        if username:
+            user = _state().repos.users.get_by_username(username)
+            if user is None or not user.is_seller:
+                click.echo(f"error: {username!r} is not a seller", err=True)
+                sys.exit(1)
+            owner_id = user.id
+        c = run(lambda: _state().services.categories.set_owner(category_id, owner_id), "handed over", category_id)
+        click.echo(f"category {c.id} {c.name!r} belongs to " + (username or "the shop") + " now")
 
 
 def _ddb(action):

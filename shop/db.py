@@ -191,6 +191,7 @@ UPGRADES = (
     ("users", "version", "BIGINT NOT NULL DEFAULT 1"),
     ("categories", "version", "BIGINT NOT NULL DEFAULT 1"),
     ("categories", "name_key", "CHAR(64) NULL"),
+    ("categories", "owner_id", "INT NULL"),
     ("products", "version", "BIGINT NOT NULL DEFAULT 1"),
     ("products", "name_fold", "TEXT NULL"),
     ("products", "description_fold", "TEXT NULL"),

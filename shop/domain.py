@@ -60,6 +60,7 @@ class Category:
     name: str
     parent_id: Optional[int]
     created_at: datetime
+    owner_id: Optional[int] = None  # the seller who created it; None: the shop's own (operators manage it)
     version: int = versioned()
 
 

@@ -2,7 +2,8 @@
 -- idempotent (IF NOT EXISTS), so init-db can run on every start.
 -- Beyond the reference: `version` on every row the migration mirrors (bumped with each change,
 -- in the same statement: DynamoDB keeps a copy only if it is newer), and the folded text that
--- case-insensitive names and search compare in both stores (`name_key`, `*_fold`, shop/text.py).
+-- case-insensitive names and search compare in both stores (`name_key`, `*_fold`, shop/text.py);
+-- and the seller who created a category (`owner_id`: NULL for the shop's own, which operators manage).
 -- Databases made before them gain the columns at init-db (shop/db.py UPGRADES).
 CREATE TABLE IF NOT EXISTS users (
     id INT PRIMARY KEY AUTO_INCREMENT,
@@ -25,11 +26,13 @@ CREATE TABLE IF NOT EXISTS categories (
     name VARCHAR(100) NOT NULL,
     parent_id INT NULL,
     name_key CHAR(64) NULL,
+    owner_id INT NULL,
     version BIGINT NOT NULL DEFAULT 1,
     created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
     FOREIGN KEY (parent_id) REFERENCES categories(id) ON DELETE RESTRICT,
     INDEX idx_parent_id (parent_id),
     INDEX idx_name (name),
+    INDEX idx_owner (owner_id),
     UNIQUE KEY category_name (name_key)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 

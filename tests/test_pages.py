@@ -16,9 +16,10 @@ def seller_client(client, api):
     register(client)
     token = csrf(client)
     client.post("/account/seller", data={"csrf_token": token})
-    html = client.post("/categories/manage", data={"csrf_token": token, "name": unique("Cat ")},
+    name = unique("Cat ")
+    html = client.post("/categories/manage", data={"csrf_token": token, "name": name},
                        follow_redirects=True).get_data(as_text=True)
-    cat_id = int(re.findall(r'<option value="(\d+)">', html)[-1])
+    cat_id = int(re.search(r'<option value="(\d+)">' + re.escape(name) + "<", html).group(1))
     r = client.post("/seller/products/new", data={"csrf_token": token, "name": "Teapot", "price": "24.50",
                                                   "inventory_quantity": "3", "category_id": cat_id})
     assert r.status_code == 302

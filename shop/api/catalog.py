@@ -157,19 +157,19 @@ def category_tree():
 @categories_bp.post("/")
 @seller_required
 def create_category():
-    category = services().categories.create(body())
+    category = services().categories.create(body(), g.seller.id)
     return ok({"category": serialize.category(category), "message": "Category created successfully"}, 201)
 
 
 @categories_bp.put("/<category_id>")
 @seller_required
 def update_category(category_id):
-    category = services().categories.update(positive_id(category_id, "category ID"), body())
+    category = services().categories.update(positive_id(category_id, "category ID"), body(), g.seller.id)
     return ok({"category": serialize.category(category), "message": "Category updated successfully"})
 
 
 @categories_bp.delete("/<category_id>")
 @seller_required
 def delete_category(category_id):
-    services().categories.delete(positive_id(category_id, "category ID"))
+    services().categories.delete(positive_id(category_id, "category ID"), g.seller.id)
     return ok({"message": "Category deleted successfully"})

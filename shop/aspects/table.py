@@ -71,7 +71,7 @@ def _product_and_carts(args, result):
 # product's mirror carries its seller's and category's names as MySQL joins them; a profile's
 # new email must be free among users MySQL does not have yet; a category's children decide
 # whether it may be deleted.
-_REFERENCES = (("user_id", "user"), ("seller_id", "user"), ("product_id", "product"),
+_REFERENCES = (("user_id", "user"), ("seller_id", "user"), ("owner_id", "user"), ("product_id", "product"),
                ("category_id", "category"), ("parent_id", "category"), ("order_id", "order"))
 
 

@@ -56,8 +56,8 @@ USER_UPSERT = (
     " updated_at, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
     + newer_wins(("email", "password_hash", "first_name", "last_name", "is_seller", "updated_at")))
 CATEGORY_UPSERT = (
-    "INSERT INTO categories (id, name, parent_id, created_at, name_key, version) VALUES (%s, %s, %s, %s, %s, %s)"
-    " ON DUPLICATE KEY UPDATE " + newer_wins(("name", "parent_id", "name_key")))
+    "INSERT INTO categories (id, name, parent_id, created_at, name_key, owner_id, version)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE " + newer_wins(("name", "parent_id", "name_key", "owner_id")))
 
 
 def product_row(p) -> tuple:
@@ -332,7 +332,8 @@ class Sync:
         if c.parent_id is not None and self._mysql_row("SELECT id FROM categories WHERE id = %s", (c.parent_id,)) is None:
             self._reverse_category(c.parent_id, False)
         with self.db.cursor(write=True) as cur:
-            cur.execute(CATEGORY_UPSERT, (c.id, c.name, c.parent_id, c.created_at, fold_key(c.name), c.version or 1))
+            cur.execute(CATEGORY_UPSERT, (c.id, c.name, c.parent_id, c.created_at, fold_key(c.name), c.owner_id,
+                                          c.version or 1))
         return COPIED
 
     def _reverse_product(self, product_id: int, deleted: bool) -> str:

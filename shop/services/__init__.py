@@ -23,7 +23,7 @@ class Services:
         return cls(
             auth=AuthService(repos.users, settings),
             products=ProductService(repos.products, repos.categories),
-            categories=CategoryService(repos.categories),
+            categories=CategoryService(repos.categories, repos.products),
             cart=cart,
             orders=OrderService(repos.orders, cart, PaymentService(settings.payment_delay_ms)),
         )

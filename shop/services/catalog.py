@@ -170,8 +170,15 @@ def _linkable(url: str) -> bool:
 
 
 class CategoryService:
-    def __init__(self, categories):
+    """The category tree. Anyone may read it and any seller may add to it; a category is then
+    its creator's: only they may rename, move or delete it, and only while no other seller's
+    products are in it (others rely on its name). The shop's own categories (no owner: the
+    seeded tree, and those from before owners) are changed by operators alone, with
+    `flask --app shop category ...`, which passes no user (docs/api.md)."""
+
+    def __init__(self, categories, products=None):
         self.categories = categories
+        self.products = products
 
     def tree(self) -> list[dict]:
         """Roots with their children, each level sorted by name."""
@@ -215,7 +222,7 @@ class CategoryService:
         needle = fold(term.strip())  # the folding the stores' own name lookups use (shop/text.py)
         return [c for c in self.categories.list_all() if needle in fold(c.name)]
 
-    def create(self, data) -> Category:
+    def create(self, data, owner_id: int | None = None) -> Category:
         c = Checker(data)
         name = c.text("name", max_len=100, msg="Category name is required and must be 100 characters or less")
         parent_id = c.integer("parent_id", required=False, minimum=1, msg="Parent ID must be a positive integer")
@@ -223,10 +230,11 @@ class CategoryService:
         self._unique(name)
         if parent_id is not None:
             self._valid_parent(parent_id)
-        return self.categories.create(name, parent_id)
+        return self.categories.create(name, parent_id, owner_id)
 
-    def update(self, category_id: int, data) -> Category:
+    def update(self, category_id: int, data, user_id: int | None = None) -> Category:
         existing = self.get(category_id)
+        self._may_change(existing, user_id, "rename or move")
         c = Checker(data)
         changes = {}
         if isinstance(data, dict) and data.get("name") is not None:
@@ -250,9 +258,34 @@ class CategoryService:
             raise NotFoundError("Category not found")
         return updated
 
-    def delete(self, category_id: int) -> None:
+    def delete(self, category_id: int, user_id: int | None = None) -> None:
+        self._may_change(self.get(category_id), user_id, "delete")
         if not self.categories.delete(category_id):
             raise NotFoundError("Category not found")
+
+    def set_owner(self, category_id: int, owner_id: int | None) -> Category:
+        """Hand a category to a seller, or (None) to the shop: for operators."""
+        self.get(category_id)
+        updated = self.categories.update(category_id, {"owner_id": owner_id})
+        if updated is None:
+            raise NotFoundError("Category not found")
+        return updated
+
+    def _may_change(self, category: Category, user_id: int | None, action: str) -> None:
+        """None is an operator (the CLI); a seller changes only what they created, and what no
+        other seller's products rely on."""
+        if user_id is None:
+            return
+        if category.owner_id is None:
+            raise AuthorizationError(f"Only the shop's operators can {action} the shop's own categories")
+        if category.owner_id != user_id:
+            raise AuthorizationError(f"Only the seller who created this category can {action} it")
+        if self.products is not None and action != "delete":  # a delete needs it empty anyway
+            everyone = self.products.list_products(ProductFilters(category_id=category.id), 1, 1).total
+            mine = self.products.list_products(ProductFilters(category_id=category.id, seller_id=user_id), 1, 1).total
+            if everyone > mine:
+                raise AuthorizationError("Other sellers' products are in this category: it is no longer yours"
+                                         f" alone to {action}; ask the shop's operators")
 
     def _unique(self, name: str, exclude: int | None = None) -> None:
         same = self.categories.get_by_name(name)

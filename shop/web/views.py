@@ -346,7 +346,7 @@ def categories():
     if request.method == "POST":
         try:
             c = s.categories.create({"name": request.form.get("name"),
-                                     "parent_id": request.form.get("parent_id") or None})
+                                     "parent_id": request.form.get("parent_id") or None}, g.user.id)
             flash(f"Category “{c.name}” created.")
         except ShopError as exc:
             form_error(exc)
@@ -358,7 +358,8 @@ def categories():
 @seller_required
 def category_rename(category_id):
     try:
-        services().categories.update(positive_id(category_id, "category ID"), {"name": request.form.get("name", "")})
+        services().categories.update(positive_id(category_id, "category ID"), {"name": request.form.get("name", "")},
+                                     g.user.id)
         flash("Category renamed.")
     except ShopError as exc:
         form_error(exc)
@@ -374,7 +375,7 @@ def category_delete(category_id):
                         "Only a category without products or subcategories can be deleted.",
                         "Delete category", url_for("web.categories"))
     try:
-        services().categories.delete(c.id)
+        services().categories.delete(c.id, g.user.id)
         flash(f"Category “{c.name}” deleted.")
     except ShopError as exc:
         form_error(exc)

@@ -23,7 +23,9 @@ _ROUNDS = 8  # fan-outs of one owner, each after it changed again meanwhile
 def to_category(item: dict) -> Category:
     parent = item.get("parent_id")
     return Category(id=int(item["id"]), name=item["name"], parent_id=int(parent) if parent is not None else None,
-                    created_at=parse_iso(item["created_at"]), version=held_version(item))
+                    created_at=parse_iso(item["created_at"]),
+                    owner_id=int(item["owner_id"]) if item.get("owner_id") is not None else None,
+                    version=held_version(item))
 
 
 def to_product(item: dict) -> Product:

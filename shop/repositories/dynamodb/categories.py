@@ -54,18 +54,20 @@ class CategoryRepository:
             current = by_id.get(current.parent_id) if current.parent_id is not None else None
         return list(reversed(path))
 
-    def create(self, name: str, parent_id: int | None = None, *, mirror_of: Category | None = None) -> Category:
-        return create_with_free_id(lambda: self._create(name, parent_id, mirror_of), "category", mirror_of,
+    def create(self, name: str, parent_id: int | None = None, owner_id: int | None = None, *,
+               mirror_of: Category | None = None) -> Category:
+        return create_with_free_id(lambda: self._create(name, parent_id, owner_id, mirror_of), "category", mirror_of,
                                    lambda m: DuplicateError(m, field="id"))
 
-    def _create(self, name, parent_id, mirror_of) -> Category:
+    def _create(self, name, parent_id, owner_id, mirror_of) -> Category:
         """One transaction: the category, and the guard of its folded name, each only if absent
         (DuplicateError(field='name') when another category's name folds alike)."""
         if mirror_of is not None:
-            name, parent_id = mirror_of.name, mirror_of.parent_id
+            name, parent_id, owner_id = mirror_of.name, mirror_of.parent_id, mirror_of.owner_id
         category_id = self.ids.ensure_id("category", mirror_of.id if mirror_of else None)
         item = {**keys.category(category_id), "entity": "CATEGORY", "id": category_id, "name": name,
-                "parent_id": parent_id, "created_at": iso(mirror_of.created_at if mirror_of else utcnow()),
+                "parent_id": parent_id, "owner_id": owner_id,
+                "created_at": iso(mirror_of.created_at if mirror_of else utcnow()),
                 "version": mirror_of.version if mirror_of else 1}
         check_size(encode(item), "category")
         actions = [{"Put": {"TableName": self.table, "Item": encode(item),
@@ -88,11 +90,11 @@ class CategoryRepository:
         return to_category(item)
 
     def update(self, category_id: int, changes: dict, *, mirror_of: Category | None = None) -> Category | None:
-        unknown = set(changes) - {"name", "parent_id"}
+        unknown = set(changes) - {"name", "parent_id", "owner_id"}
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
-        if mirror_of is not None:  # MySQL's resulting row
-            changes = {"name": mirror_of.name, "parent_id": mirror_of.parent_id}
+        if mirror_of is not None:  # MySQL's resulting row, whole
+            changes = {"name": mirror_of.name, "parent_id": mirror_of.parent_id, "owner_id": mirror_of.owner_id}
         if not changes:
             return self.get_by_id(category_id)
         release = True  # the old name's guard; not where another category holds it (data from before guards)

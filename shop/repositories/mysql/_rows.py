@@ -26,7 +26,7 @@ def user(row) -> User:
 
 def category(row) -> Category:
     return Category(id=row["id"], name=row["name"], parent_id=row["parent_id"],
-                    created_at=row["created_at"], version=row["version"])
+                    created_at=row["created_at"], owner_id=row["owner_id"], version=row["version"])
 
 
 def product(row, prefix: str = "") -> Product:

@@ -9,7 +9,7 @@ from ...db import retry_deadlocks
 from ...text import fold_key
 from . import _rows
 
-_COLS = "SELECT id, name, parent_id, created_at, version FROM categories"
+_COLS = "SELECT id, name, parent_id, created_at, owner_id, version FROM categories"
 
 
 class CategoryRepository:
@@ -51,7 +51,7 @@ class CategoryRepository:
         return list(reversed(path))
 
     @retry_deadlocks
-    def create(self, name: str, parent_id: int | None = None) -> Category:
+    def create(self, name: str, parent_id: int | None = None, owner_id: int | None = None) -> Category:
         """DuplicateError(field='name') when a category's name folds alike: the unique key
         decides, so two creates racing cannot both succeed."""
         with _unique_name(), self.db.cursor(write=True) as cur:
@@ -59,14 +59,14 @@ class CategoryRepository:
                 cur.execute("SELECT id FROM categories WHERE id = %s", (parent_id,))
                 if cur.fetchone() is None:
                     raise NotFoundError("Parent category not found")
-            cur.execute("INSERT INTO categories (name, parent_id, name_key) VALUES (%s, %s, %s)",
-                        (name, parent_id, fold_key(name)))
+            cur.execute("INSERT INTO categories (name, parent_id, name_key, owner_id) VALUES (%s, %s, %s, %s)",
+                        (name, parent_id, fold_key(name), owner_id))
             cur.execute(f"{_COLS} WHERE id = %s", (cur.lastrowid,))
             return _rows.category(cur.fetchone())
 
     @retry_deadlocks
     def update(self, category_id: int, changes: dict) -> Category | None:
-        unknown = set(changes) - {"name", "parent_id"}
+        unknown = set(changes) - {"name", "parent_id", "owner_id"}
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
         if "name" in changes:
