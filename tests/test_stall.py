@@ -89,3 +89,26 @@ def test_the_phase_keeps_being_read_while_dynamodb_stalls(stalled):
     poll(lambda: view.age_s() is not None and view.age_s() < read_at, 10, "a read of the phase from MySQL")
     assert proxy.stall and view.current().flags == PRESETS[phase - 1].flags
     proxy.stall = False
+
+
+def test_a_read_on_a_requests_own_thread_makes_one_bounded_attempt(settings):
+    """Nothing can abandon a call on a request's own thread (the inline dual reads, phase 4's
+    read while DynamoDB answers well): its client makes one attempt, not botocore's 4 x 5 s."""
+    from shop.repositories.dynamodb import Dynamo
+    from shop.repositories.dynamodb.client import impatient
+    from shop.repositories.dynamodb.errors import DynamoDBError
+
+    proxy = Proxy(urlparse(settings.dynamodb_endpoint).port)
+    try:
+        dynamo = Dynamo(replace(settings, dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}", dual_read_timeout_ms=300,
+                                dynamodb_max_attempts=4, dynamodb_read_timeout=5))
+        proxy.stall = True
+        with impatient():
+            attempts = []
+            dynamo.client.meta.events.register("before-send.dynamodb", lambda **kw: attempts.append(1))
+            with pytest.raises(DynamoDBError):
+                dynamo.get(dynamo.table("users"), {"PK": "USER#1", "SK": "#META"})
+        assert len(attempts) == 1 and dynamo.client is not dynamo._impatient_client
+    finally:
+        proxy.cut = True
+        proxy.close()

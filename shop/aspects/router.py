@@ -17,6 +17,7 @@ from observability.events import emit, wanted
 
 from ..errors import NotFoundError, ShopError, StoreUnavailableError
 from ..inflight import REQUEST_SENT
+from ..repositories.dynamodb.client import impatient
 from ..repositories.dynamodb.errors import Diverged, Superseded
 from . import budget
 from . import flags as flags_mod
@@ -311,11 +312,13 @@ class Runtime:
         return mysql, ddb
 
     def _caller_dynamodb(self, route, ddb_call, pace):
-        """DynamoDB on the caller's thread: an answer later than the timeout still counts as a
-        timeout, and sends the route back to concurrent reads (Pace)."""
+        """DynamoDB on the caller's thread, which nothing can abandon: its client makes one
+        attempt whose waits end at the timeout (impatient), and an answer later than the timeout
+        still counts as a timeout and sends the route back to concurrent reads (Pace)."""
         running = pace.dynamodb.start()
         try:
-            ddb = self._store("dynamodb", route, ddb_call)
+            with impatient():
+                ddb = self._store("dynamodb", route, ddb_call)
         finally:
             took = pace.dynamodb.finish(running)
         return _timed_out() if took * 1000 > self.settings.dual_read_timeout_ms else ddb

@@ -3,9 +3,11 @@ pagination, batches with unprocessed-item retries, transactions with bounded
 backoff on conflicts, and the 400 KB item-size guard."""
 from __future__ import annotations
 
+import contextvars
 import random
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -24,13 +26,29 @@ _UNAVAILABLE = {"ProvisionedThroughputExceededException", "ThrottlingException",
                 "InternalServerError", "ServiceUnavailable", "ResourceNotFoundException"}
 
 
-def make_client(settings):
+# Set while a call runs on a thread nothing can abandon (a request's own): the client then makes
+# one attempt whose waits end at the dual-read limit, instead of its retries of full timeouts
+# (4 x 5 s: a stalled DynamoDB held such a request 20 s).
+_impatient: contextvars.ContextVar[bool] = contextvars.ContextVar("shop_dynamodb_impatient", default=False)
+
+
+@contextmanager
+def impatient():
+    token = _impatient.set(True)
+    try:
+        yield
+    finally:
+        _impatient.reset(token)
+
+
+def make_client(settings, *, patience_s: float | None = None):
     """A DynamoDB client. With no endpoint configured, boto3's defaults apply: the
-    region's real endpoint and the default credential provider chain."""
+    region's real endpoint and the default credential provider chain. With `patience_s`: one
+    attempt, each wait (connecting, reading) at most that long."""
     config = Config(
-        retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts},
-        connect_timeout=settings.dynamodb_connect_timeout,
-        read_timeout=settings.dynamodb_read_timeout,
+        retries={"mode": "standard", "total_max_attempts": 1 if patience_s else settings.dynamodb_max_attempts},
+        connect_timeout=min(settings.dynamodb_connect_timeout, patience_s or settings.dynamodb_connect_timeout),
+        read_timeout=patience_s or settings.dynamodb_read_timeout,
         # A backfill or verify of 4 segments keeps about 4 x 8 requests in flight; a request
         # beyond the pool gets a connection that is closed after it (a new TCP connection each).
         max_pool_connections=max(32, settings.mysql_pool_size),
@@ -114,11 +132,19 @@ class Dynamo:
         self.settings = settings
         self.prefix = settings.dynamodb_table_prefix
         self._client = client
+        self._impatient_client = None
         self._lock = threading.Lock()
         self.sleep = time.sleep  # backoff waits; swapped in tests that count them
 
     @property
     def client(self):
+        if _impatient.get():
+            if self._impatient_client is None:
+                with self._lock:
+                    if self._impatient_client is None:
+                        self._impatient_client = make_client(
+                            self.settings, patience_s=self.settings.dual_read_timeout_ms / 1000)
+            return self._impatient_client
         if self._client is None:
             with self._lock:
                 if self._client is None:
