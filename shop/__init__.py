@@ -123,7 +123,7 @@ def _rate_limits(app: Flask, settings: Settings) -> None:
                       enabled=settings.rate_limit_enabled, storage_uri=settings.rate_limit_storage_uri,
                       storage_options={"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
                       key_prefix=settings.rate_limit_key_prefix or settings.mysql_database,
-                      in_memory_fallback_enabled=True, default_limits_exempt_when=lambda: not _is_api())
+                      in_memory_fallback_enabled=True, default_limits_exempt_when=lambda: not _is_api() or _is_preflight())
     app.extensions["rate_limiter"] = limiter  # the decorators below hold it only weakly
     # One budget per address for every way to try a password or make accounts, API and form
     # alike (as the reference's single authRateLimit does for its two routes).
@@ -136,3 +136,11 @@ def _is_api() -> bool:
     from flask import request
 
     return request.path.startswith("/api/")
+
+
+def _is_preflight() -> bool:
+    """A browser's CORS preflight: it asks, it does nothing, so it spends no client's budget
+    (a cross-origin frontend would otherwise use two per call)."""
+    from flask import request
+
+    return request.method == "OPTIONS"

@@ -12,7 +12,12 @@ from typing import Generic, Optional, TypeVar
 
 T = TypeVar("T")
 
-ORDER_STATUSES = ("pending", "completed", "cancelled")
+# In the order an order moves: awaiting payment, paid (checkout), then the seller's fulfilment;
+# or cancelled by its buyer while pending. The reference stores only the first two and
+# cancelled, mapping processing to pending (which would reopen a paid order): here the
+# fulfilment steps are statuses of their own, appended to the MySQL ENUM.
+ORDER_STATUSES = ("pending", "completed", "processing", "shipped", "delivered", "cancelled")
+FORWARD_STATUSES = ("pending", "completed", "processing", "shipped", "delivered")
 MAX_ORDER_TOTAL = Decimal("99999999.99")  # orders.total_amount is DECIMAL(10,2)
 
 
