@@ -209,7 +209,16 @@ def test_health_and_trace_link(client):
     assert re.fullmatch(r"[0-9a-f]{32}", h["last_trace"]["trace_id"])
     assert h["last_trace"]["path"] == "/api/auth/register" and h["last_trace"]["status"] == 201
     html = client.get("/flags").get_data(as_text=True)
-    assert f'href="http://localhost:16686/trace/{h["last_trace"]["trace_id"]}"' in html
+    assert 'id="trace-link"' not in html and "16686" not in html  # no JAEGER_UI_URL: no Jaeger to link to
+
+
+def test_the_trace_link_appears_where_a_jaeger_is_configured(settings, app):
+    linked = create_app(replace(settings, jaeger_ui_url="http://jaeger.example:16686/"))
+    c = linked.test_client()
+    assert traced(c, "/", "f" * 32).status_code == 200
+    assert 'id="trace-link" href="http://jaeger.example:16686/trace/' + "f" * 32 + '"' in c.get("/flags").get_data(
+        as_text=True)
+    linked.extensions["shop"].runtime.close()
 
 
 def traced(client, path, trace_id, sampled=True):
@@ -222,10 +231,9 @@ def test_each_browser_links_its_own_last_traced_request(app):
     from shop.flags_ui.last_trace import NAME as TRACE_COOKIE
 
     ann, bob = app.test_client(), app.test_client()
-    assert traced(ann, "/api/categories", "a" * 32).status_code == 200
-    assert traced(bob, "/api/products?limit=1", "b" * 32).status_code == 200
-    assert health(ann)["last_trace"] == {"trace_id": "a" * 32, "method": "GET", "path": "/api/categories",
-                                         "status": 200}
+    assert traced(ann, "/", "a" * 32).status_code == 200
+    assert traced(bob, "/login", "b" * 32).status_code == 200
+    assert health(ann)["last_trace"] == {"trace_id": "a" * 32, "method": "GET", "path": "/", "status": 200}
     assert health(bob)["last_trace"]["trace_id"] == "b" * 32  # not Ann's, though Ann came later
     assert health(app.test_client())["last_trace"] is None  # a new browser has none
     # No trace recorded (sampled out), the browser's own fetches, the flag page: the link stays.
@@ -234,9 +242,29 @@ def test_each_browser_links_its_own_last_traced_request(app):
     ann.get("/flags")
     ann.get("/static/style.css")
     assert health(ann)["last_trace"]["trace_id"] == "a" * 32
-    assert f'href="http://localhost:16686/trace/{"a" * 32}"' in ann.get("/flags").get_data(as_text=True)
+    assert "a" * 16 + "<wbr>" + "a" * 16 in ann.get("/flags").get_data(as_text=True)
     ann.set_cookie(TRACE_COOKIE, "forged.value")
     assert health(ann)["last_trace"] is None
+
+
+def test_public_json_stays_cacheable_and_a_browsers_json_is_traced(app, seller):
+    """A token client's JSON sets no cookie and does not vary by Cookie (a shared cache may keep
+    a product listing); a browser that has been on the pages (its session) gets its trace kept."""
+    from shop.flags_ui.last_trace import NAME as TRACE_COOKIE
+
+    _, bearer, _, product = seller
+    client = app.test_client()
+    for path, token in (("/api/products", None), ("/api/categories", None), (f"/api/products/{product['id']}", None),
+                        ("/api/products/seller/my-products", bearer)):
+        r = traced(client, path, "d" * 32) if token is None else client.get(
+            path, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and "Set-Cookie" not in r.headers, (path, r.headers.get("Set-Cookie"))
+        assert "Cookie" not in r.headers.get("Vary", ""), (path, r.headers["Vary"])
+    browser = app.test_client()
+    csrf(browser, "/login")  # the login form starts a session
+    r = traced(browser, "/api/products", "e" * 32)
+    assert any(h.startswith(TRACE_COOKIE + "=") for h in r.headers.getlist("Set-Cookie"))
+    assert health(browser)["last_trace"]["path"] == "/api/products"
 
 
 def test_changes_are_logged_and_traced(app, client, caplog):

@@ -23,8 +23,9 @@ def register(app) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, require_operator)
     app.config.setdefault("EXTRA_MENU", []).append(("Feature flags", "flags.page"))
     app.jinja_env.filters["breakable"] = _breakable
-    # Right after the operator check, before anything that reads data (the logged-in user is
-    # loaded by the browser's flags, or a trial of DynamoDB reads would log the shopper out).
+    # Right after the operator check, before anything that reads data: every read of the request
+    # follows the browser's flags, but for the logged-in user, whom web.load_user reads by the
+    # server's phase (a trial of DynamoDB reads must not log the shopper out).
     app.before_request_funcs[None].insert(1, _flags_from_cookie)
     app.after_request(_remember_trace)
     app.teardown_request(_reset)

@@ -78,7 +78,7 @@ def _control():
 
 def _render(status=200, confirm=None):
     data = health()
-    jaeger = _state().settings.jaeger_ui_url.rstrip("/")
+    jaeger = (_state().settings.jaeger_ui_url or "").rstrip("/")  # empty: no Jaeger to link to
     wanted = flags_mod.browser()
     server = _state().runtime.server_flags()
     try:
