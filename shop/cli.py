@@ -248,9 +248,18 @@ def register_migration(app) -> None:
         """The phase every worker routes by, its history, and the gates to the phases beside it."""
         import json
 
-        status = _ddb(lambda: _control().status())
+        from .stores import describe
+
+        where = describe(_state())
+        if not as_json:
+            _where(where)
+        try:
+            status = _ddb(lambda: _control().status())
+        except Exception as exc:  # noqa: BLE001 - missing tables: say so, never a traceback
+            click.echo(f"error: cannot read the migration state: {type(exc).__name__}: {exc}"[:500], err=True)
+            sys.exit(1)
         if as_json:
-            click.echo(json.dumps(status, indent=2, default=str))
+            click.echo(json.dumps({**status, "where": where}, indent=2, default=str))
             return
         click.echo(f"phase {status['label']}: {status['name']} ({status['flags']}); source: {status['source']}"
                    + (", PINNED by SHOP_FLAGS_PINNED" if status["pinned"] else ""))
@@ -280,6 +289,16 @@ def register_migration(app) -> None:
             click.echo(f"error: {result.message}", err=True)
             sys.exit(1)
         click.echo(result.message)
+
+
+def _where(where: dict) -> None:
+    """Which stores this command reads, first, and every surprise about them, loudly."""
+    m, d = where["mysql"], where["dynamodb"]
+    click.echo(f"reading MySQL database {m['database']} at {m['address']} (user {m['user']})"
+               + (": " + ", ".join(f"{n} {t}" for t, n in m["rows"].items()) if m.get("rows") else ""))
+    click.echo(f"reading DynamoDB tables {', '.join(d['tables'])} at {d['endpoint']}")
+    for warning in where["warnings"]:
+        click.echo(f"!! WARNING: {warning}")
 
 
 def _ddb(action):

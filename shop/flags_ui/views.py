@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 
 from flask import Blueprint, Response, current_app, flash, g, jsonify, redirect, render_template, request, url_for
@@ -36,9 +37,14 @@ def check_operator():
     settings = _state().settings
     password = settings.flags_page_password
     if not password:
-        if settings.development:
+        if settings.development and _loopback():
             g.operator = "developer"
             return None
+        if settings.development:
+            return Response("Without SHOP_FLAGS_PAGE_PASSWORD the flag page and /metrics answer only on this "
+                            "machine (loopback): they change how the store routes its data. Open it from "
+                            "http://127.0.0.1, or set SHOP_FLAGS_PAGE_PASSWORD.\n", 403,
+                            {"Content-Type": "text/plain; charset=utf-8"})
         return Response("The flag page is locked: it changes how the store routes its data. "
                         "Set SHOP_FLAGS_PAGE_PASSWORD to use it with operator credentials "
                         "(or run with SHOP_ENV=development on a developer's machine).\n", 403,
@@ -49,6 +55,14 @@ def check_operator():
                         {"WWW-Authenticate": 'Basic realm="shop flags", charset="UTF-8"'})
     g.operator = auth.username or "operator"
     return None
+
+
+def _loopback() -> bool:
+    """Whether the client is on this machine (behind TRUSTED_PROXIES: the forwarded address)."""
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _effective() -> Flags:
