@@ -111,7 +111,8 @@ def test_switch_phases_from_the_page_and_shop(server, browser, app, client, db, 
         page.wait_for_url(server + "/flags")
         assert page.locator("#source").inner_text() == "cookie"
         assert page.locator("#effective-flags").inner_text() == "READ_DDB,WRITE_MYSQL,WRITE_DDB"
-        assert name in page.content()  # still logged in: the user is loaded from DynamoDB now
+        assert name in page.content()  # still logged in: who is logged in is read by the server's phase
+        assert page.locator("#trial-notice").is_visible()
 
         switch_server(page, server, 1, "browser test: back to MySQL only")
         page.get_by_role("button", name="Forget this browser's flags (follow the server: READ_MYSQL,WRITE_MYSQL)").click()

@@ -318,3 +318,45 @@ def test_the_kill_switch_pins_the_flags(settings):
     r = c.post("/flags/preset/ddb-only", data={"csrf_token": token})
     assert cookie_of(r) is None and "pins the flags" in landed(c, r)
     pinned.extensions["shop"].runtime.close()
+
+
+def test_a_browsers_trial_is_kept_apart_from_the_servers_evidence(app, client, seller, db):
+    """The server reads MySQL alone; one browser tries dual reads and meets a product DynamoDB
+    lacks: counted as that browser's trial, never in the server's mismatch record (the 3 -> 4
+    gate's input), comparisons or last mismatch, and never an error."""
+    state = app.extensions["shop"]
+    assert not state.runtime.server_flags().dual_read
+    product = seller[3]  # written in phase 1: MySQL only
+    before = health(client)
+    with db.cursor() as cur:
+        cur.execute("SELECT COUNT(*) AS n FROM migration_mismatches")
+        recorded = cur.fetchone()["n"]
+    client.post("/flags/preset/dual-read", data={"csrf_token": csrf(client), "confirm_risk": "yes"})
+    assert client.get(f"/api/products/{product['id']}").status_code == 200
+    after = health(client)
+    assert after["trial_comparisons"].get("mismatch", 0) == before.get("trial_comparisons", {}).get("mismatch", 0) + 1
+    assert after["comparisons"] == before["comparisons"] and after["mismatches"] == before["mismatches"]
+    assert after["last_mismatch"] == before["last_mismatch"]
+    with db.cursor() as cur:
+        cur.execute("SELECT COUNT(*) AS n FROM migration_mismatches")
+        assert cur.fetchone()["n"] == recorded
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'shop_trial_compare_outcomes_total{operation="ProductRepository.get_by_id",outcome="mismatch"}' in metrics
+
+
+def test_the_shop_pages_show_trial_flags_with_a_way_back(client):
+    from .test_web import register
+
+    name = register(client)  # phase 1: the account is in MySQL only
+    assert 'id="trial-notice"' not in client.get("/").get_data(as_text=True)
+    client.post("/flags/preset/ddb-only", data={"csrf_token": csrf(client), "confirm_risk": "yes"})
+    html = client.get("/cart").get_data(as_text=True)
+    assert 'id="trial-notice"' in html and "its reads come from\n        DynamoDB" in html
+    assert name in html  # still logged in: who is logged in is read by the server's phase
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    r = client.post("/flags/reset", data={"csrf_token": token, "next": "/cart"})
+    assert r.status_code == 303 and r.headers["Location"] == "/cart" and "shop_flags=;" in r.headers["Set-Cookie"]
+    html = client.get("/cart").get_data(as_text=True)
+    assert 'id="trial-notice"' not in html and "trial flags are forgotten" in html
+    assert client.post("/flags/reset", data={"csrf_token": token, "next": "//evil.example"}).headers[
+        "Location"] == "/flags"  # same-site targets only

@@ -29,6 +29,15 @@ def register(app) -> None:
     app.before_request_funcs[None].insert(1, _flags_from_cookie)
     app.after_request(_remember_trace)
     app.teardown_request(_reset)
+    app.context_processor(_trial)
+
+
+def _trial() -> dict:
+    """For base.html's notice: this browser's trial flags while its cookie is in force."""
+    if g.get("flags_source") != "cookie":
+        return {"trial": None}
+    runtime = current_app.extensions["shop"].runtime
+    return {"trial": {"flags": runtime.flags(), "server": runtime.server_flags()}}
 
 
 def _flags_from_cookie():

@@ -12,6 +12,7 @@ from observability.events import emit
 
 from ..aspects import flags as flags_mod
 from ..aspects.flags import NAMES, PRESETS, PRESETS_BY_KEY, FlagError, Flags
+from ..web.redirects import same_site_path
 from . import last_trace
 
 bp = Blueprint("flags", __name__, url_prefix="/flags")
@@ -27,8 +28,8 @@ def require_operator():
     """The flag page is for operators. With SHOP_FLAGS_PAGE_PASSWORD set it asks for HTTP basic
     credentials; without one it is open only in development (SHOP_ENV=development) and locked
     everywhere else. Checked before anything else, CSRF included."""
-    if request.blueprint != "flags":
-        return None
+    if request.blueprint != "flags" or request.endpoint == "flags.reset":
+        return None  # anyone may drop their own trial cookie (the shop pages' notice offers it)
     return check_operator()
 
 
@@ -217,7 +218,12 @@ def reset():
     state = _state()
     if state.runtime.pinned:
         return _done(error="The server pins the flags (SHOP_FLAGS_PINNED): they cannot be changed here.")
-    response = _done("Back to the server's phase.")
+    back = same_site_path(request.form.get("next"))  # from a shop page's notice: back to that page
+    if back:
+        flash("Back to the server's phase: this browser's trial flags are forgotten.")
+        response = redirect(back, code=303)
+    else:
+        response = _done("Back to the server's phase.")
     current_app.extensions["flag_cookie"].clear(response, secure=request.is_secure)
     emit(log, logging.INFO, "flags reset", {"event": "flags", "to": str(state.runtime.server_flags()),
                                             "remote_addr": request.remote_addr})
