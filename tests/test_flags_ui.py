@@ -205,7 +205,7 @@ def test_health_and_trace_link(client):
     h = health(client)
     assert set(h["stores"]) == {"mysql", "dynamodb"} and h["stores"]["dynamodb"]["read"]["calls"] >= 1
     assert h["stores"]["mysql"]["write"]["calls"] >= 1
-    assert sum(h["comparisons"].values()) >= 1 and isinstance(h["repairs_pending"], int)
+    assert sum(h["trial_comparisons"].values()) >= 1 and isinstance(h["repairs_pending"], int)  # this browser's trial
     assert re.fullmatch(r"[0-9a-f]{32}", h["last_trace"]["trace_id"])
     assert h["last_trace"]["path"] == "/api/auth/register" and h["last_trace"]["status"] == 201
     html = client.get("/flags").get_data(as_text=True)
@@ -360,3 +360,15 @@ def test_the_shop_pages_show_trial_flags_with_a_way_back(client):
     assert 'id="trial-notice"' not in html and "trial flags are forgotten" in html
     assert client.post("/flags/reset", data={"csrf_token": token, "next": "//evil.example"}).headers[
         "Location"] == "/flags"  # same-site targets only
+
+
+def test_the_page_lists_the_spans_of_this_browsers_last_trace_without_jaeger(app, seller):
+    c = app.test_client()
+    assert traced(c, f"/products/{seller[3]['id']}", "9" * 32).status_code == 200
+    html = c.get("/flags").get_data(as_text=True)
+    spans = re.search(r'<ul id="trace-spans">(.*?)</ul>', html, re.S).group(1)
+    assert "<code>GET /products/&lt;int:product_id&gt;</code>" in spans or "GET /products/" in spans
+    assert "↳ <code>ProductRepository.<wbr>get_by_id</code>" in spans and " ms" in spans
+    h = health(c)
+    assert h["last_trace_spans"][0]["depth"] == 0 and h["last_trace_spans"][0]["trace_id"] == "9" * 32
+    assert {s["name"] for s in h["last_trace_spans"]} >= {"ProductRepository.get_by_id"}

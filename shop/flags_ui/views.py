@@ -81,9 +81,23 @@ def health() -> dict:
     return {
         "flags": {n: n in flags.names for n in NAMES}, "source": g.get("flags_source", "server default"),
         "scenario": flags.scenario, "risks": flags.risks, "server_default": str(runtime.server_flags()),
-        "pinned": runtime.pinned, "repairs_pending": pending, "last_trace": last_trace.recall(),
+        "pinned": runtime.pinned, "repairs_pending": pending, **_last_trace(),
         **runtime.stats.snapshot(),  # the whole server's figures, as /metrics has them
     }
+
+
+def _last_trace() -> dict:
+    """This browser's last traced request and the spans of it this worker kept (without Jaeger:
+    observability.export.RecentSpans; another worker may have served it)."""
+    import os
+
+    import observability
+
+    last = last_trace.recall()
+    recent = observability.recent_spans()
+    spans = recent.trace(last["trace_id"]) if last and recent else []
+    return {"last_trace": last, "last_trace_spans": spans, "worker_pid": os.getpid(),
+            "spans_kept": recent is not None}
 
 
 def _control():
