@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     view = PhaseView(PhaseStore(db, dynamo), default, settings.phase_refresh_s)
     runtime = aspects.Runtime(settings, repair_log, default, phase=view, journal=journal,
                               catch_up=CatchUp(db, dynamo, journal, still_behind=lambda: keep_mysql_behind(view)))
+    view.on_read = runtime.stats.phase_seen  # the phase gauges of /metrics
     aspects.attach(repos, Repositories.dynamodb(dynamo), runtime)
     app.extensions["shop"] = ShopState(settings, db, repos, Services.build(repos, settings),
                                        dynamo=dynamo, runtime=runtime)

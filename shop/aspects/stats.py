@@ -58,6 +58,12 @@ class Stats:
                                registry=r)
         self.breaker = Gauge("shop_circuit_breaker_state", "DynamoDB circuit breaker of each worker: 0 closed,"
                              " 1 half-open, 2 open", multiprocess_mode="liveall", registry=r)
+        # Each worker's view of the server phase: the phase it routes by (0: a custom mix) and
+        # when it last read the phase document (/metrics derives shop_phase_age_seconds).
+        self.phase = Gauge("shop_phase", "The server phase each worker routes by (0: a custom mix)",
+                           multiprocess_mode="liveall", registry=r)
+        self.phase_read = Gauge("shop_phase_read_timestamp_seconds", "When each worker last read the phase"
+                                " document", multiprocess_mode="liveall", registry=r)
         self._timers: dict[tuple, object] = {}  # (store, kind, operation) -> its histogram child
 
     # --- recording (the request path) -----------------------------------------------------
@@ -84,6 +90,10 @@ class Stats:
 
     def repair(self, operation: str, count: int) -> None:
         self.repairs.labels(operation).inc(count)
+
+    def phase_seen(self, state, at: float) -> None:
+        self.phase.set(state.phase or 0)
+        self.phase_read.set(at)
 
     def breaker_state(self, state: str) -> None:
         self.breaker.set(BREAKER_STATES.index(state))

@@ -23,6 +23,7 @@ def register(app) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, require_operator)
     app.config.setdefault("EXTRA_MENU", []).append(("Feature flags", "flags.page"))
     app.jinja_env.filters["breakable"] = _breakable
+    app.jinja_env.filters["utc"] = _utc
     # Right after the operator check, before anything that reads data: every read of the request
     # follows the browser's flags, but for the logged-in user, whom web.load_user reads by the
     # server's phase (a trial of DynamoDB reads must not log the shopper out).
@@ -74,3 +75,22 @@ def _breakable(value) -> Markup:
     """Long identifiers (flag lists, Repository.method names) may wrap on a phone: a line-break
     opportunity after each comma and dot, invisible to text and to copy-paste."""
     return Markup(str(escape(str(value))).replace(",", ",<wbr>").replace(".", ".<wbr>"))
+
+
+def _utc(value) -> str:
+    """A stored time (ISO text in UTC, naive, or a Unix timestamp) with its zone: every time the
+    page shows says which zone it is in."""
+    from datetime import datetime, timezone
+
+    from ..migration.state import parse, shown
+    if value is None or value == "":
+        return ""
+    if isinstance(value, (int, float)):
+        return shown(datetime.fromtimestamp(value, timezone.utc).replace(tzinfo=None))
+    try:
+        when = parse(str(value))
+    except ValueError:
+        return str(value)
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+    return shown(when)

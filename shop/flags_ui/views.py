@@ -114,8 +114,35 @@ def _render(status=200, confirm=None):
         phase = _control().status()
     except Exception as exc:  # noqa: BLE001 - the page must show with a store down
         phase = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    settings = _state().settings
+    switching, waiting = _waiting(phase)
+    refresh = 5 if waiting and request.args.get("refresh") != "off" else None
     return render_template("flags.html", h=data, flags=_effective(), names=NAMES, presets=PRESETS, confirm=confirm,
-                           jaeger=jaeger, wanted=wanted, server=server, phase=phase), status
+                           jaeger=jaeger, wanted=wanted, server=server, phase=phase, switching=switching,
+                           waiting=waiting, refresh=refresh,
+                           where={"database": settings.mysql_database, "prefix": settings.dynamodb_table_prefix}), status
+
+
+def _waiting(phase: dict) -> tuple[str | None, list[str]]:
+    """What the page is waiting for, if anything: the workers following a change (a transition
+    in progress), MySQL catching up after phase 5, a gate's time window. While it waits the page
+    reloads itself (a meta refresh: the CSP allows no script)."""
+    from datetime import timedelta
+
+    from ..migration.state import now, parse, shown
+    if phase.get("error"):
+        return None, []
+    waiting, switching = [], None
+    changed = parse(phase.get("changed_at"))
+    if changed and now() < changed + timedelta(seconds=2 * phase["refresh_s"]):
+        switching = shown(changed + timedelta(seconds=2 * phase["refresh_s"]))
+        waiting.append("the workers switch phase")
+    if phase.get("mysql_behind_since"):
+        waiting.append("MySQL catches up")
+    for gate in (phase.get("next") or {}).get("gates", []):
+        if gate["name"] == "phase 3 held for the comparison window" and not gate["ok"]:
+            waiting.append(f"phase 3 holds for the comparison window ({gate['detail']})")
+    return switching, waiting
 
 
 def _done(message: str | None = None, error: str | None = None, **query):

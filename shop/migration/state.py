@@ -65,6 +65,11 @@ def iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt else None
 
 
+def shown(dt: datetime | None) -> str | None:
+    """A stored time (naive UTC) as people read it, with its zone."""
+    return f"{dt:%Y-%m-%d %H:%M:%S} UTC" if dt else None
+
+
 def parse(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
@@ -266,6 +271,8 @@ class PhaseView:
         self._state = PhaseState(default)
         self._loaded_at = float("-inf")
         self._loaded_once = False
+        self.read_at: float | None = None  # wall clock of the last successful read (staleness)
+        self.on_read = None                # called with each state read (the phase gauges)
         self._lock = threading.Lock()
 
     def current(self) -> PhaseState:
@@ -308,6 +315,9 @@ class PhaseView:
             log.info("migration phase changed", extra={"event": "phase", "from": self._state.label,
                                                        "to": state.label, "version": state.version})
         self._state = state
+        self.read_at = time.time()
+        if self.on_read is not None:
+            self.on_read(state, self.read_at)
 
 
 def update_state(view: PhaseView, change, attempts: int = 5) -> PhaseState | None:
