@@ -642,5 +642,14 @@ def test_the_page_shows_a_switch_in_progress_and_reloads_while_a_gate_waits(worl
         assert '<meta http-equiv="refresh"' in html and "stop reloading" in html
         assert '<meta http-equiv="refresh"' not in app.test_client().get("/flags?refresh=off").get_data(as_text=True)
         _to(ctl, 1)
+        # A run under way (as the copy back of a move out of phase 5 is, before the switch) is shown.
+        from shop.migration.checkpoint import Checkpoints
+        Checkpoints(app.extensions["shop"].db).open("pytest-copy", 2, lambda n: {})
+        try:
+            html = app.test_client().get("/flags").get_data(as_text=True)
+            assert re.search(r"Run under way: <strong>pytest-copy</strong>, started \S+ \S+ UTC", html)
+            assert "a run is under way" in html
+        finally:
+            Checkpoints(app.extensions["shop"].db).restart("pytest-copy")
     finally:
         app.extensions["shop"].runtime.close()

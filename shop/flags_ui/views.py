@@ -116,11 +116,28 @@ def _render(status=200, confirm=None):
         phase = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     settings = _state().settings
     switching, waiting = _waiting(phase)
+    runs = _runs_under_way()
+    if any(r["recent"] for r in runs):
+        waiting.append("a run is under way")
     refresh = 5 if waiting and request.args.get("refresh") != "off" else None
     return render_template("flags.html", h=data, flags=_effective(), names=NAMES, presets=PRESETS, confirm=confirm,
                            jaeger=jaeger, wanted=wanted, server=server, phase=phase, switching=switching,
-                           waiting=waiting, refresh=refresh,
+                           waiting=waiting, refresh=refresh, runs=runs,
                            where={"database": settings.mysql_database, "prefix": settings.dynamodb_table_prefix}), status
+
+
+def _runs_under_way() -> list[dict]:
+    """Sync runs started and not finished; `recent`: progress within the last minute (else it
+    was probably interrupted)."""
+    from datetime import timedelta
+
+    from ..migration.checkpoint import Checkpoints
+    from ..migration.state import now
+    try:
+        runs = Checkpoints(_state().db).under_way()
+    except Exception:  # noqa: BLE001 - no run tables yet, or MySQL down: nothing to show
+        return []
+    return [{**r, "recent": now() - r["last_progress"] < timedelta(minutes=1)} for r in runs]
 
 
 def _waiting(phase: dict) -> tuple[str | None, list[str]]:
