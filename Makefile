@@ -4,21 +4,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
+# A developer's server listens on this machine only (its flag page needs no password there);
+# HOST=0.0.0.0 serves the network (then set SHOP_FLAGS_PAGE_PASSWORD to reach the flag page).
+HOST ?= 127.0.0.1
 WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
-export MYSQL_HOST ?= 127.0.0.1
-export MYSQL_PORT ?= 3306
-export MYSQL_USER ?= shop
-export MYSQL_PASSWORD ?= shop
-export MYSQL_DATABASE ?= online_shopping_store
+# MYSQL_*, DYNAMODB_* and the rest default in the app (shop/config.py) and scripts/services.sh.
 # Outside SHOP_ENV=development the app refuses a missing or published key: use this machine's
 # generated one (kept outside git by scripts/secret-key.sh) unless SECRET_KEY is given.
 ifeq ($(origin SECRET_KEY), undefined)
 export SECRET_KEY := $(shell bash scripts/secret-key.sh)
 endif
 
-.PHONY: run serve test services browser install db bench reliability journey fuzz clean-venv
+.PHONY: run serve flask test services browser install db bench reliability journey fuzz clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +45,15 @@ db: install services
 
 # A developer's machine: the flag page opens without a password (SHOP_ENV=production locks it).
 run: export SHOP_ENV ?= development
+# The settings it serves with are saved in .run/settings.env (ignored by git) for scripts/flask.sh.
 run: db
-	$(BIN)/gunicorn -c gunicorn.conf.py --bind 0.0.0.0:$(PORT) --workers $(WORKERS) --threads 4 --access-logfile - 'shop:create_app()'
+	$(BIN)/python -m shop.runenv save .run/settings.env http://$(HOST):$(PORT)
+	$(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) --workers $(WORKERS) --threads 4 --access-logfile - 'shop:create_app()'
+
+# The app's commands with the settings `make run` saved: make flask ARGS="phase status". The
+# caller's own variables win; the key this Makefile generates does not override the saved one.
+flask: install
+	@env $(if $(filter file,$(origin SECRET_KEY)),-u SECRET_KEY) bash scripts/flask.sh $(ARGS)
 
 # Production on one machine: nginx on PORT in front of gunicorn on a unix socket, so a request
 # reaches a worker thread only once it has fully arrived (scripts/serve.sh, docs/operations.md).

@@ -77,6 +77,11 @@ def configure_logging(level: str | None = None) -> None:
         _state["logging"] = True
 
 
+def recent_spans():
+    """The spans this process kept for the flag page (export.RecentSpans), or None."""
+    return _state.get("recent")
+
+
 def log_listener():
     """The thread writing the queued log records (None before configure_logging)."""
     return _state.get("listener")
@@ -151,7 +156,10 @@ def _exporter(config: dict):
         return ConsoleSpanExporter()
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=config["endpoint"], timeout=config["timeout_s"])
+    from .export import QuietExporter
+    # With no collector listening, one warning instead of two lines per batch (export.py).
+    return QuietExporter(OTLPSpanExporter(endpoint=config["endpoint"], timeout=config["timeout_s"]),
+                         config["endpoint"])
 
 
 def _version() -> str:
@@ -168,7 +176,14 @@ def init_app(app, settings=None) -> None:
 
     configure_logging()
     # Loaded by the `flask` command (a click context is active): a short-lived process.
-    tracer_provider(cli=click.get_current_context(silent=True) is not None)
+    cli = click.get_current_context(silent=True) is not None
+    provider = tracer_provider(cli=cli)
+    capacity = getattr(settings, "recent_spans", 0)
+    with _lock:
+        if capacity and not cli and "recent" not in _state:
+            from .export import RecentSpans
+            _state["recent"] = RecentSpans(capacity)
+            provider.add_span_processor(_state["recent"])
     from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
     from opentelemetry.instrumentation.pymysql import PyMySQLInstrumentor

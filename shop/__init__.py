@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     view = PhaseView(PhaseStore(db, dynamo), default, settings.phase_refresh_s)
     runtime = aspects.Runtime(settings, repair_log, default, phase=view, journal=journal,
                               catch_up=CatchUp(db, dynamo, journal, still_behind=lambda: keep_mysql_behind(view)))
+    view.on_read = runtime.stats.phase_seen  # the phase gauges of /metrics
     aspects.attach(repos, Repositories.dynamodb(dynamo), runtime)
     app.extensions["shop"] = ShopState(settings, db, repos, Services.build(repos, settings),
                                        dynamo=dynamo, runtime=runtime)
@@ -144,7 +145,7 @@ def _rate_limits(app: Flask, settings: Settings) -> None:
                       storage_uri=settings.rate_limit_storage_uri,
                       storage_options={"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
                       key_prefix=prefix, in_memory_fallback_enabled=True,
-                      default_limits_exempt_when=lambda: not _is_api())
+                      default_limits_exempt_when=lambda: not _is_api() or _is_preflight())
     if not settings.rate_limit_enabled:
         # No request limits; the limiter stays on for the operators' lockout, which is not one.
         limiter.request_filter(lambda: True)
@@ -161,3 +162,11 @@ def _is_api() -> bool:
     from flask import request
 
     return request.path.startswith("/api/")
+
+
+def _is_preflight() -> bool:
+    """A browser's CORS preflight: it asks, it does nothing, so it spends no client's budget
+    (a cross-origin frontend would otherwise use two per call)."""
+    from flask import request
+
+    return request.method == "OPTIONS"

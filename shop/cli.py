@@ -234,10 +234,18 @@ def register_migration(app) -> None:
         report = _ddb(lambda: runs.verify(_state(), control=_control(), progress=_progress, **_run_args(**run)))
         bad = Counter(e for e, _, _, _ in report.divergent)
         for entity in NAMES:
-            click.echo(f"{entity:9} compared {report.compared[entity]:6}  divergent {bad[entity]:6}")
-        for entity, entity_id, names, kinds in report.divergent[:show]:
-            click.echo(f"  {entity} {entity_id}: {', '.join(names)} ({', '.join(kinds)})")
-        click.echo(f"divergent: {report.total('divergent')} of {sum(report.compared.values())}")
+            click.echo(f"{entity:9} compared {report.compared[entity]:6}  differing {bad[entity]:6}")
+        shown = report.divergent[:show]
+        late = {(e, i) for e, i, _, _ in runs.journaled(_state().runtime.journal, shown)}
+        for entity, entity_id, names, kinds in shown:
+            click.echo(f"  {entity} {entity_id}: {_divergence(names, kinds)}"
+                       + ("; written since, journaled: its copy is pending" if (entity, entity_id) in late else ""))
+        # Divergent: unexplained. Written since: an entity with an open journal entry (written to one
+        # store since; `repair` or the late copy back copies it). Either makes the exit status 1.
+        written = report.done["written since"]
+        click.echo(f"divergent: {report.total('divergent') - written} of {sum(report.compared.values())}"
+                   + (f"; {written} more written since, journaled for the other store (copied by `repair`"
+                      " or the late copy back)" if written else ""))
         _partial(report)
         if not report.ok:
             sys.exit(1)
@@ -252,18 +260,30 @@ def register_migration(app) -> None:
         """The phase every worker routes by, its history, and the gates to the phases beside it."""
         import json
 
-        status = _ddb(lambda: _control().status())
+        from .stores import describe
+
+        where = describe(_state())
+        if not as_json:
+            _where(where)
+        try:
+            status = _ddb(lambda: _control().status())
+        except Exception as exc:  # noqa: BLE001 - missing tables: say so, never a traceback
+            click.echo(f"error: cannot read the migration state: {type(exc).__name__}: {exc}"[:500], err=True)
+            sys.exit(1)
         if as_json:
-            click.echo(json.dumps(status, indent=2, default=str))
+            click.echo(json.dumps({**status, "where": where}, indent=2, default=str))
             return
         click.echo(f"phase {status['label']}: {status['name']} ({status['flags']}); source: {status['source']}"
                    + (", PINNED by SHOP_FLAGS_PINNED" if status["pinned"] else ""))
         if status["changed_at"]:
-            click.echo(f"changed {status['changed_at']} by {status['changed_by']}"
+            click.echo(f"changed {_utc(status['changed_at'])} by {status['changed_by']}"
                        + (f": {status['reason']}" if status["reason"] else ""))
-        click.echo("pending: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in status["pending"].items()))
+        if status.get("mysql_behind_since"):
+            click.echo(f"MySQL is catching up since {_utc(status['mysql_behind_since'])}")
+        click.echo("writes waiting to reach the other store: "
+                   + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in status["pending"].items()))
         for mark, data in sorted(status["marks"].items()):
-            click.echo(f"last {mark}: " + ", ".join(f"{k} {v}" for k, v in data.items()))
+            click.echo(f"last {mark}: {_mark(data)}")
         for side in ("next", "previous"):
             if status.get(side):
                 click.echo(f"to phase {status[side]['to']}:")
@@ -339,6 +359,48 @@ def register_categories(app) -> None:
             owner_id = user.id
         c = run(lambda: _state().services.categories.set_owner(category_id, owner_id), "handed over", category_id)
         click.echo(f"category {c.id} {c.name!r} belongs to " + (username or "the shop") + " now")
+
+
+def _utc(text) -> str:
+    from .migration.state import parse, shown
+    return shown(parse(text)) if text else ""
+
+
+def _mark(data: dict) -> str:
+    """A backfill's or verify's mark in words: what it found, divergence and writes since apart."""
+    parts = [f"finished {_utc(data.get('completed_at'))}" if data.get("completed_at") else "unfinished"]
+    if "divergent" in data:
+        parts.append(f"{data.get('compared')} compared, {data['divergent']} divergent")
+        if data.get("written_since"):
+            parts.append(f"{data['written_since']} written since (journaled for the other store, not a divergence)")
+    if "copied" in data:
+        parts.append(f"{data['copied']} copied, {data.get('unchanged', 0)} unchanged")
+    if data.get("left_alone"):
+        parts.append(f"{data['left_alone']} left alone")
+    parts.append(f"{data.get('failed', 0)} failed")
+    return ", ".join(parts)
+
+
+# What a difference's kind means, in words (shop.aspects.compare.diff's kinds).
+_KINDS = {"changed": "values differ", "type": "types differ", "missing": "present only in MySQL",
+          "extra": "present only in DynamoDB", "missing_item": "present only in MySQL",
+          "extra_item": "present only in DynamoDB"}
+
+
+def _divergence(names, kinds) -> str:
+    """'price, name: values differ' or 'the whole record: present only in MySQL'."""
+    where = ", ".join("the whole record" if n == "(value)" else n for n in names)
+    return f"{where}: {'; '.join(dict.fromkeys(_KINDS.get(k, k) for k in kinds))}"
+
+
+def _where(where: dict) -> None:
+    """Which stores this command reads, first, and every surprise about them, loudly."""
+    m, d = where["mysql"], where["dynamodb"]
+    click.echo(f"reading MySQL database {m['database']} at {m['address']} (user {m['user']})"
+               + (": " + ", ".join(f"{n} {t}" for t, n in m["rows"].items()) if m.get("rows") else ""))
+    click.echo(f"reading DynamoDB tables {', '.join(d['tables'])} at {d['endpoint']}")
+    for warning in where["warnings"]:
+        click.echo(f"!! WARNING: {warning}")
 
 
 def _ddb(action):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 
 
@@ -108,7 +109,9 @@ class Settings:
     flags_page_password: str | None = None
     operators_file: str | None = None
     operator_lockout: str = "5 per 15 minutes"
-    jaeger_ui_url: str = "http://localhost:16686"
+    jaeger_ui_url: str | None = None  # set: the flag page links traces there
+    cors_origins: tuple = ("http://localhost:3000",)
+    recent_spans: int = 2000
     testing: bool = False
     # The migration journey: how soon workers see a new phase, the gates' window and id headroom.
     phase_refresh_ms: int = 2000
@@ -174,6 +177,9 @@ class Settings:
             operators_file=_str("SHOP_OPERATORS_FILE", None),
             operator_lockout=_str("SHOP_OPERATOR_LOCKOUT", cls.operator_lockout),
             jaeger_ui_url=_str("JAEGER_UI_URL", cls.jaeger_ui_url),
+            # As the reference backend: CORS_ORIGIN || 'http://localhost:3000' (here a list, comma-separated).
+            cors_origins=_list("CORS_ORIGIN") or cls.cors_origins,
+            recent_spans=_int("SHOP_RECENT_SPANS", cls.recent_spans),
             phase_refresh_ms=_int("SHOP_PHASE_REFRESH_MS", cls.phase_refresh_ms, 100),
             gate_compare_window_s=_int("SHOP_GATE_COMPARE_WINDOW_S", cls.gate_compare_window_s),
             id_gap=_int("SHOP_ID_GAP", cls.id_gap, 1),
@@ -199,6 +205,7 @@ class Settings:
             raise ConfigError(f"SHOP_DUAL_WRITE_POLICY must be repair or raise, got {values['dual_write_policy']!r}")
         if values["call_log_level"] not in ("DEBUG", "INFO", "WARNING"):
             raise ConfigError(f"SHOP_CALL_LOG_LEVEL must be DEBUG, INFO or WARNING, got {values['call_log_level']!r}")
+        _check_origins(values["cors_origins"])
         _check_secrets(values)
         _check_operators(values)
         return cls(**values)
@@ -207,6 +214,15 @@ class Settings:
     def secret_keys(self) -> tuple[str, ...]:
         """Every key that verifies a signature, newest (the signing key) first."""
         return (self.secret_key, *self.secret_key_fallbacks)
+
+
+def _check_origins(origins) -> None:
+    """Exact origins only: credentials may not go with "*" (browsers refuse it, and the API
+    would answer any site's scripts)."""
+    for origin in origins:
+        if not re.fullmatch(r"https?://[^/\s*]+", origin):
+            raise ConfigError(f"CORS_ORIGIN must list origins such as http://localhost:3000 (scheme, host and port,"
+                              f" no path or wildcard), got {origin!r}")
 
 
 def _check_secrets(values: dict) -> None:

@@ -27,7 +27,12 @@ def versioned():
     Not part of the value: two records equal but for their version are equal."""
     return field(default=0, compare=False)
 
-ORDER_STATUSES = ("pending", "completed", "cancelled")
+# In the order an order moves: awaiting payment, paid (checkout), then the seller's fulfilment;
+# or cancelled by its buyer while pending. The reference stores only the first two and
+# cancelled, mapping processing to pending (which would reopen a paid order): here the
+# fulfilment steps are statuses of their own, appended to the MySQL ENUM.
+ORDER_STATUSES = ("pending", "completed", "processing", "shipped", "delivered", "cancelled")
+FORWARD_STATUSES = ("pending", "completed", "processing", "shipped", "delivered")
 MAX_ORDER_TOTAL = Decimal("99999999.99")  # orders.total_amount is DECIMAL(10,2)
 
 

@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS orders (
     id INT PRIMARY KEY AUTO_INCREMENT,
     user_id INT NOT NULL,
     total_amount DECIMAL(10,2) NOT NULL,
-    status ENUM('pending', 'completed', 'cancelled') NOT NULL DEFAULT 'pending',
+    status ENUM('pending', 'completed', 'cancelled', 'processing', 'shipped', 'delivered') NOT NULL DEFAULT 'pending',
     version BIGINT NOT NULL DEFAULT 1,
     created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
     updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
@@ -84,6 +84,11 @@ CREATE TABLE IF NOT EXISTS orders (
     INDEX idx_user_created (user_id, created_at, id),
     INDEX idx_status (status)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- A database created before the fulfilment statuses gets them (idempotent; values appended at
+-- the end, so InnoDB changes only the table's metadata).
+ALTER TABLE orders MODIFY status ENUM('pending', 'completed', 'cancelled', 'processing', 'shipped', 'delivered')
+    NOT NULL DEFAULT 'pending';
 
 CREATE TABLE IF NOT EXISTS order_items (
     id INT PRIMARY KEY AUTO_INCREMENT,

@@ -1,4 +1,5 @@
-"""Security headers on every response and the session cookie's attributes, set in one place.
+"""Security headers on every response, the session cookie's attributes and the API's CORS
+policy, set in one place.
 
 A small after-request hook rather than Flask-Talisman: the policy is a handful of constant
 headers plus two that depend on the request's scheme (HSTS, the cookie's Secure flag), and
@@ -27,7 +28,15 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    # As helmet sends it: the old browsers' XSS auditor is off (it could be abused to blank out
+    # parts of a page); the CSP above is what protects.
+    "X-XSS-Protection": "0",
 }
+# The JSON API, for the workshop's frontend served from another origin (CORS_ORIGIN), with the
+# reference backend's methods and headers. Credentials allowed, as there: the frontend sends a
+# bearer token, never a cookie, but axios' withCredentials must not break it.
+CORS_METHODS = ["GET", "POST", "PUT", "DELETE", "OPTIONS"]
+CORS_HEADERS = ["Content-Type", "Authorization", "X-Requested-With"]
 HSTS = "max-age=31536000; includeSubDomains"
 
 
@@ -47,7 +56,13 @@ def add_headers(response):
 
 
 def init_app(app, settings) -> None:
+    from flask_cors import CORS
+
     app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True)
+    # Only the configured origins get Access-Control-Allow-Origin; any other origin's preflight
+    # is answered without it, which the browser takes as a refusal. HTML pages stay same-origin.
+    CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}}, supports_credentials=True,
+         methods=CORS_METHODS, allow_headers=CORS_HEADERS)
     app.session_interface = SessionInterface()
     app.after_request(add_headers)
     if settings.trusted_proxies:

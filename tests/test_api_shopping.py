@@ -159,10 +159,11 @@ def test_order_status_and_cancel(api, seller, buyer):
     _, stranger = api.register()
     assert api.call("PUT", f"/api/orders/{oid}/status", stranger, {"status": "processing"}).status_code == 404
     assert api.call("PUT", f"/api/orders/{oid}/cancel", stranger).status_code == 404
-    # A completed order is not reopened, by its buyer or by its seller.
+    # A paid order moves forward by its seller only, and is never reopened.
     assert api.call("PUT", f"/api/orders/{oid}/status", buyer, {"status": "processing"}).status_code == 403
-    r = api.call("PUT", f"/api/orders/{oid}/status", seller[1], {"status": "processing"})
+    assert api.call("PUT", f"/api/orders/{oid}/status", seller[1], {"status": "processing"}).status_code == 200
+    r = api.call("PUT", f"/api/orders/{oid}/status", seller[1], {"status": "pending"})
     assert r.status_code == 400 and r.get_json()["error"]["type"] == "InvalidStateError"
-    assert api.call("GET", f"/api/orders/{oid}", buyer).get_json()["data"]["order"]["status"] == "completed"
+    assert api.call("GET", f"/api/orders/{oid}", buyer).get_json()["data"]["order"]["status"] == "processing"
     assert api.call("PUT", "/api/orders/999999999/cancel", buyer).status_code == 404
     assert api.call("PUT", "/api/orders/999999999/status", buyer, {"status": "pending"}).status_code == 404

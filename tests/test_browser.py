@@ -21,6 +21,9 @@ from .ddb_local import free_port
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
+# The workshop's frontend shape: a page on another origin calling the API (CORS_ORIGIN names it).
+FRONTEND_PORT = free_port()
+FRONTEND = f"http://127.0.0.1:{FRONTEND_PORT}"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def server(settings):
     env = {**os.environ, "MYSQL_DATABASE": TEST_DB, "DYNAMODB_TABLE_PREFIX": settings.dynamodb_table_prefix,
            "SECRET_KEY": settings.secret_key, "RATE_LIMIT_ENABLED": "false", "BCRYPT_ROUNDS": "4",
            "OTEL_TRACES_EXPORTER": "none", "SHOP_FLAGS": "READ_MYSQL,WRITE_MYSQL", "LOG_LEVEL": "WARNING",
-           "SHOP_ENV": "development", "SHOP_PHASE_REFRESH_MS": "200"}
+           "SHOP_ENV": "development", "SHOP_PHASE_REFRESH_MS": "200", "CORS_ORIGIN": FRONTEND}
     proc = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}",
                              "--workers", "1", "--threads", "4", "shop:create_app()"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -111,7 +114,8 @@ def test_switch_phases_from_the_page_and_shop(server, browser, app, client, db, 
         page.wait_for_url(server + "/flags")
         assert page.locator("#source").inner_text() == "cookie"
         assert page.locator("#effective-flags").inner_text() == "READ_DDB,WRITE_MYSQL,WRITE_DDB"
-        assert name in page.content()  # still logged in: the user is loaded from DynamoDB now
+        assert name in page.content()  # still logged in: who is logged in is read by the server's phase
+        assert page.locator("#trial-notice").is_visible()
 
         switch_server(page, server, 1, "browser test: back to MySQL only")
         page.get_by_role("button", name="Forget this browser's flags (follow the server: READ_MYSQL,WRITE_MYSQL)").click()
@@ -143,9 +147,11 @@ def test_the_guides_curl_flow_sets_flags(server, app):
     finally:
         forget_phase(app)
     assert out.returncode == 0, out.stderr
-    first, second = [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"')][:2]
+    first, second, third = [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"')
+                            and '"success"' not in line][:3]
     assert first["phase"]["label"] == "2" and first["source"] == "server phase"
     assert second["source"] == "cookie" and second["flags"]["READ_DDB"] and second["flags"]["WRITE_DDB"]
+    assert third["source"] == "server phase" and not third["flags"]["READ_DDB"]  # the reset really forgot it
     assert '"success":true' in out.stdout
 
 
@@ -192,3 +198,78 @@ def test_headers_and_no_csp_violations_on_every_page(server, browser, client):
                       " document.body.appendChild(s); }")
     assert page.evaluate("() => window.x") is None
     page.close()
+
+
+FRONTEND_JS = """
+// As the workshop's React frontend does (axios, baseURL on another port, a bearer token).
+async function call(api, method, path, token, body) {
+  const headers = {"Content-Type": "application/json"};
+  if (token) headers.Authorization = "Bearer " + token;
+  const r = await fetch(api + path, {method, headers, credentials: "include",
+                                      body: body ? JSON.stringify(body) : undefined});
+  return {status: r.status, body: await r.json()};
+}
+window.shop = async (api, username, password, productId) => {
+  const out = {};
+  out.register = await call(api, "POST", "/api/auth/register", null,
+                            {username, email: username + "@example.com", password});
+  out.login = await call(api, "POST", "/api/auth/login", null, {username, password});
+  const token = out.login.body.data.token;
+  out.products = await call(api, "GET", "/api/products?limit=100");
+  out.add = await call(api, "POST", "/api/cart/items", token, {productId, quantity: 2});
+  out.cart = await call(api, "GET", "/api/cart", token);
+  return out;
+};
+window.refused = async (api) => {
+  try { await fetch(api + "/api/cart", {headers: {Authorization: "Bearer x"}}); return "answered"; }
+  catch (e) { return "refused: " + e.message; }
+};
+"""
+
+
+@pytest.fixture(scope="module")
+def frontend(tmp_path_factory):
+    """One small static page served from another origin: the configured one, and a second,
+    unlisted port serving the same files."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    root = tmp_path_factory.mktemp("frontend")
+    (root / "index.html").write_text('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>frontend'
+                                     '</title><script src="app.js"></script></head><body>shop frontend</body></html>')
+    (root / "app.js").write_text(FRONTEND_JS)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    servers = [ThreadingHTTPServer(("127.0.0.1", port), handler) for port in (FRONTEND_PORT, free_port())]
+    for srv in servers:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield [f"http://127.0.0.1:{srv.server_port}" for srv in servers]
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_frontend_on_another_origin_uses_the_api_with_a_bearer_token(server, browser, frontend, client):
+    """The workshop frontend's documented set-up: its page on one port, the API on another.
+    Register, log in, list products, add to the cart, all cross-origin through CORS; the same page
+    from an origin CORS_ORIGIN does not name is refused by the browser."""
+    with use_flags(PRESETS[1].flags):
+        _, token = Api(client).register(seller=True)
+        cat = Api(client).category(token)
+        product = Api(client).product(token, cat["id"], inventory_quantity=5)
+    allowed, other = frontend
+    page = browser.new_page()
+    try:
+        page.goto(allowed + "/index.html")
+        name = unique()
+        out = page.evaluate("([api, u, p, id]) => window.shop(api, u, p, id)", [server, name, PASSWORD, product["id"]])
+        assert out["register"]["status"] == 201 and out["login"]["status"] == 200, out
+        assert product["id"] in [x["id"] for x in out["products"]["body"]["data"]["products"]]
+        assert out["add"]["status"] == 201
+        assert [(i["productId"], i["quantity"]) for i in out["cart"]["body"]["data"]["cart"]["items"]] == [
+            (product["id"], 2)]
+        page.goto(other + "/index.html")
+        assert page.evaluate("(api) => window.refused(api)", server).startswith("refused: ")
+    finally:
+        page.close()

@@ -26,17 +26,24 @@ def test_seed_refuses_a_non_empty_database_and_skips_if_empty(app):
     assert result.exit_code == 0 and "seed skipped" in result.output
 
 
-def test_seed_loads_the_catalogue_into_an_empty_database(db):
-    """Seeds a scratch database, so the shared test database is left alone."""
-    scratch = TEST_DB + "_seed"  # created empty by `make services`
+SCRATCH = TEST_DB + "_seed"  # created empty by `make services`
+
+
+def empty_scratch(db) -> None:
+    """Drop every table of the scratch database, so the shared test database is left alone."""
     with db.cursor(write=True) as cur:
-        cur.execute("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = %s", (scratch,))
+        cur.execute("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = %s", (SCRATCH,))
         tables = [r["t"] for r in cur.fetchall()]
         cur.execute("SET FOREIGN_KEY_CHECKS = 0")
         for t in tables:
-            cur.execute(f"DROP TABLE `{scratch}`.`{t}`")
+            cur.execute(f"DROP TABLE `{SCRATCH}`.`{t}`")
         cur.execute("SET FOREIGN_KEY_CHECKS = 1")
-    app = create_app(make_settings(mysql_database=scratch))
+
+
+def test_seed_loads_the_catalogue_into_an_empty_database(db):
+    """Seeds a scratch database, so the shared test database is left alone."""
+    empty_scratch(db)
+    app = create_app(make_settings(mysql_database=SCRATCH))
     runner = app.test_cli_runner()
     assert runner.invoke(args=["init-db"]).exit_code == 0
     result = runner.invoke(args=["seed"])
@@ -44,6 +51,34 @@ def test_seed_loads_the_catalogue_into_an_empty_database(db):
     r = app.test_client().post("/api/auth/login", json={"username": "demo_user", "password": "Password123!"})
     assert r.status_code == 200
     assert app.test_client().get("/api/categories").get_json()["data"]["categories"][0]["children"]
+    app.extensions["shop"].db.close()
+
+
+def test_init_db_gives_an_existing_database_the_fulfilment_statuses(db):
+    """A database made by the earlier schema (orders.status with three values) gets processing,
+    shipped and delivered from init-db, and keeps its orders; a second run changes nothing."""
+    empty_scratch(db)
+    app = create_app(make_settings(mysql_database=SCRATCH))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["init-db"]).exit_code == 0
+    column = ("SELECT column_type AS t FROM information_schema.columns WHERE table_schema = %s"
+              " AND table_name = 'orders' AND column_name = 'status'")
+    with db.cursor(write=True) as cur:
+        cur.execute(f"ALTER TABLE `{SCRATCH}`.orders MODIFY status ENUM('pending', 'completed', 'cancelled')"
+                    " NOT NULL DEFAULT 'pending'")
+        cur.execute(f"INSERT INTO `{SCRATCH}`.users (username, email, password_hash) VALUES ('old', 'o@x.io', 'x')")
+        cur.execute(f"INSERT INTO `{SCRATCH}`.orders (user_id, total_amount, status)"
+                    f" SELECT id, 5, 'completed' FROM `{SCRATCH}`.users")
+        cur.execute(column, (SCRATCH,))
+        assert "processing" not in cur.fetchone()["t"]
+    for _ in range(2):
+        assert runner.invoke(args=["init-db"]).exit_code == 0
+        with db.cursor(write=True) as cur:
+            cur.execute(column, (SCRATCH,))
+            assert cur.fetchone()["t"].endswith("'processing','shipped','delivered')")
+            cur.execute(f"UPDATE `{SCRATCH}`.orders SET status = 'shipped'")
+            cur.execute(f"SELECT status FROM `{SCRATCH}`.orders")
+            assert [r["status"] for r in cur.fetchall()] == ["shipped"]
     app.extensions["shop"].db.close()
 
 

@@ -205,11 +205,20 @@ def test_health_and_trace_link(client):
     h = health(client)
     assert set(h["stores"]) == {"mysql", "dynamodb"} and h["stores"]["dynamodb"]["read"]["calls"] >= 1
     assert h["stores"]["mysql"]["write"]["calls"] >= 1
-    assert sum(h["comparisons"].values()) >= 1 and isinstance(h["repairs_pending"], int)
+    assert sum(h["trial_comparisons"].values()) >= 1 and isinstance(h["repairs_pending"], int)  # this browser's trial
     assert re.fullmatch(r"[0-9a-f]{32}", h["last_trace"]["trace_id"])
     assert h["last_trace"]["path"] == "/api/auth/register" and h["last_trace"]["status"] == 201
     html = client.get("/flags").get_data(as_text=True)
-    assert f'href="http://localhost:16686/trace/{h["last_trace"]["trace_id"]}"' in html
+    assert 'id="trace-link"' not in html and "16686" not in html  # no JAEGER_UI_URL: no Jaeger to link to
+
+
+def test_the_trace_link_appears_where_a_jaeger_is_configured(settings, app):
+    linked = create_app(replace(settings, jaeger_ui_url="http://jaeger.example:16686/"))
+    c = linked.test_client()
+    assert traced(c, "/", "f" * 32).status_code == 200
+    assert 'id="trace-link" href="http://jaeger.example:16686/trace/' + "f" * 32 + '"' in c.get("/flags").get_data(
+        as_text=True)
+    linked.extensions["shop"].runtime.close()
 
 
 def traced(client, path, trace_id, sampled=True):
@@ -222,10 +231,9 @@ def test_each_browser_links_its_own_last_traced_request(app):
     from shop.flags_ui.last_trace import NAME as TRACE_COOKIE
 
     ann, bob = app.test_client(), app.test_client()
-    assert traced(ann, "/api/categories", "a" * 32).status_code == 200
-    assert traced(bob, "/api/products?limit=1", "b" * 32).status_code == 200
-    assert health(ann)["last_trace"] == {"trace_id": "a" * 32, "method": "GET", "path": "/api/categories",
-                                         "status": 200}
+    assert traced(ann, "/", "a" * 32).status_code == 200
+    assert traced(bob, "/login", "b" * 32).status_code == 200
+    assert health(ann)["last_trace"] == {"trace_id": "a" * 32, "method": "GET", "path": "/", "status": 200}
     assert health(bob)["last_trace"]["trace_id"] == "b" * 32  # not Ann's, though Ann came later
     assert health(app.test_client())["last_trace"] is None  # a new browser has none
     # No trace recorded (sampled out), the browser's own fetches, the flag page: the link stays.
@@ -234,9 +242,29 @@ def test_each_browser_links_its_own_last_traced_request(app):
     ann.get("/flags")
     ann.get("/static/style.css")
     assert health(ann)["last_trace"]["trace_id"] == "a" * 32
-    assert f'href="http://localhost:16686/trace/{"a" * 32}"' in ann.get("/flags").get_data(as_text=True)
+    assert "a" * 16 + "<wbr>" + "a" * 16 in ann.get("/flags").get_data(as_text=True)
     ann.set_cookie(TRACE_COOKIE, "forged.value")
     assert health(ann)["last_trace"] is None
+
+
+def test_public_json_stays_cacheable_and_a_browsers_json_is_traced(app, seller):
+    """A token client's JSON sets no cookie and does not vary by Cookie (a shared cache may keep
+    a product listing); a browser that has been on the pages (its session) gets its trace kept."""
+    from shop.flags_ui.last_trace import NAME as TRACE_COOKIE
+
+    _, bearer, _, product = seller
+    client = app.test_client()
+    for path, token in (("/api/products", None), ("/api/categories", None), (f"/api/products/{product['id']}", None),
+                        ("/api/products/seller/my-products", bearer)):
+        r = traced(client, path, "d" * 32) if token is None else client.get(
+            path, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and "Set-Cookie" not in r.headers, (path, r.headers.get("Set-Cookie"))
+        assert "Cookie" not in r.headers.get("Vary", ""), (path, r.headers["Vary"])
+    browser = app.test_client()
+    csrf(browser, "/login")  # the login form starts a session
+    r = traced(browser, "/api/products", "e" * 32)
+    assert any(h.startswith(TRACE_COOKIE + "=") for h in r.headers.getlist("Set-Cookie"))
+    assert health(browser)["last_trace"]["path"] == "/api/products"
 
 
 def test_changes_are_logged_and_traced(app, client, caplog):
@@ -291,3 +319,57 @@ def test_the_kill_switch_pins_the_flags(settings):
     r = c.post("/flags/preset/ddb-only", data={"csrf_token": token})
     assert cookie_of(r) is None and "pins the flags" in landed(c, r)
     pinned.extensions["shop"].runtime.close()
+
+
+def test_a_browsers_trial_is_kept_apart_from_the_servers_evidence(app, client, seller, db):
+    """The server reads MySQL alone; one browser tries dual reads and meets a product DynamoDB
+    lacks: counted as that browser's trial, never in the server's mismatch record (the 3 -> 4
+    gate's input), comparisons or last mismatch, and never an error."""
+    state = app.extensions["shop"]
+    assert not state.runtime.server_flags().dual_read
+    product = seller[3]  # written in phase 1: MySQL only
+    before = health(client)
+    with db.cursor() as cur:
+        cur.execute("SELECT COUNT(*) AS n FROM migration_mismatches")
+        recorded = cur.fetchone()["n"]
+    client.post("/flags/preset/dual-read", data={"csrf_token": csrf(client), "confirm_risk": "yes"})
+    assert client.get(f"/api/products/{product['id']}").status_code == 200
+    after = health(client)
+    assert after["trial_comparisons"].get("mismatch", 0) == before.get("trial_comparisons", {}).get("mismatch", 0) + 1
+    assert after["comparisons"] == before["comparisons"] and after["mismatches"] == before["mismatches"]
+    assert after["last_mismatch"] == before["last_mismatch"]
+    with db.cursor() as cur:
+        cur.execute("SELECT COUNT(*) AS n FROM migration_mismatches")
+        assert cur.fetchone()["n"] == recorded
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'shop_trial_compare_outcomes_total{operation="ProductRepository.get_by_id",outcome="mismatch"}' in metrics
+
+
+def test_the_shop_pages_show_trial_flags_with_a_way_back(client):
+    from .test_web import register
+
+    name = register(client)  # phase 1: the account is in MySQL only
+    assert 'id="trial-notice"' not in client.get("/").get_data(as_text=True)
+    client.post("/flags/preset/ddb-only", data={"csrf_token": csrf(client), "confirm_risk": "yes"})
+    html = client.get("/cart").get_data(as_text=True)
+    assert 'id="trial-notice"' in html and "its reads come from\n        DynamoDB" in html
+    assert name in html  # still logged in: who is logged in is read by the server's phase
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    r = client.post("/flags/reset", data={"csrf_token": token, "next": "/cart"})
+    assert r.status_code == 303 and r.headers["Location"] == "/cart" and "shop_flags=;" in r.headers["Set-Cookie"]
+    html = client.get("/cart").get_data(as_text=True)
+    assert 'id="trial-notice"' not in html and "trial flags are forgotten" in html
+    assert client.post("/flags/reset", data={"csrf_token": token, "next": "//evil.example"}).headers[
+        "Location"] == "/flags"  # same-site targets only
+
+
+def test_the_page_lists_the_spans_of_this_browsers_last_trace_without_jaeger(app, seller):
+    c = app.test_client()
+    assert traced(c, f"/products/{seller[3]['id']}", "9" * 32).status_code == 200
+    html = c.get("/flags").get_data(as_text=True)
+    spans = re.search(r'<ul id="trace-spans">(.*?)</ul>', html, re.S).group(1)
+    assert "<code>GET /products/&lt;int:product_id&gt;</code>" in spans or "GET /products/" in spans
+    assert "↳ <code>ProductRepository.<wbr>get_by_id</code>" in spans and " ms" in spans
+    h = health(c)
+    assert h["last_trace_spans"][0]["depth"] == 0 and h["last_trace_spans"][0]["trace_id"] == "9" * 32
+    assert {s["name"] for s in h["last_trace_spans"]} >= {"ProductRepository.get_by_id"}

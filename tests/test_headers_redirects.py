@@ -18,7 +18,53 @@ def test_every_response_carries_the_headers(client, path):
     csp = r.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp and "unsafe-inline" not in csp
     assert r.headers["Referrer-Policy"] == "same-origin"
+    assert r.headers["X-XSS-Protection"] == "0"  # as the reference's helmet sends it
     assert "Strict-Transport-Security" not in r.headers  # plain HTTP: HSTS would be ignored
+
+
+FRONTEND = "http://localhost:3000"  # the reference's default CORS_ORIGIN
+
+
+def preflight(client, path, origin, method="PUT"):
+    return client.options(path, headers={"Origin": origin, "Access-Control-Request-Method": method,
+                                         "Access-Control-Request-Headers": "authorization,content-type"})
+
+
+def test_cors_preflight_from_the_configured_origin_is_answered(client):
+    r = preflight(client, "/api/cart/items/1", FRONTEND)
+    assert r.status_code == 200 and r.headers["Access-Control-Allow-Origin"] == FRONTEND
+    assert r.headers["Access-Control-Allow-Credentials"] == "true"
+    assert set(r.headers["Access-Control-Allow-Methods"].split(", ")) == {"GET", "POST", "PUT", "DELETE", "OPTIONS"}
+    assert set(r.headers["Access-Control-Allow-Headers"].lower().split(", ")) == {"authorization", "content-type"}
+    r = client.get("/api/products", headers={"Origin": FRONTEND})
+    assert r.headers["Access-Control-Allow-Origin"] == FRONTEND and r.get_json()["success"] is True
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "http://localhost:3001", "null"])
+def test_cors_from_any_other_origin_gets_no_allow_origin(client, origin):
+    for r in (preflight(client, "/api/products", origin), client.get("/api/products", headers={"Origin": origin})):
+        assert "Access-Control-Allow-Origin" not in r.headers and "Access-Control-Allow-Credentials" not in r.headers
+
+
+def test_cors_is_for_the_api_only_and_configured_by_cors_origin(client, settings, monkeypatch):
+    from dataclasses import replace
+
+    from shop import create_app
+    from shop.config import ConfigError, Settings
+    assert "Access-Control-Allow-Origin" not in preflight(client, "/flags/phase", FRONTEND, "POST").headers
+    assert "Access-Control-Allow-Origin" not in client.get("/", headers={"Origin": FRONTEND}).headers
+    app = create_app(replace(settings, cors_origins=("https://shop.example", "http://127.0.0.1:8080")))
+    c = app.test_client()
+    assert preflight(c, "/api/products", "https://shop.example").headers["Access-Control-Allow-Origin"] == \
+        "https://shop.example"
+    assert "Access-Control-Allow-Origin" not in preflight(c, "/api/products", FRONTEND).headers
+    app.extensions["shop"].db.close()
+    monkeypatch.setenv("CORS_ORIGIN", "https://a.example, http://b.example:3000")
+    assert Settings.from_env().cors_origins == ("https://a.example", "http://b.example:3000")
+    for bad in ("*", "https://a.example/path", "localhost:3000"):
+        monkeypatch.setenv("CORS_ORIGIN", bad)
+        with pytest.raises(ConfigError, match="CORS_ORIGIN"):
+            Settings.from_env()
 
 
 def test_https_adds_hsts_and_a_secure_lax_session_cookie(client):

@@ -238,17 +238,19 @@ def test_a_browser_cannot_write_where_the_server_does_not(world, control):
     assert plain.call("GET", "/api/auth/profile", bearer).get_json()["data"]["user"]["username"] == user["username"]
 
 
-def test_the_logged_in_user_is_loaded_with_the_browsers_flags(world, control):
+def test_the_logged_in_user_is_loaded_by_the_servers_phase(world, control):
+    """A shopper whose browser tries DynamoDB-only reads in phase 1 (DynamoDB lacks the account)
+    stays logged in, and the page says trial flags are in force."""
     _to(control, 1)
-    _, ddb = _stores(world)
-    only_ddb = ddb.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+    mysql, _ = _stores(world)
+    only_mysql = mysql.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
     client = world.test_client()
     with client.session_transaction() as s:
-        s["user_id"] = only_ddb.id
-    secret = world.extensions["shop"].settings.secret_key
+        s["user_id"] = only_mysql.id
     client.set_cookie(NAME, world.extensions["flag_cookie"].dumps(
         __import__("shop").aspects.Flags.parse("READ_DDB,WRITE_DDB")))
-    assert secret and only_ddb.username in client.get("/").get_data(as_text=True)
+    html = client.get("/").get_data(as_text=True)
+    assert only_mysql.username in html and 'id="trial-notice"' in html
 
 
 def test_browser_dual_reads_report_and_pending_records_are_not_raised(world, control):
@@ -594,3 +596,69 @@ def test_leaving_phase_5_no_write_lands_on_a_stale_mysql_row(world, control, mon
     assert not sync.compare("product", p.id) and not sync.compare("order", raced[0].id)
     assert not control.view.refresh().doc.get("mysql_behind_since")  # caught up: MySQL first again
     _to(control, 1, force=True)
+
+
+def test_a_verify_mark_keeps_divergence_and_writes_since_apart(world, control):
+    """Verify after a write one store took and the journal holds (what the late copy back or
+    `repair` copies) says "written since", not "divergent", in the CLI, the mark, `phase status`
+    and the page; only the unexplained difference is divergent. Kinds are said in words."""
+    _to(control, 1)
+    _to(control, 2)
+    _backfill_and_verify(world, control)
+    state = world.extensions["shop"]
+    mysql, _ = _stores(world)
+    with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
+        journaled = state.repos.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+        lost = state.repos.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+    with mysql.users.db.cursor(write=True) as cur:  # MySQL moves on; DynamoDB misses both
+        cur.execute("UPDATE users SET first_name = 'J' WHERE id IN (%s, %s)", (journaled.id, lost.id))
+    state.runtime.journal.record(TO_DYNAMODB, [("user", journaled.id)], "pytest", "a dual write that failed")
+    only_mysql = mysql.users.create(NewUser(username=unique(), email=unique() + "@x.com", password_hash="h"))
+    runner = world.test_cli_runner()
+    out = runner.invoke(args=["verify"])
+    assert out.exit_code == 1 and "divergent: 2 of" in out.output and "; 1 more written since" in out.output
+    lines = {line.split(":")[0].strip(): line for line in out.output.splitlines() if line.startswith("  user ")}
+    assert "first_name" in lines[f"user {journaled.id}"] and "written since, journaled" in lines[f"user {journaled.id}"]
+    assert "first_name" in lines[f"user {lost.id}"] and "journaled" not in lines[f"user {lost.id}"]
+    assert f"user {only_mysql.id}: the whole record: present only in MySQL" in out.output
+    assert "(value)" not in out.output and "missing_item" not in out.output
+    mark = control.view.refresh().mark("verify")
+    assert (mark["divergent"], mark["written_since"]) == (2, 1)
+    status = runner.invoke(args=["phase", "status"]).output
+    assert re.search(r"last verify: finished \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, \d+ compared, 2 divergent, 1 written "
+                     r"since \(journaled", status), status
+    html = world.test_client().get("/flags").get_data(as_text=True)
+    assert "<strong>2 divergent</strong>" in html and "1 written since (journaled" in html
+    assert re.search(r"Changed \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC by", html)
+    runs.repair(state, divergent=True)
+    assert runs.verify(state, control=control).ok
+    _to(control, 1)
+
+
+def test_the_page_shows_a_switch_in_progress_and_reloads_while_a_gate_waits(world, control):
+    _to(control, 1)
+    # Settings are frozen: a second app on the same stores, with a window to wait for.
+    app = create_app(replace(world.extensions["shop"].settings, gate_compare_window_s=600, phase_refresh_ms=3000))
+    try:
+        ctl = PhaseControl(app.extensions["shop"])
+        _to(ctl, 2)
+        html = app.test_client().get("/flags").get_data(as_text=True)
+        assert 'id="switching"' in html and '<meta http-equiv="refresh" content="5">' in html
+        _backfill_and_verify(app, ctl)
+        _to(ctl, 3)
+        html = app.test_client().get("/flags").get_data(as_text=True)
+        assert "phase 3 holds for the comparison window (held 0 s of 600 s)" in html
+        assert '<meta http-equiv="refresh"' in html and "stop reloading" in html
+        assert '<meta http-equiv="refresh"' not in app.test_client().get("/flags?refresh=off").get_data(as_text=True)
+        _to(ctl, 1)
+        # A run under way (as the copy back of a move out of phase 5 is, before the switch) is shown.
+        from shop.migration.checkpoint import Checkpoints
+        Checkpoints(app.extensions["shop"].db).open("pytest-copy", 2, lambda n: {})
+        try:
+            html = app.test_client().get("/flags").get_data(as_text=True)
+            assert re.search(r"Run under way: <strong>pytest-copy</strong>, started \S+ \S+ UTC", html)
+            assert "a run is under way" in html
+        finally:
+            Checkpoints(app.extensions["shop"].db).restart("pytest-copy")
+    finally:
+        app.extensions["shop"].runtime.close()

@@ -223,3 +223,54 @@ def test_metrics_scrapes_are_not_traced(client, memory):
     assert memory.get_finished_spans() == ()  # neither the request nor its repair-count query
     assert client.get("/api/health").status_code == 200
     assert "GET /api/health" in [s.name for s in memory.get_finished_spans()]  # other requests still are
+
+
+def test_with_no_collector_the_exporter_warns_once_then_recovers(caplog):
+    """The server's exporter against a port where nothing listens: one warning, however many
+    batches; the exporter's own retry warnings and errors held back; once a collector answers
+    on that port, one line says so and spans go through."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from .ddb_local import free_port
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}/v1/traces"
+    exporter = observability._exporter({"exporter": "otlp", "endpoint": endpoint, "timeout_s": 0.5})
+    exporter.probe_s = 0  # every batch tries: the quiet comes from saying it once, not from trying less
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("one batch") as span:
+        pass
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(4):
+            assert exporter.export([span]).name == "FAILURE"
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in lines] == [
+        f"no trace collector answers at {endpoint}: spans are dropped (said once; tried again every 0 s)"], lines
+    assert lines[0].cause  # the exporter's first word on it, kept on the one line
+    caplog.clear()
+    server = HTTPServer(("127.0.0.1", port), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            assert exporter.export([span]).name == "SUCCESS"
+            assert exporter.export([span]).name == "SUCCESS"
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+            f"the trace collector at {endpoint} answers again: spans are exported"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_while_the_collector_stays_down_batches_are_dropped_without_waiting():
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from .ddb_local import free_port
+    exporter = observability._exporter({"exporter": "otlp", "endpoint": f"http://127.0.0.1:{free_port()}/v1/traces",
+                                        "timeout_s": 0.5})
+    with TracerProvider().get_tracer("test").start_as_current_span("s") as span:
+        pass
+    attempts = []
+    inner = exporter.inner.export
+    exporter.inner.export = lambda spans: attempts.append(1) or inner(spans)  # counts the tries, sends for real
+    for _ in range(5):
+        exporter.export([span])
+    assert len(attempts) == 1  # the others were dropped at once, within the probe interval

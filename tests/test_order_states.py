@@ -60,15 +60,36 @@ def test_seller_moves_an_order_forward_as_a_reference_client_expects(api, shop, 
     _, buyer = api.register()
     oid = _pending_order(api, shop, buyer, prod["id"])
     r = api.call("PUT", f"/api/orders/{oid}/status", stoken, {"status": "processing"})
-    assert r.status_code == 200 and _status(api, buyer, oid) == "pending"
+    assert r.status_code == 200 and _status(api, buyer, oid) == "processing"
     r = api.call("PUT", f"/api/orders/{oid}/status", stoken, {"status": "shipped"})
     assert r.status_code == 200 and r.get_json()["data"]["message"] == "Order status updated successfully"
-    assert _status(api, buyer, oid) == "completed"
+    assert _status(api, buyer, oid) == "shipped"
     assert api.call("PUT", f"/api/orders/{oid}/status", stoken, {"status": "delivered"}).status_code == 200
     r = api.call("PUT", f"/api/orders/{oid}/status", stoken, {"status": "pending"})
     assert r.status_code == 400 and r.get_json()["error"]["type"] == "InvalidStateError"
     assert api.call("PUT", f"/api/orders/{oid}/cancel", buyer).status_code == 400
-    assert _status(api, buyer, oid) == "completed"
+    assert _status(api, buyer, oid) == "delivered"
+
+
+def test_a_paid_order_goes_through_fulfilment_as_in_the_reference_e2e(api, seller):
+    """The reference's own e2e flow: checkout (completed, paid), then processing, shipped,
+    delivered, each 200; nothing reopens it or returns its stock."""
+    _, stoken, _, prod = seller
+    _, buyer = api.register()
+    oid = _buy(api, buyer, prod["id"], 2)["id"]
+    stock = _stock(api, prod["id"])
+    for status in ("processing", "shipped", "delivered"):
+        r = api.call("PUT", f"/api/orders/{oid}/status", stoken, {"status": status, "tracking_number": "T1"})
+        assert r.status_code == 200 and r.get_json()["success"] is True, (status, r.get_json())
+        assert _status(api, buyer, oid) == status
+    for token, status in ((stoken, "processing"), (stoken, "completed"), (stoken, "pending")):
+        r = api.call("PUT", f"/api/orders/{oid}/status", token, {"status": status})
+        assert r.status_code == 400 and "cannot go back" in r.get_json()["error"]["message"], status
+    assert api.call("PUT", f"/api/orders/{oid}/status", buyer, {"status": "cancelled"}).status_code == 400
+    assert api.call("PUT", f"/api/orders/{oid}/cancel", buyer).status_code == 400
+    assert _status(api, buyer, oid) == "delivered" and _stock(api, prod["id"]) == stock
+    summary = api.call("GET", "/api/orders/user/summary", buyer).get_json()["data"]["summary"]
+    assert summary["completedOrders"] == 1 and summary["pendingOrders"] == 0
 
 
 def test_who_may_change_an_order(api, shop, seller):

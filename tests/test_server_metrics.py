@@ -21,6 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATOR = ("ops", "Seven-Lanterns-on-a-hill")
+FRONTEND = "http://localhost:3000"
 ACCESS = re.compile(r"^<(\d+)> (\w+) (\S+) (\d{3})$")
 
 from .conftest import poll as _poll
@@ -40,8 +41,8 @@ class Server:
     def __init__(self, base, proc, out: Path, err: Path):
         self.base, self.proc, self.out, self.err = base, proc, out, err
 
-    def get(self, path, auth=None):
-        request = urllib.request.Request(self.base + path)
+    def get(self, path, auth=None, method="GET", headers=None):
+        request = urllib.request.Request(self.base + path, method=method, headers=headers or {})
         if auth:
             request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
         try:
@@ -80,7 +81,8 @@ def server(app, settings, tmp_path_factory):
     env.update(MYSQL_DATABASE=settings.mysql_database, DYNAMODB_TABLE_PREFIX=settings.dynamodb_table_prefix,
                SECRET_KEY=settings.secret_key, SHOP_FLAGS="READ_MYSQL,WRITE_MYSQL", RATE_LIMIT_ENABLED="false",
                OTEL_TRACES_EXPORTER="none", LOG_LEVEL="INFO", SHOP_CALL_LOG_LEVEL="INFO",
-               SHOP_OPERATORS_FILE=str(logs / "operators"), RATE_LIMIT_KEY_PREFIX=unique("metrics"))
+               SHOP_OPERATORS_FILE=str(logs / "operators"), RATE_LIMIT_KEY_PREFIX=unique("metrics"),
+               CORS_ORIGIN=FRONTEND)
     with open(out, "w") as stdout, open(err, "w") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
@@ -186,3 +188,14 @@ def test_log_lines_of_the_server_carry_trace_ids(server, seller):
     lines = poll(routed_lines, what="routed log lines")
     assert all(re.fullmatch(r"[0-9a-f]{32}", x["trace_id"] or "") for x in lines), lines[:3]
     assert all(re.fullmatch(r"[0-9a-f]{16}", x["span_id"] or "") for x in lines)
+
+
+def test_the_real_server_answers_a_cors_preflight_from_the_configured_origin_only(server):
+    asked = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    status, headers, _ = server.get("/api/cart/items", method="OPTIONS", headers={"Origin": FRONTEND, **asked})
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == FRONTEND
+    assert headers["Access-Control-Allow-Credentials"] == "true" and "POST" in headers["Access-Control-Allow-Methods"]
+    assert "authorization" in headers["Access-Control-Allow-Headers"].lower()
+    status, headers, _ = server.get("/api/cart/items", method="OPTIONS",
+                                    headers={"Origin": "http://elsewhere.example", **asked})
+    assert "Access-Control-Allow-Origin" not in headers

@@ -126,8 +126,9 @@ class Runtime:
             if flags.write_mysql:  # phase 4: MySQL, written first, can answer for a DynamoDB that does not
                 return self._read_dynamodb_or_mysql(route, ddb_call, mysql_call, span)
             return self._store("dynamodb", route, ddb_call).unwrap()
+        trial = self._browser_trial()
         if flags.authority == "mysql" and (not self.breaker.allow() or budget.left(budget.READ, 1) <= 0):
-            self._compared(route, "skipped", [], arguments, span)
+            self._compared(route, "skipped", [], arguments, span, trial)
             return self._store("mysql", route, mysql_call).unwrap()
         first_read = time.monotonic()
         mysql, ddb, differences, outcome = self._read_both(route, flags, original, ddb_call, args, kwargs)
@@ -159,12 +160,14 @@ class Runtime:
             outcome = "transient"  # a record written again and again: DynamoDB follows, one copy behind
         if outcome == "mismatch" and self._pending(route, arguments, mysql, ddb, differences):
             outcome = "pending_repair"  # a known divergence, waiting for its replay: reported only
-        self._compared(route, outcome, differences, arguments, span)
+        self._compared(route, outcome, differences, arguments, span, trial)
         if outcome == "mismatch":
-            self._remember_mismatch(route, differences)
-            # Raised only where the operator made dual reads the server's phase (behind its
-            # gates); a browser trying dual reads on its own gets reports, never errors.
-            if self.settings.dual_read_mode == "raise" and not self._browser_trial():
+            # A browser trying dual reads on its own gets reports, never errors, and its findings
+            # are kept apart: the server's mismatch record is the 3 -> 4 gate's evidence.
+            if not trial:
+                self._remember_mismatch(route, differences)
+            # Raised only where the operator made dual reads the server's phase (behind its gates).
+            if self.settings.dual_read_mode == "raise" and not trial:
                 raise DualReadMismatch(route.name, _key(route, arguments), differences)
         authority = mysql if flags.authority == "mysql" else ddb
         return authority.unwrap()
@@ -350,16 +353,19 @@ class Runtime:
             differences = diff(mysql.value, ddb.value, route.unordered)
         return differences, ("mismatch" if differences else "match")
 
-    def _compared(self, route, outcome, differences, arguments, span):
+    def _compared(self, route, outcome, differences, arguments, span, trial=False):
         names = attribute_names(differences)
-        self.stats.comparison(route.name, outcome, names)
+        if trial:
+            self.stats.trial_comparison(route.name, outcome)
+        else:
+            self.stats.comparison(route.name, outcome, names)
         # A match is recorded on the routed span (below); a span of its own is kept for what an
         # operator looks for: mismatches, timeouts, failures. Under a span not recorded, it
         # would not be recorded either.
         level = logging.WARNING if outcome in ("mismatch", "candidate_error", "timeout", "authority_error") \
             else logging.INFO
         fields = {"event": "compare", "operation": route.name, "outcome": outcome, "attributes": names,
-                  "key": _key_text(route, arguments)}
+                  "key": _key_text(route, arguments), **({"trial": True} if trial else {})}
         if span.is_recording() and outcome != "match":
             with tracer.start_as_current_span(f"compare {route.name}") as cspan:
                 if cspan.is_recording():

@@ -49,6 +49,11 @@ class Stats:
                                   ["entity", "attribute"], registry=r)
         self.last_mismatch = Gauge("shop_compare_last_mismatch_timestamp_seconds", "When each kind of mismatch"
                                    " was last seen", ["operation", "attributes"], multiprocess_mode="max", registry=r)
+        # A browser's trial of dual reads (its flag cookie, the server not dual-reading): counted
+        # apart, never in the server's comparisons, mismatches or last mismatch (the gates' evidence).
+        self.trial_comparisons = Counter("shop_trial_compare_outcomes", "Dual-read comparisons of browsers'"
+                                         " trial flags, by outcome (not the server's evidence)",
+                                         ["operation", "outcome"], registry=r)
         self.repairs = Counter("shop_repairs_recorded", "Secondary writes recorded for repair", ["operation"],
                                registry=r)
         self.fallbacks = Counter("shop_read_fallbacks", "Phase 4 reads served by MySQL because DynamoDB failed"
@@ -58,6 +63,12 @@ class Stats:
                                ["operation", "outcome"], registry=r)
         self.breaker = Gauge("shop_circuit_breaker_state", "DynamoDB circuit breaker of each worker: 0 closed,"
                              " 1 half-open, 2 open", multiprocess_mode="liveall", registry=r)
+        # Each worker's view of the server phase: the phase it routes by (0: a custom mix) and
+        # when it last read the phase document (/metrics derives shop_phase_age_seconds).
+        self.phase = Gauge("shop_phase", "The server phase each worker routes by (0: a custom mix)",
+                           multiprocess_mode="liveall", registry=r)
+        self.phase_read = Gauge("shop_phase_read_timestamp_seconds", "When each worker last read the phase"
+                                " document", multiprocess_mode="liveall", registry=r)
         self._timers: dict[tuple, object] = {}  # (store, kind, operation) -> its histogram child
 
     # --- recording (the request path) -----------------------------------------------------
@@ -79,6 +90,9 @@ class Stats:
                 self.mismatches.labels(entity, name).inc()
             self.last_mismatch.labels(operation, ",".join(attributes)).set(time.time())
 
+    def trial_comparison(self, operation: str, outcome: str) -> None:
+        self.trial_comparisons.labels(operation, outcome).inc()
+
     def repair(self, operation: str, count: int) -> None:
         self.repairs.labels(operation).inc(count)
 
@@ -87,6 +101,10 @@ class Stats:
 
     def mirror(self, operation: str, outcome: str) -> None:
         self.mirrors.labels(operation, outcome).inc()
+
+    def phase_seen(self, state, at: float) -> None:
+        self.phase.set(state.phase or 0)
+        self.phase_read.set(at)
 
     def breaker_state(self, state: str) -> None:
         self.breaker.set(BREAKER_STATES.index(state))
@@ -109,7 +127,7 @@ def summarize(families) -> dict:
     samples = [(s.name, s.labels, s.value) for f in families for s in f.samples]
     buckets = defaultdict(lambda: defaultdict(float))  # (store, kind, operation) -> le -> count
     errors = defaultdict(int)
-    comparisons, mismatches, breakers = defaultdict(int), defaultdict(int), []
+    comparisons, mismatches, breakers, trials = defaultdict(int), defaultdict(int), [], defaultdict(int)
     mirrors = defaultdict(int)
     last = None
     for name, labels, value in samples:
@@ -121,6 +139,8 @@ def summarize(families) -> dict:
             comparisons[labels["outcome"]] += int(value)
         elif name == "shop_mirror_outcomes_total":
             mirrors[labels["outcome"]] += int(value)
+        elif name == "shop_trial_compare_outcomes_total":
+            trials[labels["outcome"]] += int(value)
         elif name == "shop_compare_mismatches_total":
             mismatches[f'{labels["entity"]}.{labels["attribute"]}'] += int(value)
         elif name == "shop_compare_last_mismatch_timestamp_seconds" and (last is None or value > last[0]):
@@ -141,6 +161,7 @@ def summarize(families) -> dict:
     worst = max(breakers, key=BREAKER_STATES.index, default=CLOSED)
     return {
         "stores": stores, "operations": operations, "comparisons": dict(comparisons), "mirrors": dict(mirrors),
+        "trial_comparisons": dict(trials),
         "mismatches": dict(sorted(mismatches.items(), key=lambda kv: -kv[1])),
         "last_mismatch": last and {"operation": last[1]["operation"],
                                    "attributes": [a for a in last[1]["attributes"].split(",") if a],

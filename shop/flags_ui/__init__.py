@@ -26,11 +26,22 @@ def register(app) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, require_operator)
     app.config.setdefault("EXTRA_MENU", []).append(("Feature flags", "flags.page"))
     app.jinja_env.filters["breakable"] = _breakable
-    # Right after the operator check, before anything that reads data (the logged-in user is
-    # loaded by the browser's flags, or a trial of DynamoDB reads would log the shopper out).
+    app.jinja_env.filters["utc"] = _utc
+    # Right after the operator check, before anything that reads data: every read of the request
+    # follows the browser's flags, but for the logged-in user, whom web.load_user reads by the
+    # server's phase (a trial of DynamoDB reads must not log the shopper out).
     app.before_request_funcs[None].insert(1, _flags_from_cookie)
     app.after_request(_remember_trace)
     app.teardown_request(_reset)
+    app.context_processor(_trial)
+
+
+def _trial() -> dict:
+    """For base.html's notice: this browser's trial flags while its cookie is in force."""
+    if g.get("flags_source") != "cookie":
+        return {"trial": None}
+    runtime = current_app.extensions["shop"].runtime
+    return {"trial": {"flags": runtime.flags(), "server": runtime.server_flags()}}
 
 
 def _flags_from_cookie():
@@ -67,3 +78,22 @@ def _breakable(value) -> Markup:
     """Long identifiers (flag lists, Repository.method names) may wrap on a phone: a line-break
     opportunity after each comma and dot, invisible to text and to copy-paste."""
     return Markup(str(escape(str(value))).replace(",", ",<wbr>").replace(".", ".<wbr>"))
+
+
+def _utc(value) -> str:
+    """A stored time (ISO text in UTC, naive, or a Unix timestamp) with its zone: every time the
+    page shows says which zone it is in."""
+    from datetime import datetime, timezone
+
+    from ..migration.state import parse, shown
+    if value is None or value == "":
+        return ""
+    if isinstance(value, (int, float)):
+        return shown(datetime.fromtimestamp(value, timezone.utc).replace(tzinfo=None))
+    try:
+        when = parse(str(value))
+    except ValueError:
+        return str(value)
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+    return shown(when)

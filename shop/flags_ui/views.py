@@ -1,6 +1,7 @@
 """/flags: see and change the routing flags of this browser; /flags/health.json for scripts."""
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 from flask import Blueprint, Response, current_app, flash, g, jsonify, redirect, render_template, request, url_for
@@ -11,6 +12,7 @@ from observability.events import emit
 from ..aspects import flags as flags_mod
 from ..aspects.flags import NAMES, PRESETS, PRESETS_BY_KEY, FlagError, Flags
 from ..operators.accounts import NAME_RE
+from ..web.redirects import same_site_path
 from . import last_trace
 
 bp = Blueprint("flags", __name__, url_prefix="/flags")
@@ -27,8 +29,8 @@ def require_operator():
     SHOP_FLAGS_PAGE_PASSWORD is the account `operator`) signing in with HTTP basic credentials.
     With none configured it is open only in development (SHOP_ENV=development) and locked
     everywhere else. Checked before anything else, CSRF included."""
-    if request.blueprint != "flags":
-        return None
+    if request.blueprint != "flags" or request.endpoint == "flags.reset":
+        return None  # anyone may drop their own trial cookie (the shop pages' notice offers it)
     return check_operator()
 
 
@@ -38,9 +40,14 @@ def check_operator():
     settings = _state().settings
     operators = current_app.extensions["operators"]
     if not operators.configured:
-        if settings.development:
+        if settings.development and _loopback():
             g.operator = "developer"
             return None
+        if settings.development:
+            return Response("With no operator account the flag page and /metrics answer only on this machine"
+                            " (loopback): they change how the store routes its data. Open it from"
+                            " http://127.0.0.1, or give operators accounts (SHOP_OPERATORS_FILE).\n", 403,
+                            {"Content-Type": "text/plain; charset=utf-8"})
         return Response("The flag page is locked: it changes how the store routes its data. Give operators "
                         "accounts (SHOP_OPERATORS_FILE, `flask --app shop operator add NAME`) to use it "
                         "(or run with SHOP_ENV=development on a developer's machine).\n", 403,
@@ -84,6 +91,14 @@ def _locked(locked: dict):
                     "seconds.\n", 429, {"Retry-After": str(wait), "Content-Type": "text/plain; charset=utf-8"})
 
 
+def _loopback() -> bool:
+    """Whether the client is on this machine (behind TRUSTED_PROXIES: the forwarded address)."""
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
+
+
 def _effective() -> Flags:
     return _state().runtime.flags()
 
@@ -99,9 +114,23 @@ def health() -> dict:
     return {
         "flags": {n: n in flags.names for n in NAMES}, "source": g.get("flags_source", "server default"),
         "scenario": flags.scenario, "risks": flags.risks, "server_default": str(runtime.server_flags()),
-        "pinned": runtime.pinned, "repairs_pending": pending, "last_trace": last_trace.recall(),
+        "pinned": runtime.pinned, "repairs_pending": pending, **_last_trace(),
         **runtime.stats.snapshot(),  # the whole server's figures, as /metrics has them
     }
+
+
+def _last_trace() -> dict:
+    """This browser's last traced request and the spans of it this worker kept (without Jaeger:
+    observability.export.RecentSpans; another worker may have served it)."""
+    import os
+
+    import observability
+
+    last = last_trace.recall()
+    recent = observability.recent_spans()
+    spans = recent.trace(last["trace_id"]) if last and recent else []
+    return {"last_trace": last, "last_trace_spans": spans, "worker_pid": os.getpid(),
+            "spans_kept": recent is not None}
 
 
 def _control():
@@ -111,15 +140,59 @@ def _control():
 
 def _render(status=200, confirm=None):
     data = health()
-    jaeger = _state().settings.jaeger_ui_url.rstrip("/")
+    jaeger = (_state().settings.jaeger_ui_url or "").rstrip("/")  # empty: no Jaeger to link to
     wanted = flags_mod.browser()
     server = _state().runtime.server_flags()
     try:
         phase = _control().status()
     except Exception as exc:  # noqa: BLE001 - the page must show with a store down
         phase = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    settings = _state().settings
+    switching, waiting = _waiting(phase)
+    runs = _runs_under_way()
+    if any(r["recent"] for r in runs):
+        waiting.append("a run is under way")
+    refresh = 5 if waiting and request.args.get("refresh") != "off" else None
     return render_template("flags.html", h=data, flags=_effective(), names=NAMES, presets=PRESETS, confirm=confirm,
-                           jaeger=jaeger, wanted=wanted, server=server, phase=phase), status
+                           jaeger=jaeger, wanted=wanted, server=server, phase=phase, switching=switching,
+                           waiting=waiting, refresh=refresh, runs=runs,
+                           where={"database": settings.mysql_database, "prefix": settings.dynamodb_table_prefix}), status
+
+
+def _runs_under_way() -> list[dict]:
+    """Sync runs started and not finished; `recent`: progress within the last minute (else it
+    was probably interrupted)."""
+    from datetime import timedelta
+
+    from ..migration.checkpoint import Checkpoints
+    from ..migration.state import now
+    try:
+        runs = Checkpoints(_state().db).under_way()
+    except Exception:  # noqa: BLE001 - no run tables yet, or MySQL down: nothing to show
+        return []
+    return [{**r, "recent": now() - r["last_progress"] < timedelta(minutes=1)} for r in runs]
+
+
+def _waiting(phase: dict) -> tuple[str | None, list[str]]:
+    """What the page is waiting for, if anything: the workers following a change (a transition
+    in progress), MySQL catching up after phase 5, a gate's time window. While it waits the page
+    reloads itself (a meta refresh: the CSP allows no script)."""
+    from datetime import timedelta
+
+    from ..migration.state import now, parse, shown
+    if phase.get("error"):
+        return None, []
+    waiting, switching = [], None
+    changed = parse(phase.get("changed_at"))
+    if changed and now() < changed + timedelta(seconds=2 * phase["refresh_s"]):
+        switching = shown(changed + timedelta(seconds=2 * phase["refresh_s"]))
+        waiting.append("the workers switch phase")
+    if phase.get("mysql_behind_since"):
+        waiting.append("MySQL catches up")
+    for gate in (phase.get("next") or {}).get("gates", []):
+        if gate["name"] == "phase 3 held for the comparison window" and not gate["ok"]:
+            waiting.append(f"phase 3 holds for the comparison window ({gate['detail']})")
+    return switching, waiting
 
 
 def _done(message: str | None = None, error: str | None = None, **query):
@@ -236,7 +309,12 @@ def reset():
     state = _state()
     if state.runtime.pinned:
         return _done(error="The server pins the flags (SHOP_FLAGS_PINNED): they cannot be changed here.")
-    response = _done("Back to the server's phase.")
+    back = same_site_path(request.form.get("next"))  # from a shop page's notice: back to that page
+    if back:
+        flash("Back to the server's phase: this browser's trial flags are forgotten.")
+        response = redirect(back, code=303)
+    else:
+        response = _done("Back to the server's phase.")
     current_app.extensions["flag_cookie"].clear(response, secure=request.is_secure)
     emit(log, logging.INFO, "flags reset", {"event": "flags", "to": str(state.runtime.server_flags()),
                                             "remote_addr": request.remote_addr})

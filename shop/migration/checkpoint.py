@@ -86,6 +86,19 @@ class Checkpoints:
             cur.execute("SELECT started_at FROM migration_sync_runs WHERE run = %s", (name,))
             return Run(name, segments, plan, cur.fetchone()["started_at"])
 
+    def under_way(self) -> list[dict]:
+        """Runs started and not finished (a backfill, a verify, the copy back a move out of phase
+        5 makes before it switches): name, start, last progress. An interrupted run stays here
+        until the same command resumes it or `--restart` drops it."""
+        with self.db.cursor() as cur:
+            cur.execute("SELECT r.run, r.segments, r.started_at, MAX(p.updated_at) AS last,"
+                        " COALESCE(SUM(p.step = %s AND p.done = 1), 0) AS finished FROM migration_sync_runs r"
+                        " LEFT JOIN migration_sync_progress p ON p.run = r.run GROUP BY r.run, r.segments, r.started_at",
+                        (FINISHED,))
+            rows = cur.fetchall()
+        return [{"run": r["run"], "started_at": r["started_at"], "last_progress": r["last"] or r["started_at"]}
+                for r in rows if int(r["finished"]) < r["segments"]]
+
     def restart(self, name: str) -> None:
         with self.db.cursor(write=True) as cur:
             cur.execute("DELETE FROM migration_sync_progress WHERE run = %s", (name,))

@@ -18,7 +18,7 @@ from opentelemetry import trace
 from observability.events import emit
 
 from .journal import TO_DYNAMODB, TO_MYSQL
-from .state import ConcurrentChange, PhaseState, flags_of, iso, now, parse, update_state
+from .state import ConcurrentChange, PhaseState, flags_of, iso, now, parse, shown, update_state
 
 log = logging.getLogger("shop.migration")
 tracer = trace.get_tracer("shop.migration")
@@ -45,6 +45,14 @@ class Result:
     def as_dict(self) -> dict:
         return {"ok": self.ok, "message": self.message, "forced": self.forced,
                 "gates": [g.as_dict() for g in self.gates], "state": self.state.as_dict() if self.state else None}
+
+
+def _agree(check: dict) -> str:
+    """A clean verify's detail: differences of entities written since (journaled, waiting for
+    their copy) are not divergence; the pending-writes gates beside it wait for them."""
+    late = check.get("written_since")
+    return f"{check.get('compared')} compared, 0 divergent" + (
+        f", {late} written since (journaled: copied by `repair` or the late copy)" if late else "")
 
 
 def _plain(line: str) -> None:
@@ -138,12 +146,12 @@ class PhaseControl:
             g1 = Gate("backfill after dual writing began", False, "dual writing (phase 2) has not begun")
         elif started is None or started < since + self.propagation:
             g1 = Gate("backfill after dual writing began", False,
-                      f"dual writing began {iso(since)}; run `flask --app shop backfill` (it must start after "
-                      f"{iso(since + self.propagation)}, when every worker dual-writes)")
+                      f"dual writing began {shown(since)}; run `flask --app shop backfill` (it must start after "
+                      f"{shown(since + self.propagation)}, when every worker dual-writes)")
         elif backfill.get("failed"):
             g1 = Gate("backfill after dual writing began", False, f"the last backfill had {backfill['failed']} failures")
         else:
-            g1 = Gate("backfill after dual writing began", True, f"backfill finished {iso(completed)}")
+            g1 = Gate("backfill after dual writing began", True, f"backfill finished {shown(completed)}")
         verified = parse(check.get("started_at"))
         if completed is None or verified is None or verified < completed:
             g2 = Gate("verify clean after the backfill", False, "run `flask --app shop verify` after the backfill")
@@ -151,7 +159,7 @@ class PhaseControl:
             g2 = Gate("verify clean after the backfill", False,
                       f"{check.get('divergent')} divergent: run `flask --app shop repair --divergent`, then verify")
         else:
-            g2 = Gate("verify clean after the backfill", True, f"{check.get('compared')} entities agree")
+            g2 = Gate("verify clean after the backfill", True, _agree(check))
         return [g1, g2, self._pending_gate(TO_DYNAMODB, "no write waiting to reach DynamoDB"),
                 self._pending_gate(TO_MYSQL, "no write waiting to reach MySQL")]
 
@@ -167,7 +175,7 @@ class PhaseControl:
         if check.get("divergent") or check.get("failed"):
             return Gate(name, False, f"{check.get('divergent')} divergent: `flask --app shop repair --divergent`, "
                                      "then verify")
-        return Gate(name, True, f"{check.get('compared')} entities agree")
+        return Gate(name, True, _agree(check))
 
     def _comparison_gates(self, current: PhaseState) -> list[Gate]:
         since = parse(current.doc.get("phase_since")) if current.phase == 3 else None
@@ -179,7 +187,7 @@ class PhaseControl:
                   f"held {int(held.total_seconds())} s of {int(window.total_seconds())} s")
         try:
             n = self.store.mismatches_since(since)
-            g2 = Gate("no dual-read mismatch in phase 3", n == 0, f"{n} mismatches since {iso(since)}" if n else
+            g2 = Gate("no dual-read mismatch in phase 3", n == 0, f"{n} mismatches since {shown(since)}" if n else
                       "none recorded")
         except Exception as exc:  # noqa: BLE001
             g2 = Gate("no dual-read mismatch in phase 3", False, f"cannot read: {type(exc).__name__}")
@@ -200,8 +208,7 @@ class PhaseControl:
         checked = runs.verify(self.shop, control=self, progress=progress)
         # Phase 5 goes on serving while this runs: what it wrote since the copy differs, but is
         # journaled and copied right after the switch. Only an unjournaled difference refuses.
-        journal = self.runtime.journal
-        late = [d for d in checked.divergent if journal.is_pending(d[0], d[1])]
+        late = runs.journaled(self.runtime.journal, checked.divergent)
         lost = [d for d in checked.divergent if d not in late]
         g2 = Gate("verify clean after the copy back", not lost and not checked.failed,
                   f"{sum(checked.compared.values())} compared, {len(lost)} divergent, {len(late)} written since the "

@@ -68,6 +68,11 @@ def iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt else None
 
 
+def shown(dt: datetime | None) -> str | None:
+    """A stored time (naive UTC) as people read it, with its zone."""
+    return f"{dt:%Y-%m-%d %H:%M:%S} UTC" if dt else None
+
+
 def parse(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
@@ -295,6 +300,8 @@ class PhaseView:
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self._failing = False
+        self.read_at: float | None = None  # wall clock of the last successful read (staleness)
+        self.on_read = None                # called with each state read (the phase gauges)
 
     def current(self) -> PhaseState:
         if self._poller is None:
@@ -340,13 +347,15 @@ class PhaseView:
         if self._failing:
             log.info("migration phase read again", extra={"event": "phase", "phase": state.label})
         self._failing = False
-        self._read_at = time.monotonic()
+        self._read_at, self.read_at = time.monotonic(), time.time()
         if wait_s is not None and state.version < self._state.version:
             return  # a poll that read before an explicit refresh read a newer version
         if state.version != self._state.version and self._state.version:
             log.info("migration phase changed", extra={"event": "phase", "from": self._state.label,
                                                        "to": state.label, "version": state.version})
         self._state = state
+        if self.on_read is not None:
+            self.on_read(state, self.read_at)
 
 
 def _poll(ref, stop: threading.Event) -> None:

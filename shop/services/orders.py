@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..domain import MAX_ORDER_TOTAL, Order, Page
+from ..domain import FORWARD_STATUSES, MAX_ORDER_TOTAL, Order, Page
 from ..errors import AuthorizationError, InvalidStateError, NotFoundError, PaymentError, ValidationError
 from ..text import fold
 from .cart import Cart
@@ -31,8 +31,8 @@ def card_hints() -> dict:
             "declines": [(spaced(n), DECLINE_OUTCOMES[n]) for n in DECLINES]}
 
 
-STATUS_MAP = {"pending": "pending", "processing": "pending", "shipped": "completed",
-              "delivered": "completed", "completed": "completed", "cancelled": "cancelled"}
+# The words a client may send; every one is a stored status of its own (ORDER_STATUSES).
+STATUS_WORDS = ("pending", "processing", "shipped", "delivered", "completed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -145,35 +145,42 @@ class OrderService:
         return self.orders.cancel(order_id)
 
     def set_status(self, order_id: int, user_id: int, status) -> Order:
-        """Move an order along pending -> completed, or cancel it (the rules are listed in docs/api.md).
+        """Move an order forward along pending -> completed -> processing -> shipped -> delivered,
+        or cancel it (the rules are listed in docs/api.md).
 
-        Sellers of the order's products move it forward; its buyer may cancel it while it is
-        pending; nobody moves a completed or cancelled order anywhere else.
+        Sellers of the order's products move it forward, skipping steps if they like; its buyer
+        may cancel it while it is pending. Nothing moves back: going back to pending would make a
+        paid order cancellable again, and a cancel returns stock.
         """
         if not status:
             raise ValidationError("Status is required")
         order, buyer, seller = self._party_to(order_id, user_id)  # before the status: a 400 would tell too
-        target = STATUS_MAP.get(status) if isinstance(status, str) else None
-        if target is None:
-            raise ValidationError("Invalid status. Must be one of: " + ", ".join(STATUS_MAP))
-        if target == "cancelled" and not buyer:
+        if not isinstance(status, str) or status not in STATUS_WORDS:
+            raise ValidationError("Invalid status. Must be one of: " + ", ".join(STATUS_WORDS))
+        if status == "cancelled" and not buyer:
             raise AuthorizationError("Only the buyer can cancel an order")
-        if target != "cancelled" and not seller:
+        if status != "cancelled" and not seller:
             raise AuthorizationError("Only a seller of this order's products can change its status")
-        if order.status == target:
-            return order  # "shipped" then "delivered" both mean completed: a repeat is not an error
-        if order.status != "pending":
+        if order.status == status:
+            return order  # a repeat (a retried request) is not an error
+        if order.status not in FORWARD_STATUSES:
             raise InvalidStateError(f"The order is {order.status}; its status can no longer change")
-        if target == "cancelled":
+        if status == "cancelled":
+            if order.status != "pending":
+                raise InvalidStateError(f"The order is {order.status}; only pending orders can be cancelled")
             return self.orders.cancel(order_id)  # the one path that returns stock, exactly once
+        if FORWARD_STATUSES.index(status) < FORWARD_STATUSES.index(order.status):
+            raise InvalidStateError(f"The order is {order.status}; it cannot go back to {status}")
         # Conditional on the status read above: a cancel racing this cannot be overwritten.
-        return self.orders.set_status(order_id, target, expected=order.status)
+        return self.orders.set_status(order_id, status, expected=order.status)
 
     def summary(self, user_id: int) -> dict:
         s = self.orders.summary_by_user(user_id)
         average = (s.total_spent / s.total_orders).quantize(Decimal("0.01")) if s.total_orders else Decimal(0)
         return {"totalOrders": s.total_orders, "totalSpent": float(s.total_spent),
-                "completedOrders": s.completed_orders, "pendingOrders": s.pending_orders,
+                # Paid orders in fulfilment (processing, shipped, delivered) count as completed.
+                "completedOrders": s.total_orders - s.pending_orders - s.cancelled_orders,
+                "pendingOrders": s.pending_orders,
                 "cancelledOrders": s.cancelled_orders, "averageOrderValue": float(average)}
 
     def search(self, user_id: int, term: str) -> list[Order]:

@@ -6,6 +6,7 @@ import json
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 
+from ..aspects import use_flags
 from ..errors import AuthenticationError, AuthorizationError, ShopError, ValidationError
 from ..services.orders import card_hints
 from ..services.validation import parse_int, positive_id
@@ -21,10 +22,17 @@ def services():
 @bp.before_app_request
 def load_user():
     g.user = None
+    if request.path.startswith(("/api/", "/static/")):
+        return  # never touch the session there: reading it makes the response vary by Cookie
     user_id = session.get("user_id")
-    if user_id is not None and not request.path.startswith(("/api/", "/static/")):
+    if user_id is not None:
+        # Who is logged in is read by the server's phase, never by a browser's trial flags: a
+        # trial of DynamoDB reads (phase 1, say, where DynamoDB lacks this user) must not log
+        # the shopper out. The page's other reads follow the trial (base.html says so).
+        runtime = current_app.extensions["shop"].runtime
         try:
-            g.user = services().auth.find(user_id)
+            with use_flags(runtime.server_flags()):
+                g.user = services().auth.find(user_id)
         except ShopError:
             g.user = None
         if g.user is None:
