@@ -112,3 +112,31 @@ def test_a_read_on_a_requests_own_thread_makes_one_bounded_attempt(settings):
     finally:
         proxy.cut = True
         proxy.close()
+
+
+def test_a_call_that_leaves_dynamodb_out_never_takes_the_breakers_probe(app, api):
+    """The journey's phase 3 found the circuit open for good after an outage: a dual read whose
+    request had spent its budget was granted the half-open probe, never asked DynamoDB, and the
+    probe stayed taken, so no later call could close the circuit."""
+    from shop.aspects import budget, use_flags
+    state = app.extensions["shop"]
+    breaker = state.runtime.breaker
+    _, token = api.register(seller=True)
+    product = api.product(token, api.category(token)["id"])
+    clock = {"now": 0.0}
+    breaker.clock = lambda: clock["now"]
+    try:
+        for _ in range(breaker.threshold):
+            breaker.failure()
+        clock["now"] += breaker.cooldown + 1  # a probe is due
+        spent = budget.begin(0, 0)
+        try:
+            with use_flags(PRESETS[2].flags):
+                state.repos.products.get_by_id(product["id"])  # served by MySQL, DynamoDB left out
+                state.repos.products.set_inventory(product["id"], 3)  # recorded for repair, not tried
+        finally:
+            budget.end(spent)
+        assert breaker.allow()  # the probe is still there for the next call that asks DynamoDB
+    finally:
+        breaker.clock = __import__("time").monotonic
+        breaker.success()

@@ -127,7 +127,9 @@ class Runtime:
                 return self._read_dynamodb_or_mysql(route, ddb_call, mysql_call, span)
             return self._store("dynamodb", route, ddb_call).unwrap()
         trial = self._browser_trial()
-        if flags.authority == "mysql" and (not self.breaker.allow() or budget.left(budget.READ, 1) <= 0):
+        # The budget first: the breaker's allow() may grant this call its one half-open probe,
+        # which must then be fed an outcome (a probe granted and never fed keeps it open).
+        if flags.authority == "mysql" and (budget.left(budget.READ, 1) <= 0 or not self.breaker.allow()):
             self._compared(route, "skipped", [], arguments, span, trial)
             return self._store("mysql", route, mysql_call).unwrap()
         first_read = time.monotonic()
@@ -184,14 +186,15 @@ class Runtime:
         (as inline dual reads), else on the pool, abandoned at the budget."""
         pace = self.pace(route.name)
         timeout = budget.left(budget.READ, self.settings.dual_read_timeout_ms / 1000)
-        with budget.waiting(budget.READ):
-            if timeout <= 0 or not self.breaker.allow():
-                ddb = _timed_out()
-            elif pace.dynamodb.all_within() and timeout >= self.settings.dual_read_timeout_ms / 1000:
-                ddb = self._caller_dynamodb(route, ddb_call, pace)
-            else:
-                ddb = self._pooled_dynamodb(route, ddb_call, pace, timeout)
-        self._feed_breaker(ddb.outcome.error)
+        if timeout <= 0 or not self.breaker.allow():  # not asked: nothing to tell the breaker
+            ddb = _timed_out()
+        else:
+            with budget.waiting(budget.READ):
+                if pace.dynamodb.all_within() and timeout >= self.settings.dual_read_timeout_ms / 1000:
+                    ddb = self._caller_dynamodb(route, ddb_call, pace)
+                else:
+                    ddb = self._pooled_dynamodb(route, ddb_call, pace, timeout)
+            self._feed_breaker(ddb.outcome.error)
         if not isinstance(ddb.outcome.error, (StoreUnavailableError, TimeoutError)):
             return ddb.unwrap()
         self.stats.fallback(route.name)
@@ -448,13 +451,13 @@ class Runtime:
         repair, which copies MySQL's state again: quietly while the backfill has not run yet
         (DynamoDB cannot hold what was never copied), as a divergence after it."""
         targets = route.repairs(arguments, result) if route.repairs else []
-        if not self.breaker.allow():
-            self._record_repair(route, targets, "circuit open: DynamoDB was failing", span, route.deletes)
-            return
         deadline = budget.left(budget.WRITE, self.settings.dual_write_timeout_ms / 1000)
-        if deadline <= 0:
+        if deadline <= 0:  # before allow(), which may grant a probe that must then be fed
             self._record_repair(route, targets, "the request's time for DynamoDB writes was spent", span,
                                 route.deletes)
+            return
+        if not self.breaker.allow():
+            self._record_repair(route, targets, "circuit open: DynamoDB was failing", span, route.deletes)
             return
         awaiting = self._awaiting_backfill()
         extra = {"mirror_of": result} if route.ids == MIRROR else {}
