@@ -98,7 +98,7 @@ def items_of(app, products: int, orders: int) -> list[dict]:
     repositories' item code (categories, 20 of them, left out)."""
     from shop.domain import NewProduct
     from shop.repositories.dynamodb import keys
-    from shop.repositories.dynamodb.order_copies import line_items
+    from shop.repositories.dynamodb.copies import line_items
     from shop.repositories.dynamodb.orders import order_item
     from shop.repositories.mysql.orders import OrderRepository
     from shop.repositories.dynamodb.products import product_item

@@ -178,7 +178,7 @@ def register_migration(app) -> None:
         """Replay every pending journal entry in its direction: towards DynamoDB from MySQL's
         state, towards MySQL from DynamoDB's. Only recorded deletions delete."""
         if copies:
-            from .repositories.dynamodb.order_copies import finish_pending
+            from .repositories.dynamodb.copies import finish_pending
             finished = _ddb(lambda: finish_pending(_state().dynamo))
             click.echo("copies: fan-outs finished: " + ", ".join(f"{k} {n}" for k, n in finished.items()))
         report = _ddb(lambda: runs.repair(_state(), divergent=divergent, progress=_progress))

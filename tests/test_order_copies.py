@@ -19,7 +19,7 @@ from shop.migration import runs
 from shop.migration.journal import TO_DYNAMODB
 from shop.repositories.dynamodb import keys
 from shop.repositories.dynamodb.client import encode
-from shop.repositories.dynamodb.order_copies import rewrite_order_copies
+from shop.repositories.dynamodb.copies import rewrite_order_copies
 from shop.repositories.dynamodb.orders import MAX_LINES
 
 from .conftest import unique
@@ -257,8 +257,8 @@ def test_a_fan_out_that_cannot_settle_says_so_and_leaves_its_token(ddb, store_dy
     instead of returning as if done; the rename itself is saved and answered as saved, the
     failure logged, and the product keeps its token for the next write."""
     from shop.errors import ConflictError
-    from shop.repositories.dynamodb import order_copies
-    monkeypatch.setattr(order_copies, "_SETTLE_SECONDS", 0)
+    from shop.repositories.dynamodb import copies
+    monkeypatch.setattr(copies, "_SETTLE_SECONDS", 0)
     seller, _, (p1, _) = _shop(ddb)
     order = _order(ddb, seller.id, [p1])
     catalog = store_dynamo.table("catalog")
@@ -279,7 +279,7 @@ def test_a_fan_out_that_cannot_settle_says_so_and_leaves_its_token(ddb, store_dy
     store_dynamo.client.meta.events.register("after-call.dynamodb.UpdateItem", rename_again)
     try:
         with pytest.raises(ConflictError, match="kept changing"):
-            order_copies.rewrite_order_copies(store_dynamo, p1.id)
+            copies.rewrite_order_copies(store_dynamo, p1.id)
         with caplog.at_level("WARNING", "shop.copies"):
             assert ddb.products.update(p1.id, {"name": "Start"}) is not None
     finally:
@@ -381,7 +381,7 @@ def test_an_email_fan_out_cut_short_is_finished_by_the_retry(ddb, store_dynamo):
 
 def test_repair_copies_finishes_every_fan_out_left_pending(ddb, store_dynamo):
     """Phase 5, nobody writes the product again: `repair --copies` finds the token and finishes."""
-    from shop.repositories.dynamodb.order_copies import finish_pending
+    from shop.repositories.dynamodb.copies import finish_pending
     seller, cat, (p1, p2) = _shop(ddb)
     order = _order(ddb, seller.id, [p1, p2])
     undo = _cut_after(store_dynamo, 0)
@@ -404,7 +404,7 @@ def test_settling_never_undoes_a_newer_fan_out(ddb, store_dynamo):
     """settle read the product showing X; a rename to Y fanned out into the order before settle
     wrote: the copy it put is no longer there, so it leaves Y."""
     from dataclasses import replace as with_
-    from shop.repositories.dynamodb.order_copies import settle
+    from shop.repositories.dynamodb.copies import settle
     seller, _, (p1, _) = _shop(ddb)
     order = _order(ddb, seller.id, [p1])
     stale = with_(order, items=[with_(i, product=with_(i.product, name="As put")) for i in order.items])
@@ -424,8 +424,8 @@ def test_settling_never_undoes_a_newer_fan_out(ddb, store_dynamo):
 
 def test_a_category_fan_out_that_cannot_settle_keeps_its_token(ddb, store_dynamo, monkeypatch):
     """Like the orders' fan-out: a category renamed again on every round is not reported done."""
-    from shop.repositories.dynamodb import catalog_items
-    monkeypatch.setattr(catalog_items, "_ROUNDS", 1)
+    from shop.repositories.dynamodb import copies
+    monkeypatch.setattr(copies, "_ROUNDS", 1)
     seller, cat, products = _shop(ddb, 1)
     catalog = store_dynamo.table("catalog")
     inside = []

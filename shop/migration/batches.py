@@ -15,9 +15,10 @@ from botocore.exceptions import ClientError
 from ..aspects.compare import diff, own
 from ..domain import NewUser
 from ..repositories.dynamodb import keys, listing_counts
-from ..repositories.dynamodb.catalog_items import NAME_COPIES, rewrite_copies, to_category, with_details
+from ..repositories.dynamodb.catalog_items import to_category, with_details
 from ..repositories.dynamodb.client import cancellation_codes, encode
-from ..repositories.dynamodb.order_copies import PENDING, line_items, pending_token, rewrite_order_copies, settle
+from ..repositories.dynamodb.copies import (NAME_COPIES, PENDING, line_items, pending_token, rewrite_copies,
+                                           rewrite_order_copies, settle)
 from ..repositories.dynamodb.orders import _to_order, order_item
 from ..repositories.dynamodb.products import _as_new, product_item
 from ..repositories.dynamodb.users import to_user, user_items

@@ -15,10 +15,9 @@ import pymysql
 
 from ..domain import NewProduct, NewUser
 from ..repositories.dynamodb import keys
-from ..repositories.dynamodb.catalog_items import rewrite_copies
 from ..repositories.dynamodb.client import encode
-from ..repositories.dynamodb.order_copies import (PENDING, line_items, rewrite_order_copies, settle, shown_from_item,
-                                                  shown_from_product)
+from ..repositories.dynamodb.copies import (PENDING, line_items, rewrite_copies, rewrite_order_copies, settle,
+                                           shown_from_item, shown_from_product)
 from ..repositories.dynamodb.orders import order_item
 from ..aspects.compare import diff, own
 from ..db import error_code, translate

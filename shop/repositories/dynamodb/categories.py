@@ -8,8 +8,8 @@ from ...domain import Category
 from ...errors import ConflictError, DuplicateError, InvalidStateError, NotFoundError
 from . import keys
 from ...text import fold_key
-from .catalog_items import rewrite_copies, to_category
-from .order_copies import PENDING, after_commit, clear_pending, pending_token
+from .catalog_items import to_category
+from .copies import PENDING, after_commit, clear_pending, pending_token, rewrite_copies
 from .counters import IdTaken, create_with_free_id
 from .client import cancellation_codes, check_size, encode, exists_check, held_version, holds, iso, utcnow
 from .errors import Superseded

@@ -1,5 +1,5 @@
 """Orders in DynamoDB: one item per order holding its items and copies of what it shows of
-their products (order_copies), so an order is one GetItem; GSI1 lists a user's orders.
+their products (copies.py), so an order is one GetItem; GSI1 lists a user's orders.
 Checkout is one TransactWriteItems with an idempotency token."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ...errors import (ConflictError, DuplicateError, EmptyCartError, Insufficie
 from . import keys
 from .catalog_items import products_by_id, with_details
 from .products import ProductRepository
-from .order_copies import copies_of, line_items, shown_from_item, shown_from_product, still_shows, to_ordered
+from .copies import copies_of, line_items, shown_from_item, shown_from_product, still_shows, to_ordered
 from .counters import IdTaken, create_with_free_id
 from .errors import Diverged, ItemTooLargeError, Superseded
 from .client import (cancellation_codes, check_size, condition_failed, encode, held_version, iso, money,
@@ -147,7 +147,7 @@ class OrderRepository:
         (stock moved, version bumped), kept only if newer than DynamoDB's copy. What the order
         shows of its products is copied from DynamoDB's product items, as a checkout of its own
         does: a rename whose DynamoDB half landed first is in them, and one landing later fans
-        out to this order (order_copies)."""
+        out to this order (copies.py)."""
         if len(mirror_of.items) > MAX_LINES:
             raise ValidationError(too_many_lines(len(mirror_of.items)))
         products, shown = self._products(i.product_id for i in mirror_of.items)

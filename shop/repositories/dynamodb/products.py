@@ -14,10 +14,10 @@ from botocore.exceptions import ClientError
 from ...domain import NewProduct, Page, Product, ProductFilters, SellerStats
 from ...errors import ConflictError, NotFoundError
 from . import keys, listing_counts
-from .catalog_items import copies_unchanged, name_copies, with_details
+from .catalog_items import name_copies, with_details
 from .categories import CategoryRepository
 from .counters import IdTaken, create_with_free_id
-from .order_copies import PENDING, after_commit, pending_token, rewrite_order_copies, shown_from_item
+from .copies import PENDING, after_commit, copies_unchanged, pending_token, rewrite_order_copies, shown_from_item
 from .client import (cancellation_codes, check_size, decode, encode, exists_check, held_version, holds, iso, money,
                      utcnow, value)
 from .errors import Superseded

@@ -6,8 +6,7 @@ from botocore.exceptions import ClientError
 from ...domain import NewUser, User
 from ...errors import DuplicateError
 from . import keys
-from .catalog_items import rewrite_copies
-from .order_copies import PENDING, after_commit, pending_token
+from .copies import PENDING, after_commit, pending_token, rewrite_copies
 from .counters import IdTaken, create_with_free_id
 from .client import (cancellation_codes, check_size, condition_failed, decode, encode, held_version, iso,
                      newer_than_held, next_version, parse_iso, utcnow)

@@ -1,4 +1,8 @@
-"""What an order shows of its products, copied into the order, and the writes that keep it right.
+"""The names items copy from others, and the writes that keep the copies right.
+
+A product item copies its category's name and its seller's username and email (`NAME_COPIES`): a
+category rename and an email change rewrite them in every product concerned (`rewrite_copies`).
+An order copies what it shows of its products (`SHOWN`), as described below.
 
 An order item holds, beside its lines, a map `products` of product id -> the fields the
 storefront shows with a line (name, description, category name, seller id and username), so an
@@ -30,18 +34,23 @@ import logging
 import time
 import uuid
 
+from concurrent.futures import ThreadPoolExecutor
+
 from botocore.exceptions import ClientError
 
 from ...domain import Order, OrderedProduct
 from ...errors import ConflictError
 from . import keys
-from .catalog_items import FAN_OUT_THREADS, fan_out, with_details
+from .catalog_items import with_details
 from .client import condition_failed, encode, holds
 
-SHOWN = ("name", "description", "category_name", "seller_id", "seller_username")
+NAME_COPIES = ("category_name", "seller_username", "seller_email")  # what a product item copies
+SHOWN = ("name", "description", "category_name", "seller_id", "seller_username")  # what an order copies
 LINE_ENTITY = "ORDER_LINE"
 PENDING = "copies_pending"  # on a product item: a fan-out of what it shows is not known done
 _SETTLE_SECONDS = 10  # a fan-out chasing a product renamed again and again gives up after this
+FAN_OUT_THREADS = 8
+_ROUNDS = 8  # fan-outs of one owner, each after it changed again meanwhile
 log = logging.getLogger("shop.copies")
 
 
@@ -189,11 +198,81 @@ def settle(dynamo, orders: list[Order]) -> int:
     return fixed
 
 
+def rewrite_copies(dynamo, owner: str, owner_id: int, copies: dict, token: str | None = None) -> int:
+    """After a category rename (owner "category") or a seller's email change (owner
+    "seller"), set the new copies on every product the owner's index partition lists,
+    each only while the product still belongs to that owner. Returns how many were
+    rewritten: the fan-out is one UpdateItem per product (docs/performance.md). A
+    category's name is also shown by the orders holding its products: a rename goes on
+    to their copies (rewrite_order_copies), one product at a time. When done, the owner is read
+    again: renamed (or re-emailed) meanwhile, the fan-out goes round with the new value, so
+    of two racing changes the later one's stays. `token`, the owner's copies_pending, is
+    cleared once all of it is done."""
+    key, table = (keys.category(owner_id), "catalog") if owner == "category" else (keys.user(owner_id), "users")
+    source = {"category": ("category_name", "name"), "seller": ("seller_email", "email")}[owner]
+    done = 0
+    for _ in range(_ROUNDS):
+        done += _rewrite_once(dynamo, owner, owner_id, copies)
+        item = dynamo.get(dynamo.table(table), key)
+        if item is None or item.get(source[1]) == copies.get(source[0]):
+            break
+        copies = {**copies, source[0]: item.get(source[1])}
+    else:  # not settled: the token stays, for the next write, a repair or `repair --copies`
+        raise ConflictError(f"{owner} {owner_id} kept changing while its products were updated")
+    if token is not None:
+        clear_pending(dynamo, key, token, table)
+    return done
+
+
+def _rewrite_once(dynamo, owner: str, owner_id: int, copies: dict) -> int:
+    index, pk = {"category": ("GSI2", f"CATEGORY#{owner_id}"), "seller": ("GSI1", f"SELLER#{owner_id}")}[owner]
+    table = dynamo.table("catalog")
+    products = dynamo.query_all(TableName=table, IndexName=index, KeyConditionExpression=f"{index}PK = :pk",
+                                ProjectionExpression="PK, SK", ExpressionAttributeValues=encode({":pk": pk}))
+    names = {f"#{k}": k for k in copies}
+    names["#owner"] = f"{owner}_id"
+    sets = ", ".join(f"#{k} = :{k}" for k, v in copies.items() if v is not None)
+    removes = ", ".join(f"#{k}" for k, v in copies.items() if v is None)
+    expression = (f"SET {sets}" if sets else "") + (f" REMOVE {removes}" if removes else "")
+    values = encode({":owner": owner_id, **{f":{k}": v for k, v in copies.items() if v is not None}})
+
+    def rewrite(product) -> int:
+        try:
+            r = dynamo.call("update_item", TableName=table, Key=encode({"PK": product["PK"], "SK": product["SK"]}),
+                            UpdateExpression=expression.strip(), ConditionExpression="#owner = :owner",
+                            ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                            ReturnValues="ALL_NEW" if owner == "category" else "NONE")
+        except ClientError as exc:
+            if not condition_failed(exc):  # moved to another category, or deleted, meanwhile
+                raise
+            return 0
+        # Orders hold it only if a checkout counted it before this write (one after it copies the
+        # new name): times_ordered as this write left it says whether there are orders to rewrite.
+        if owner == "category" and int(r.get("Attributes", {}).get("times_ordered", {}).get("N", "0")):
+            rewrite_order_copies(dynamo, int(product["PK"].split("#", 1)[1]), threads=1)  # on this pool's thread
+        return 1
+    return fan_out(rewrite, products)
+
+
+def fan_out(write, targets: list, threads: int = FAN_OUT_THREADS) -> int:
+    """Sum of write(t) over targets: independent single-item writes, several in flight at once
+    (as many as the client's pool) when there are more than `threads` of them."""
+    if threads <= 1 or len(targets) <= threads:
+        return sum(map(write, targets))
+    with ThreadPoolExecutor(threads, thread_name_prefix="copies") as pool:
+        return sum(pool.map(write, targets))
+
+
+def copies_unchanged(item: dict) -> tuple[str, dict, dict]:
+    """A condition (with its names and values) that the item's name copies are still
+    those read, so a put of a product read earlier never undoes a rename's fan-out."""
+    return holds(item, NAME_COPIES, "c")
+
+
 def finish_pending(dynamo) -> dict:
     """Finish every fan-out a token says was cut short (`flask repair --copies`): one scan of
     the catalog and users tables for items holding copies_pending, then each fan-out with that
     token, which it clears when done. Returns {kind: fan-outs finished}."""
-    from .catalog_items import rewrite_copies
     done = {"product": 0, "category": 0, "user": 0}
     for table in ("catalog", "users"):
         found = dynamo.scan_all(TableName=dynamo.table(table), FilterExpression="attribute_exists(#t)",
