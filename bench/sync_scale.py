@@ -7,10 +7,10 @@ MySQL is loaded directly (multi-row INSERTs): users, categories, `--products` pr
   raw       BatchWriteItem, 25 items a request, one thread: the product and order items the
             backfill writes, into tables made like the shop's, measured again right before
             each backfill (the machine drifts): the limit a copy can approach
-  backfill  `runs.backfill` into empty tables, 1 segment, then again into empty tables with
+  backfill  `jobs.backfill` into empty tables, 1 segment, then again into empty tables with
             4 segments (threads of this process)
-  verify    `runs.verify`, 1 and 4 segments, everything equal (reads both stores, writes nothing)
-  reverse   `runs.reverse_copy`, 4 segments, after the newest 10,000 products were deleted from
+  verify    `jobs.verify`, 1 and 4 segments, everything equal (reads both stores, writes nothing)
+  reverse   `jobs.reverse_copy`, 4 segments, after the newest 10,000 products were deleted from
             MySQL: a rollback's case, entities only DynamoDB holds copied back one at a time
   old       the one-entity-at-a-time copy of the previous release (Sync.copy per entity) on the
             first 2,000 products, for the per-row comparison
@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--busy", action="store_true", help="a second process keeps the other core busy")
     args = parser.parse_args()
-    from shop.migration import runs
+    from shop.migration import jobs
     app = make_app()
     state = app.extensions["shop"]
     counts = load_mysql(app, args.products, args.orders)
@@ -187,22 +187,22 @@ def main() -> None:
     for segments in (1, 4):
         limit = raw_rows()
         fresh_tables(app)
-        timed(f"backfill, {segments} segment(s), empty DynamoDB", lambda: runs.backfill(
+        timed(f"backfill, {segments} segment(s), empty DynamoDB", lambda: jobs.backfill(
             state, segments=segments, chunk=100), entities, limit)
     limit = raw_rows()
     for segments in (1, 4):
-        timed(f"verify, {segments} segment(s), all equal", lambda: runs.verify(state, segments=segments, chunk=100),
+        timed(f"verify, {segments} segment(s), all equal", lambda: jobs.verify(state, segments=segments, chunk=100),
               entities, limit)
-    timed("backfill again, 4 segments, nothing differs", lambda: runs.backfill(state, segments=4), entities, limit)
+    timed("backfill again, 4 segments, nothing differs", lambda: jobs.backfill(state, segments=4), entities, limit)
     # A rollback's case: products only DynamoDB holds (the newest, never ordered), copied back.
     gone = min(10_000, max(0, args.products - args.orders - 1))  # orders reference products 1..orders+1
     with state.db.cursor(write=True) as cur:
         cur.execute("DELETE FROM products WHERE id > %s", (args.products - gone,))
-    timed(f"reverse copy, 4 segments: {gone:,} DynamoDB-only", lambda: runs.reverse_copy(state, segments=4),
+    timed(f"reverse copy, 4 segments: {gone:,} DynamoDB-only", lambda: jobs.reverse_copy(state, segments=4),
           gone, limit)
     # The previous release's way: one entity at a time, a read on each side and a transaction each.
     fresh_tables(app)
-    sync = runs.make_sync(state)
+    sync = jobs.copier_for(state)
     sample = min(2000, args.products)
     start = time.perf_counter()
     for p in range(1, sample + 1):

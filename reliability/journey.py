@@ -204,7 +204,7 @@ def main() -> int:
 
     from shop import create_app
     from shop.config import Settings
-    from shop.migration import runs
+    from shop.migration import jobs
     from shop.migration.control import PhaseControl
     from shop.stores import prepare
 
@@ -275,13 +275,13 @@ def main() -> int:
         traffic.outage.clear()
         traffic.outage_ended = time.monotonic()
         hold("phase 2: DynamoDB back")
-        runs.repair(state)
-        report = runs.backfill(state, control=operator)
+        jobs.repair(state)
+        report = jobs.backfill(state, control=operator)
         traffic.step.notes.append(f"backfill {dict(report.done)}")
 
         def settle_and_verify():
-            runs.repair(state, divergent=True)
-            check = runs.verify(state, control=operator)
+            jobs.repair(state, divergent=True)
+            check = jobs.verify(state, control=operator)
             traffic.step.notes.append(f"verify: {len(check.divergent)} divergent")
         move(3, "backfilled and verified", settle_and_verify)
         hold("phase 3: dual read")
@@ -293,7 +293,7 @@ def main() -> int:
         traffic.outage.clear()
         traffic.outage_ended = time.monotonic()
         hold("phase 3: DynamoDB back")
-        move(4, "comparisons clean", lambda: runs.repair(state))
+        move(4, "comparisons clean", lambda: jobs.repair(state))
         hold("phase 4: read DynamoDB")
         workers = _workers(server.pid)
         if workers:
@@ -309,8 +309,8 @@ def main() -> int:
         hold("phase 2 again")
         traffic.stop.set()
         [t.join(60) for t in threads]
-        runs.repair(state, divergent=True)
-        final = runs.verify(state)
+        jobs.repair(state, divergent=True)
+        final = jobs.verify(state)
         move(1, "journey complete")
         missing = _missing(state, traffic)
         own = _tokens_resolve(traffic)

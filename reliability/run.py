@@ -58,9 +58,9 @@ def cli(app, *args):
 
 def divergent(app) -> set:
     from shop import Repositories
-    from shop.migration.sync import Sync
+    from shop.migration.copies import Copier
     st = app.extensions["shop"]
-    sync = Sync(st.db, Repositories.mysql(st.db), Repositories.dynamodb(st.dynamo), st.dynamo)
+    sync = Copier(st.db, Repositories.mysql(st.db), Repositories.dynamodb(st.dynamo), st.dynamo)
     return {(e, str(i)) for e, i in sync.targets() if sync.compare(e, i)}
 
 

@@ -9,38 +9,12 @@ from flask import Flask
 from . import aspects
 from .config import DEVELOPMENT_SECRET_KEY, Settings
 from .db import Database
+from .repositories import Repositories
 
 # Weave the routing aspects into the MySQL repositories when they are imported.
 # SHOP_ASPECTS=off leaves the original layer alone (a baseline for benchmarks).
 if os.environ.get("SHOP_ASPECTS", "on").lower() != "off":
     aspects.install()
-
-
-@dataclass
-class Repositories:
-    users: object
-    categories: object
-    products: object
-    carts: object
-    orders: object
-
-    @classmethod
-    def mysql(cls, db: Database) -> "Repositories":
-        from .repositories import mysql as m
-
-        return cls(users=m.UserRepository(db), categories=m.CategoryRepository(db),
-                   products=m.ProductRepository(db), carts=m.ShoppingCartRepository(db),
-                   orders=m.OrderRepository(db))
-
-
-    @classmethod
-    def dynamodb(cls, dynamo) -> "Repositories":
-        from .repositories import dynamodb as d
-
-        ids = d.IdAllocator(dynamo)
-        return cls(users=d.UserRepository(dynamo, ids), categories=d.CategoryRepository(dynamo, ids),
-                   products=d.ProductRepository(dynamo, ids), carts=d.ShoppingCartRepository(dynamo, ids),
-                   orders=d.OrderRepository(dynamo, ids))
 
 
 @dataclass
@@ -70,18 +44,18 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     db = Database(settings)
     repos = Repositories.mysql(db)
     from .aspects.repair_log import RepairLog
-    from .repositories.dynamodb import Dynamo
-
+    from .migration import entities
     from .migration.catchup import CatchUp
     from .migration.journal import Journal
     from .migration.state import PhaseStore, PhaseView, keep_mysql_behind
+    from .repositories.dynamodb import Dynamo
 
     dynamo = Dynamo(settings)
     default = aspects.Flags.parse(settings.shop_flags)
     repair_log = RepairLog(db)
     journal = Journal(repair_log, dynamo)
     view = PhaseView(PhaseStore(db, dynamo), default, settings.phase_refresh_s)
-    runtime = aspects.Runtime(settings, repair_log, default, phase=view, journal=journal,
+    runtime = aspects.Runtime(settings, journal, default, entities.for_repository, phase=view,
                               catch_up=CatchUp(db, dynamo, journal, still_behind=lambda: keep_mysql_behind(view)))
     view.on_read = runtime.stats.phase_seen  # the phase gauges of /metrics
     aspects.attach(repos, Repositories.dynamodb(dynamo), runtime)

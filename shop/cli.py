@@ -26,8 +26,6 @@ def register(app) -> None:
         state = _state()
         try:
             state.db.create_schema()
-            state.runtime.repair_log.ensure_table()
-            state.runtime.phase.store.ensure_tables()
         except StoreUnavailableError as exc:
             s = state.settings
             click.echo(f"error: cannot reach MySQL at {s.mysql_host}:{s.mysql_port} as {s.mysql_user}"
@@ -83,7 +81,7 @@ def register(app) -> None:
                   help="Headroom above MySQL's largest id [default: SHOP_ID_GAP, as the phase switch uses].")
     def ddb_seed_counters(gap):
         """Raise DynamoDB's ID counters above MySQL's largest ids (never lowers them)."""
-        from .migration.sync import seed_counters_from_mysql
+        from .migration.copies import seed_counters_from_mysql
 
         state = _state()
         gap = state.settings.id_gap if gap is None else gap
@@ -165,7 +163,7 @@ def _who(given: str | None) -> str:
 
 
 def register_migration(app) -> None:
-    from .migration import runs
+    from .migration import jobs
 
     @app.cli.command("repair")
     @click.option("--divergent", is_flag=True,
@@ -181,7 +179,7 @@ def register_migration(app) -> None:
             from .repositories.dynamodb.copies import finish_pending
             finished = _ddb(lambda: finish_pending(_state().dynamo))
             click.echo("copies: fan-outs finished: " + ", ".join(f"{k} {n}" for k, n in finished.items()))
-        report = _ddb(lambda: runs.repair(_state(), divergent=divergent, progress=_progress))
+        report = _ddb(lambda: jobs.repair(_state(), divergent=divergent, progress=_progress))
         _caught_up()
         if not report.done and not report.failed and not report.left:
             click.echo("nothing to repair: no pending entries" + (" and no divergence" if divergent else ""))
@@ -201,7 +199,7 @@ def register_migration(app) -> None:
         if if_dual_writing and not _state().runtime.server_flags().dual_write:
             click.echo(f"backfill skipped: the server's phase ({_state().runtime.server_flags()}) does not dual-write")
             return
-        report = _ddb(lambda: runs.backfill(_state(), control=_control(), progress=_progress, **_run_args(**run)))
+        report = _ddb(lambda: jobs.backfill(_state(), control=_control(), progress=_progress, **_run_args(**run)))
         _report(report, "backfilled")
         _partial(report)
         if report.total("failed"):
@@ -214,7 +212,7 @@ def register_migration(app) -> None:
     def reverse_copy_cmd(everything, **run):
         """Copy to MySQL, with their ids, the writes only DynamoDB received (phase 5), then raise
         MySQL's AUTO_INCREMENT past DynamoDB's counters. `phase set 4` from 5 runs this itself."""
-        report = _ddb(lambda: runs.reverse_copy(_state(), progress=_progress, everything=everything,
+        report = _ddb(lambda: jobs.reverse_copy(_state(), progress=_progress, everything=everything,
                                                 **_run_args(**run)))
         _caught_up()
         _report(report, "copied to MySQL")
@@ -231,12 +229,12 @@ def register_migration(app) -> None:
 
         from .migration.entities import NAMES
 
-        report = _ddb(lambda: runs.verify(_state(), control=_control(), progress=_progress, **_run_args(**run)))
+        report = _ddb(lambda: jobs.verify(_state(), control=_control(), progress=_progress, **_run_args(**run)))
         bad = Counter(e for e, _, _, _ in report.divergent)
         for entity in NAMES:
             click.echo(f"{entity:9} compared {report.compared[entity]:6}  differing {bad[entity]:6}")
         shown = report.divergent[:show]
-        late = {(e, i) for e, i, _, _ in runs.journaled(_state().runtime.journal, shown)}
+        late = {(e, i) for e, i, _, _ in jobs.journaled(_state().runtime.journal, shown)}
         for entity, entity_id, names, kinds in shown:
             click.echo(f"  {entity} {entity_id}: {_divergence(names, kinds)}"
                        + ("; written since, journaled: its copy is pending" if (entity, entity_id) in late else ""))

@@ -178,6 +178,8 @@ class Database:
             return False
 
     def create_schema(self) -> None:
+        """Every MySQL table, the application's and the migration's (shop/schema.sql), and the
+        columns added since a database was made (UPGRADES). Idempotent."""
         sql = resources.files("shop").joinpath("schema.sql").read_text()
         with self.cursor(write=True) as cur:
             for statement in _statements(sql):
@@ -197,6 +199,7 @@ UPGRADES = (
     ("products", "description_fold", "TEXT NULL"),
     ("shopping_carts", "version", "BIGINT NOT NULL DEFAULT 1"),
     ("orders", "version", "BIGINT NOT NULL DEFAULT 1"),
+    ("migration_repairs", "deleted", "BOOLEAN NOT NULL DEFAULT FALSE"),
 )
 
 
@@ -238,6 +241,12 @@ def _fold_rows(cur) -> None:
         keys.append((key, r["id"]))
     if keys:
         cur.executemany("UPDATE categories SET name_key = %s WHERE id = %s", keys)
+
+
+def schema_tables() -> tuple[str, ...]:
+    """The MySQL tables shop/schema.sql creates, in its order (children after parents)."""
+    sql = resources.files("shop").joinpath("schema.sql").read_text()
+    return tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", sql))
 
 
 def _statements(sql: str):

@@ -101,3 +101,68 @@ CREATE TABLE IF NOT EXISTS order_items (
     INDEX idx_order_id (order_id),
     INDEX idx_product_id (product_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+
+-- The migration's own tables (shop/migration, shop/aspects/repair_log.py): the journal of writes
+-- waiting to reach DynamoDB, the phase document and its audit, dual reads' mismatches, and where a
+-- long sync run is.
+
+CREATE TABLE IF NOT EXISTS migration_repairs (
+    id BIGINT PRIMARY KEY AUTO_INCREMENT,
+    entity VARCHAR(20) NOT NULL,
+    entity_id VARCHAR(64) NOT NULL,
+    operation VARCHAR(100) NOT NULL,
+    error VARCHAR(1000) NOT NULL,
+    deleted BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    repaired_at TIMESTAMP(6) NULL,
+    INDEX idx_pending (repaired_at, entity, entity_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS migration_state (
+    scope VARCHAR(64) PRIMARY KEY,
+    version BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS migration_audit (
+    id BIGINT PRIMARY KEY AUTO_INCREMENT,
+    at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    who VARCHAR(200) NOT NULL,
+    from_phase VARCHAR(20) NOT NULL,
+    to_phase VARCHAR(20) NOT NULL,
+    forced BOOLEAN NOT NULL,
+    outcome VARCHAR(20) NOT NULL,
+    reason VARCHAR(1000) NOT NULL,
+    gates TEXT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS migration_mismatches (
+    id BIGINT PRIMARY KEY AUTO_INCREMENT,
+    at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    operation VARCHAR(100) NOT NULL,
+    outcome VARCHAR(20) NOT NULL,
+    attributes VARCHAR(1000) NOT NULL,
+    server_phase VARCHAR(20) NOT NULL,
+    INDEX idx_at (at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS migration_sync_runs (
+    run VARCHAR(64) NOT NULL,
+    segments INT NOT NULL,
+    plan MEDIUMTEXT NOT NULL,
+    started_at DATETIME(6) NOT NULL,
+    PRIMARY KEY (run)
+) ENGINE=InnoDB;
+
+CREATE TABLE IF NOT EXISTS migration_sync_progress (
+    run VARCHAR(64) NOT NULL,
+    segment INT NOT NULL,
+    step VARCHAR(64) NOT NULL,
+    cursor_json TEXT NULL,
+    done TINYINT(1) NOT NULL DEFAULT 0,
+    found MEDIUMTEXT NULL,
+    updated_at DATETIME(6) NOT NULL,
+    PRIMARY KEY (run, segment, step)
+) ENGINE=InnoDB;

@@ -5,8 +5,9 @@ only, which is why the application itself never passes it.
 """
 from __future__ import annotations
 
-MYSQL_TABLES = ("order_items", "orders", "shopping_carts", "products", "categories", "users", "migration_repairs",
-                "migration_state", "migration_audit", "migration_mismatches")
+from .db import schema_tables
+
+MYSQL_TABLES = schema_tables()  # shop/schema.sql: the one home of MySQL's schema
 
 
 def prepare(app, *, empty: bool = False) -> None:
@@ -14,8 +15,6 @@ def prepare(app, *, empty: bool = False) -> None:
 
     state = app.extensions["shop"]
     state.db.create_schema()
-    state.runtime.repair_log.ensure_table()
-    state.runtime.phase.store.ensure_tables()
     if empty:
         with state.db.cursor(write=True) as cur:
             cur.execute("SET FOREIGN_KEY_CHECKS = 0")

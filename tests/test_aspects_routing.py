@@ -10,7 +10,7 @@ import pytest
 from shop import Repositories, create_app
 from shop.aspects import PRESETS, DualReadMismatch, Flags, use_flags
 from shop.aspects.compare import diff
-from shop.migration.sync import seed_counters_from_mysql
+from shop.migration.copies import seed_counters_from_mysql
 from shop.domain import NewProduct, NewUser, ProductFilters
 from shop.repositories.dynamodb import IdAllocator, keys
 from shop.repositories.dynamodb.client import encode

@@ -18,7 +18,7 @@ from shop import Repositories
 from shop.aspects import PRESETS, use_flags
 from shop.domain import MAX_PER_PRODUCT, NewProduct, NewUser
 from shop.errors import DuplicateError, InsufficientInventoryError, InvalidStateError, ShopError
-from shop.migration.sync import Sync
+from shop.migration.copies import Copier
 
 from .conftest import unique
 
@@ -44,7 +44,7 @@ def race(n: int, write, flags) -> list:
 @pytest.fixture
 def world(app, db, dynamo):
     state = app.extensions["shop"]
-    return state.repos, Repositories.mysql(db), Repositories.dynamodb(dynamo), Sync.of(db, dynamo), state
+    return state.repos, Repositories.mysql(db), Repositories.dynamodb(dynamo), Copier.of(db, dynamo), state
 
 
 def converged(sync, state, entity: str, entity_id) -> None:
@@ -173,7 +173,7 @@ def test_parallel_status_changes_and_cancels_of_one_order_converge(world, preset
 def test_parallel_adds_cannot_pass_the_per_product_limit_together(world, db, dynamo, preset):
     routed, mysql, ddb, sync, state = world
     if not preset.flags.write_mysql:
-        from shop.migration.sync import seed_counters_from_mysql
+        from shop.migration.copies import seed_counters_from_mysql
         seed_counters_from_mysql(db, dynamo, gap=1000)
     _, _, product = _seller_with_product(routed, preset.flags, stock=10_000)
     buyer = _buyer(routed, preset.flags)
@@ -191,7 +191,7 @@ def test_parallel_adds_cannot_pass_the_per_product_limit_together(world, db, dyn
 def test_parallel_creates_of_one_name_in_any_case_make_one_category(world, db, dynamo, preset):
     routed, mysql, ddb, sync, state = world
     if not preset.flags.write_mysql:
-        from shop.migration.sync import seed_counters_from_mysql
+        from shop.migration.copies import seed_counters_from_mysql
         seed_counters_from_mysql(db, dynamo, gap=1000)
     name = unique("Shoes ")
     variants = [name, name.upper(), name.lower(), name.swapcase(), name.title(), name]
@@ -233,7 +233,7 @@ def test_parallel_cart_adds_through_the_api_in_phase_3_all_succeed_and_converge(
                 answers = list(pool.map(add, range(THREADS)))
             assert [a.status_code for a in answers] == [201] * THREADS, [
                 a.get_json() for a in answers if a.status_code != 201]
-            assert not Sync.of(state.db, state.dynamo).compare("cart", buyer["id"])
+            assert not Copier.of(state.db, state.dynamo).compare("cart", buyer["id"])
             assert Repositories.mysql(state.db).carts.get_item(buyer["id"], product["id"]).quantity == THREADS
     finally:
         from shop.repositories.dynamodb.tables import delete_tables

@@ -17,7 +17,7 @@ from shop import Repositories, create_app
 from shop.aspects import use_flags
 from shop.domain import NewProduct, NewUser
 from shop.flags_ui.cookie import NAME
-from shop.migration import runs
+from shop.migration import jobs
 from shop.migration.control import PhaseControl
 from shop.migration.journal import TO_DYNAMODB, TO_MYSQL
 
@@ -84,9 +84,9 @@ def _past_propagation(control):
 
 def _backfill_and_verify(app, control):
     _past_propagation(control)
-    report = runs.backfill(app.extensions["shop"], control=control)
+    report = jobs.backfill(app.extensions["shop"], control=control)
     assert not report.failed, report.failed
-    checked = runs.verify(app.extensions["shop"], control=control)
+    checked = jobs.verify(app.extensions["shop"], control=control)
     assert checked.ok, checked.divergent
 
 
@@ -118,7 +118,7 @@ def test_one_dataset_through_every_phase_and_back(world, control):
     _to(control, 4)
     refused = control.set(5, "pytest")
     assert not refused.ok and "verify clean since entering phase 4" in refused.message
-    assert runs.verify(world.extensions["shop"], control=control).ok
+    assert jobs.verify(world.extensions["shop"], control=control).ok
     _to(control, 5, reason="DynamoDB takes over")
     counters = control.view.refresh().doc
     assert counters["phase"] == 5
@@ -137,7 +137,7 @@ def test_one_dataset_through_every_phase_and_back(world, control):
     assert pending[TO_MYSQL] >= 3
 
     # `backfill` used to delete what only DynamoDB held; now it leaves it and says so.
-    report = runs.backfill(world.extensions["shop"])
+    report = jobs.backfill(world.extensions["shop"])
     left = {(e, int(i)) for e, i, _ in report.left}
     assert ("user", newcomer["id"]) in left and ("product", fresh["id"]) in left
     assert ddb.users.get_by_id(newcomer["id"]) is not None and ddb.products.get_by_id(fresh["id"]) is not None
@@ -160,7 +160,7 @@ def test_one_dataset_through_every_phase_and_back(world, control):
     # In phase 1 the accounts made in phase 5 log in against MySQL.
     r = api.call("POST", "/api/auth/login", json={"username": newcomer["username"], "password": PASSWORD})
     assert r.status_code == 200 and r.get_json()["data"]["user"]["id"] == newcomer["id"]
-    assert runs.verify(world.extensions["shop"]).ok
+    assert jobs.verify(world.extensions["shop"]).ok
     history = control.store.history(50)
     assert [e["to"] for e in history if e["outcome"] == "changed"][:9] == ["1", "2", "3", "4", "5", "4", "3", "2"][:9] or \
         len([e for e in history if e["outcome"] == "changed"]) >= 9
@@ -269,7 +269,7 @@ def test_browser_dual_reads_report_and_pending_records_are_not_raised(world, con
         assert "Changed" not in str(raised.value)  # names, never the records' values
         runtime.journal.record(TO_DYNAMODB, [("user", seller.id)], "test", "known divergence")
         assert routed.users.get_by_id(seller.id).first_name == "Changed"  # reported, MySQL's answer
-    runs.repair(world.extensions["shop"])
+    jobs.repair(world.extensions["shop"])
     assert ddb.users.get_by_id(seller.id).first_name == "Changed"
 
 
@@ -294,7 +294,7 @@ def test_an_open_entry_for_one_record_does_not_hide_a_listings_other_differences
             routed.products.list_products(mine)
         journal.record(TO_DYNAMODB, [("product", p.id)], "test", "known divergence")
         assert routed.products.list_products(mine).items[0].name == "Changed"  # reported, MySQL's answer
-    runs.repair(world.extensions["shop"])
+    jobs.repair(world.extensions["shop"])
 
 
 def test_a_listings_total_moved_by_a_journaled_record_on_another_page_is_pending(world, control):
@@ -315,7 +315,7 @@ def test_a_listings_total_moved_by_a_journaled_record_on_another_page_is_pending
     with use_flags("READ_MYSQL,READ_DDB,WRITE_MYSQL,WRITE_DDB"):
         shown = routed.products.list_products(mine, page=page, limit=1)
     assert shown.total == 2 and [x.id for x in shown.items] == [p.id]  # MySQL's answer, reported
-    runs.repair(world.extensions["shop"])
+    jobs.repair(world.extensions["shop"])
 
 
 def test_the_flag_page_is_locked_outside_development(settings, app):  # app: the schema exists
@@ -338,7 +338,7 @@ def test_a_recorded_deletion_is_the_only_thing_that_deletes(world, control):
     routed.products.delete(doomed.id)  # phase 1: DynamoDB not written, the deletion is recorded
     assert ddb.products.get_by_id(doomed.id) is not None
     _to(control, 2)
-    report = runs.backfill(world.extensions["shop"])
+    report = jobs.backfill(world.extensions["shop"])
     assert ddb.products.get_by_id(doomed.id) is None  # recorded: deleted
     assert ddb.categories.get_by_id(only_ddb.id) is not None  # not recorded: left, and said so
     assert ("category", only_ddb.id) in {(e, int(i)) for e, i, _ in report.left}
@@ -352,7 +352,7 @@ def test_backfill_and_verify_marks_never_store_a_phase(world):
     app = create_app(replace(world.extensions["shop"].settings, shop_flags="READ_MYSQL,WRITE_MYSQL,WRITE_DDB"))
     try:
         control = PhaseControl(app.extensions["shop"])
-        runs.backfill(app.extensions["shop"], control=control)
+        jobs.backfill(app.extensions["shop"], control=control)
         state = control.view.refresh()
         assert state.source == "SHOP_FLAGS" and state.mark("backfill") and state.phase == 2
         world.extensions["shop"].runtime.phase.refresh()  # started with SHOP_FLAGS of phase 1
@@ -435,14 +435,14 @@ def test_the_copy_back_never_updates_another_users_row_through_a_unique_key(worl
     newcomer = ddb.users.create(NewUser(username=unique(), email=email, password_hash="newcomer-hash"))
     journal = world.extensions["shop"].runtime.journal
     journal.record(TO_MYSQL, [("user", newcomer.id)], "test", "written to DynamoDB only")
-    report = runs.reverse_copy(world.extensions["shop"])
+    report = jobs.reverse_copy(world.extensions["shop"])
     assert [(e, int(i)) for e, i, _ in report.failed] == [("user", newcomer.id)]
     assert "belongs to user" in str(report.failed[0][2])
     assert mysql.users.get_by_id(holder.id).password_hash == "holder-hash"
     assert journal.is_pending("user", newcomer.id)  # still waiting, for an operator to resolve
     # An operator's resolution, so the rest of this dataset's journey can go on: the newcomer goes.
-    from shop.migration.sync import Sync
-    Sync(world.extensions["shop"].db, mysql, ddb, world.extensions["shop"].dynamo)._delete_user(newcomer)
+    from shop.migration.entities.users import _delete
+    _delete(world.extensions["shop"].dynamo, newcomer)
     journal.close(next(e for e in journal.pending(TO_MYSQL) if e.entity_id == str(newcomer.id)))
 
 
@@ -455,10 +455,10 @@ def test_repair_never_replays_an_older_mysql_copy_over_dynamodb(world, control):
     ddb.products.set_inventory(p.id, 40)  # DynamoDB moved on (phase 5)
     journal = world.extensions["shop"].runtime.journal
     journal.record(TO_DYNAMODB, [("product", p.id)], "test", "a mirror that timed out earlier")
-    report = runs.repair(world.extensions["shop"], authority="dynamodb")
+    report = jobs.repair(world.extensions["shop"], authority="dynamodb")
     assert ddb.products.get_by_id(p.id).inventory_quantity == 40
     assert ("product", str(p.id)) in {(e, str(i)) for e, i, _ in report.left}
-    runs.repair(world.extensions["shop"])  # with MySQL authoritative again, the entry is replayed
+    jobs.repair(world.extensions["shop"])  # with MySQL authoritative again, the entry is replayed
     assert ddb.products.get_by_id(p.id).inventory_quantity == 4 and not journal.is_pending("product", p.id)
 
 
@@ -473,10 +473,10 @@ def test_replaying_a_lost_rename_or_email_change_rewrites_the_copies_products_sh
     mysql.users.update_profile(owner.id, {"email": "moved-" + owner.email})
     journal = world.extensions["shop"].runtime.journal
     journal.record(TO_DYNAMODB, [("category", cat.id), ("user", owner.id)], "test", "mirrors timed out")
-    runs.repair(world.extensions["shop"])
+    jobs.repair(world.extensions["shop"])
     shown = ddb.products.get_by_id(p.id)
     assert (shown.category_name, shown.seller_email) == (cat.name + " renamed", "moved-" + owner.email)
-    sync = runs.make_sync(world.extensions["shop"])
+    sync = jobs.copier_for(world.extensions["shop"])
     assert not sync.compare("product", p.id) and not sync.compare("category", cat.id)
 
 
@@ -508,7 +508,7 @@ def test_repair_divergent_in_phase_4_copies_from_mysql(world, control):
     for step in (3, 4):  # this module's dataset keeps other tests' leftovers: the gates are not the point here
         _to(control, step, force=True, reason="test")
     lost = mysql.categories.create(unique("Killed mid-write "), None)  # MySQL committed, DynamoDB never saw it
-    report = runs.repair(world.extensions["shop"], divergent=True)
+    report = jobs.repair(world.extensions["shop"], divergent=True)
     assert ddb.categories.get_by_id(lost.id).name == lost.name
     assert ("category", lost.id) not in {(e, int(i)) for e, i, _ in report.left}
     _to(control, 1)
@@ -529,7 +529,7 @@ def test_leaving_phase_5_no_write_lands_on_a_stale_mysql_row(world, control, mon
     what it lacks go to DynamoDB first and are copied back under the entity's lock."""
     import threading
 
-    from shop.migration.sync import Sync
+    from shop.migration.entities.products import Products
 
     state = world.extensions["shop"]
     routed, journal = state.repos, state.runtime.journal
@@ -569,30 +569,30 @@ def test_leaving_phase_5_no_write_lands_on_a_stale_mysql_row(world, control, mon
 
     # The late copy reads DynamoDB (stock 6); a checkout lands before it writes MySQL.
     raced, fired = [], []
-    real = Sync._reverse_product
+    real = Products.to_mysql
 
-    def reverse_with_a_checkout_between(self, product_id, deleted):
+    def reverse_with_a_checkout_between(self, copier, product_id, deleted):
         if fired:  # the checkout's own copy back
-            return real(self, product_id, deleted)
+            return real(self, copier, product_id, deleted)
         fired.append(product_id)
-        got = self.ddb.products.get_by_id(product_id)
+        got = copier.ddb.products.get_by_id(product_id)
         checkout = threading.Thread(target=lambda: raced.append(routed.orders.checkout(buyer.id)))
         checkout.start()
         checkout.join(1.0)  # it waits on this entity's lock, so it cannot land in between
-        monkeypatch.setattr(self.ddb.products, "get_by_id", lambda _id: got, raising=False)
+        monkeypatch.setattr(copier.ddb.products, "get_by_id", lambda _id: got, raising=False)
         try:
-            return real(self, product_id, deleted)
+            return real(self, copier, product_id, deleted)
         finally:
-            monkeypatch.delattr(self.ddb.products, "get_by_id")
+            monkeypatch.delattr(copier.ddb.products, "get_by_id")
             checkout.join(30)
 
-    monkeypatch.setattr(Sync, "_reverse_product", reverse_with_a_checkout_between)
+    monkeypatch.setattr(Products, "to_mysql", reverse_with_a_checkout_between)
     late = control.catch_up()
     monkeypatch.undo()
     assert raced and not late.failed, late.failed
     assert poll(lambda: not journal.is_pending("product", p.id), timeout=10, what="the checkout's copy back")
     assert mysql.products.get_by_id(p.id).inventory_quantity == ddb.products.get_by_id(p.id).inventory_quantity == 5
-    sync = runs.make_sync(state)
+    sync = jobs.copier_for(state)
     assert not sync.compare("product", p.id) and not sync.compare("order", raced[0].id)
     assert not control.view.refresh().doc.get("mysql_behind_since")  # caught up: MySQL first again
     _to(control, 1, force=True)
@@ -630,8 +630,8 @@ def test_a_verify_mark_keeps_divergence_and_writes_since_apart(world, control):
     html = world.test_client().get("/flags").get_data(as_text=True)
     assert "<strong>2 divergent</strong>" in html and "1 written since (journaled" in html
     assert re.search(r"Changed \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC by", html)
-    runs.repair(state, divergent=True)
-    assert runs.verify(state, control=control).ok
+    jobs.repair(state, divergent=True)
+    assert jobs.verify(state, control=control).ok
     _to(control, 1)
 
 

@@ -24,10 +24,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from shop import Repositories, create_app
 from shop.domain import NewProduct, NewUser
 from shop.errors import ShopError
-from shop.migration import runs
+from shop.migration import jobs
 from shop.migration.control import PhaseControl
 from shop.migration.state import now, parse
-from shop.migration.sync import Sync
+from shop.migration.copies import Copier
 
 from .conftest import TEST_DB, make_settings
 
@@ -287,7 +287,7 @@ class Journey(RuleBasedStateMachine):
             if step == 3 and self.phase == 2:
                 self._backfill_and_verify()
             if step == 5:
-                checked = runs.verify(self.state, control=self.control)
+                checked = jobs.verify(self.state, control=self.control)
                 assert checked.ok, checked.divergent
             result = self.control.set(step, "hypothesis", reason="random journey")
             assert result.ok, result.message
@@ -300,15 +300,15 @@ class Journey(RuleBasedStateMachine):
         deadline = time.monotonic() + 5
         while now() < since + self.control.propagation and time.monotonic() < deadline:
             pass  # the gate wants a backfill that began after every worker dual-writes (0.2 s here)
-        report = runs.backfill(self.state, control=self.control)
+        report = jobs.backfill(self.state, control=self.control)
         assert not report.failed, report.failed
-        checked = runs.verify(self.state, control=self.control)
+        checked = jobs.verify(self.state, control=self.control)
         assert checked.ok, checked.divergent
 
     def _all_agree_where_expected(self):
         """Once backfilled (phases 3 and 4, entered forward or back) every entity agrees."""
         if self.phase in (3, 4):
-            report = runs.verify(self.state)
+            report = jobs.verify(self.state)
             assert report.ok, report.divergent
 
     # --- invariants -------------------------------------------------------------------------
@@ -320,7 +320,7 @@ class Journey(RuleBasedStateMachine):
         touched, self.touched = self.touched, []
         if self.phase not in (2, 3, 4):
             return
-        sync = Sync(self.state.db, self.mysql, self.ddb, self.state.dynamo)
+        sync = Copier(self.state.db, self.mysql, self.ddb, self.state.dynamo)
         journal = self.state.runtime.journal
         for entity, entity_id in dict.fromkeys(touched):
             differences = sync.compare(entity, entity_id)

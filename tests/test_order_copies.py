@@ -15,7 +15,7 @@ from shop.aspects import PRESETS, use_flags
 from shop.aspects.compare import diff, own
 from shop.domain import NewProduct, NewUser
 from shop.errors import ValidationError
-from shop.migration import runs
+from shop.migration import jobs
 from shop.migration.journal import TO_DYNAMODB
 from shop.repositories.dynamodb import keys
 from shop.repositories.dynamodb.client import encode
@@ -192,11 +192,11 @@ def test_a_stale_copy_is_a_difference_verify_finds_and_repair_rewrites(world, co
         routed.carts.add_item(owner.id, p.id, 1)
         order = routed.orders.checkout(owner.id)
     mysql.products.update(p.id, {"name": "Renamed, mirror lost"})
-    sync = runs.make_sync(world.extensions["shop"])
+    sync = jobs.copier_for(world.extensions["shop"])
     found = sync.compare("order", order.id)
     assert [d.path for d in found] == [f"items[id={order.items[0].id}].product.name"]
     world.extensions["shop"].runtime.journal.record(TO_DYNAMODB, [("product", p.id)], "test", "mirror timed out")
-    runs.repair(world.extensions["shop"])
+    jobs.repair(world.extensions["shop"])
     assert _shown(ddb.orders.get_by_id(order.id))[p.id][0] == "Renamed, mirror lost"
     assert not sync.compare("order", order.id) and not sync.compare("product", p.id)
 
@@ -294,7 +294,7 @@ def test_a_fan_out_that_cannot_settle_says_so_and_leaves_its_token(ddb, store_dy
 def test_an_order_copied_from_mysql_settles_on_the_products_current_names(world, control):  # noqa: F811
     """Backfill and repair copy an order with MySQL's join read earlier; a rename whose fan-out
     ran before the order item existed is caught by settling the copies after the write."""
-    from shop.migration.sync import Sync
+    from shop.migration.copies import Copier
     _to(control, 1)
     mysql, ddb = _stores(world)
     owner, cat, p = _dual_written_product(world, stock=9)
@@ -305,8 +305,8 @@ def test_an_order_copied_from_mysql_settles_on_the_products_current_names(world,
     stale = mysql.orders.get_by_id(order.id)  # the backfill's read
     with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):  # the rename, dual-written; no order in DynamoDB yet
         state.repos.products.update(p.id, {"name": "Renamed before the copy"})
-    sync = Sync(state.db, mysql, ddb, state.dynamo)
-    from shop.migration.batches import ForwardWriter
+    sync = Copier(state.db, mysql, ddb, state.dynamo)
+    from shop.migration.pages import ForwardWriter
     writer = ForwardWriter(sync)
     outcome = writer.write("order", writer.plan("order", {order.id: stale}, {}))
     assert outcome == {order.id: "copied"}

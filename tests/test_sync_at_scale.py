@@ -18,10 +18,10 @@ from shop.aspects import use_flags
 from shop.aspects.compare import attribute_names
 from shop.domain import NewProduct, NewUser
 from shop.errors import StoreUnavailableError
-from shop.migration import batches, runs
+from shop.migration import jobs, pages
 from shop.migration.checkpoint import Checkpoints
 from shop.migration.control import PhaseControl
-from shop.migration.sync import Sync
+from shop.migration.copies import Copier
 from shop.repositories.dynamodb import Dynamo, keys, listing_counts
 from shop.repositories.dynamodb.client import encode
 from shop.repositories.dynamodb.tables import create_tables, delete_tables
@@ -98,14 +98,14 @@ def _ddb_counts(app, scopes) -> dict[str, int]:
 
 def test_the_batched_backfill_writes_what_the_one_at_a_time_copy_writes(world, settings):
     _fresh_ddb(world)
-    report = runs.backfill(_state(world), segments=3, chunk=2)
+    report = jobs.backfill(_state(world), segments=3, chunk=2)
     assert report.complete and not report.failed and report.done["copied"] + report.done["unchanged"] == _entities(world), report
     state = _state(world)
     other = Dynamo(replace(state.dynamo.settings, dynamodb_table_prefix=state.dynamo.settings.dynamodb_table_prefix
                            + "o"))
     create_tables(other)
     try:
-        sync = Sync(state.db, Repositories.mysql(state.db), Repositories.dynamodb(other), other)
+        sync = Copier(state.db, Repositories.mysql(state.db), Repositories.dynamodb(other), other)
         for entity, entity_id in sync.targets():
             sync.copy("to_dynamodb", entity, entity_id)
         batched, one_by_one = _items(state.dynamo), _items(other)
@@ -116,9 +116,9 @@ def test_the_batched_backfill_writes_what_the_one_at_a_time_copy_writes(world, s
         delete_tables(other)
     expected = _mysql_counts(world)
     assert _ddb_counts(world, expected) == expected
-    assert runs.verify(state, segments=2, chunk=3).ok
+    assert jobs.verify(state, segments=2, chunk=3).ok
     lines = []
-    again = runs.backfill(state, chunk=5, progress=lines.append)  # idempotent: nothing differs, nothing written
+    again = jobs.backfill(state, chunk=5, progress=lines.append)  # idempotent: nothing differs, nothing written
     assert again.done["copied"] == 0 and again.done["unchanged"] == _entities(world)
     assert re.fullmatch(r"backfill:auto: done: [\d,]+ MySQL rows and DynamoDB items read in [\d:]+, [\d,]+ a second",
                         lines[-1]), lines
@@ -131,7 +131,7 @@ class Stop(Exception):
 def test_a_stopped_backfill_resumes_from_its_checkpoint_and_counts_nothing_twice(world, monkeypatch):
     _fresh_ddb(world)
     state = _state(world)
-    write, calls, dead = batches.ForwardWriter.write, Counter(), []
+    write, calls, dead = pages.ForwardWriter.write, Counter(), []
 
     def counting(self, entity, pairs):
         calls[entity] += 1
@@ -139,23 +139,23 @@ def test_a_stopped_backfill_resumes_from_its_checkpoint_and_counts_nothing_twice
             dead.append(True)
             raise Stop()
         return write(self, entity, pairs)
-    monkeypatch.setattr(batches.ForwardWriter, "write", counting)
+    monkeypatch.setattr(pages.ForwardWriter, "write", counting)
     with pytest.raises(Stop):
-        runs.backfill(state, run="t-resume", chunk=2, resume=True)
+        jobs.backfill(state, run="t-resume", chunk=2, resume=True)
     with state.db.cursor() as cur:
         cur.execute("SELECT COUNT(*) AS n FROM products")
         products = cur.fetchone()["n"]
     calls.clear()
-    resumed = runs.backfill(state, run="t-resume", chunk=2, resume=True)
+    resumed = jobs.backfill(state, run="t-resume", chunk=2, resume=True)
     assert resumed.run.resumed and calls["user"] == calls["category"] == 0  # finished steps are not redone
     assert calls["product"] == -(-products // 2) - 2  # the product pages after the two done ones
     # The report is the whole run's: the part done before the stop comes from the checkpoint.
     assert resumed.done["copied"] + resumed.done["unchanged"] == _entities(world) and not resumed.failed
     expected = _mysql_counts(world)
     assert _ddb_counts(world, expected) == expected
-    assert runs.verify(state).ok
+    assert jobs.verify(state).ok
     # A finished run is over: the same name starts afresh.
-    assert not runs.backfill(state, run="t-resume", chunk=2, resume=True).run.resumed
+    assert not jobs.backfill(state, run="t-resume", chunk=2, resume=True).run.resumed
 
 
 def _entities(app) -> int:
@@ -174,7 +174,7 @@ def test_segments_run_apart_make_one_run_and_mark_it_once_all_are_done(world):
     before = marks().get("backfill")
     parts = []
     for i in range(3):  # as three processes would, one after the other
-        parts.append(runs.backfill(state, control=control, run="t-seg", segments=3, segment=i, chunk=2, resume=True))
+        parts.append(jobs.backfill(state, control=control, run="t-seg", segments=3, segment=i, chunk=2, resume=True))
         if i < 2:
             assert not parts[-1].complete and marks().get("backfill") == before
     whole = parts[-1]
@@ -182,18 +182,18 @@ def test_segments_run_apart_make_one_run_and_mark_it_once_all_are_done(world):
     assert whole.complete and whole.done["copied"] + whole.done["unchanged"] == _entities(world)
     assert marks()["backfill"]["copied"] + marks()["backfill"]["unchanged"] == _entities(world)
     assert marks()["backfill"]["started_at"] <= marks()["backfill"]["completed_at"]
-    assert runs.verify(state, segments=3, chunk=2).ok
+    assert jobs.verify(state, segments=3, chunk=2).ok
     # A segment count that does not match the run under way is refused, clearly.
-    runs.backfill(state, run="t-mismatch", segments=2, segment=0, chunk=2, resume=True)
+    jobs.backfill(state, run="t-mismatch", segments=2, segment=0, chunk=2, resume=True)
     with pytest.raises(ValueError, match="under way with 2 segments"):
-        runs.backfill(state, run="t-mismatch", segments=3, segment=1, chunk=2, resume=True)
+        jobs.backfill(state, run="t-mismatch", segments=3, segment=1, chunk=2, resume=True)
     Checkpoints(state.db).restart("t-mismatch")
 
 
 def _backfilled(app):
     """The world copied into DynamoDB: the state, both stores' repositories and the first product."""
     state = _state(app)
-    runs.backfill(state)
+    jobs.backfill(state)
     with state.db.cursor() as cur:
         cur.execute("SELECT id, seller_id FROM products ORDER BY id LIMIT 1")
         first = cur.fetchone()
@@ -216,16 +216,16 @@ def test_verify_finds_each_kind_of_divergence_once_across_segments(world):
         cur.execute("SELECT DISTINCT order_id FROM order_items WHERE product_id = %s", (changed,))
         holding = {("order", r["order_id"]) for r in cur.fetchall()}
     assert holding  # the rename reached the copies in DynamoDB's orders: they differ from MySQL's join too
-    report = runs.verify(state, segments=2, chunk=2)
+    report = jobs.verify(state, segments=2, chunk=2)
     found = {(e, int(i)): names for e, i, names, _ in report.divergent}
     assert found.keys() == {("product", changed), ("category", ghost.id), ("user", lonely.id)} | holding, found
     assert "name" in found[("product", changed)]
     assert {tuple(found[o]) for o in holding} == {("items[].product.name",)}
     assert sum(report.compared.values()) == _entities(world) + 1  # and the category only DynamoDB holds
     # The category only DynamoDB holds, found in a batch, differs as the one-entity compare says.
-    assert found[("category", ghost.id)] == attribute_names(Sync.of(state.db, state.dynamo).compare("category", ghost.id))
+    assert found[("category", ghost.id)] == attribute_names(Copier.of(state.db, state.dynamo).compare("category", ghost.id))
     # The reverse copy brings the DynamoDB-only category to MySQL, with its id.
-    copied = runs.reverse_copy(state, segments=2)
+    copied = jobs.reverse_copy(state, segments=2)
     assert copied.done["copied"] == 1 and mysql.categories.get_by_id(ghost.id).name == ghost.name
     state.dynamo.call("delete_item", TableName=state.dynamo.table("catalog"),
                       Key=encode({"PK": "CATEGORIES", "SK": f"CATEGORY#{ghost.id:010d}"}))
@@ -235,7 +235,7 @@ def test_a_product_item_written_without_its_listing_marker_is_counted_by_the_nex
     """A run stopped between a page's item writes and its marker transaction leaves products
     whose items equal MySQL's but which no listing counts: the next backfill counts them."""
     state = _state(world)
-    runs.backfill(state)
+    jobs.backfill(state)
     with state.db.cursor() as cur:
         cur.execute("SELECT id, category_id, seller_id FROM products ORDER BY id LIMIT 2")
         rows = cur.fetchall()
@@ -244,26 +244,26 @@ def test_a_product_item_written_without_its_listing_marker_is_counted_by_the_nex
         state.dynamo.transact(listing_counts.changes(table, r["id"], listing_counts.membership(r), None))
     expected = _mysql_counts(world)
     assert _ddb_counts(world, expected) != expected
-    report = runs.backfill(state, chunk=3)
+    report = jobs.backfill(state, chunk=3)
     assert report.done["copied"] == 2 and _ddb_counts(world, expected) == expected
-    assert runs.backfill(state).done["copied"] == 0
+    assert jobs.backfill(state).done["copied"] == 0
 
 
 def test_a_batched_backfill_of_a_changed_email_rewrites_the_sellers_products(world):
     state, mysql, ddb, row = _backfilled(world)
     seller = mysql.users.get_by_id(row["seller_id"])
     mysql.users.update_profile(seller.id, {"email": "new-" + seller.email})  # the mirror was lost
-    assert runs.backfill(state, chunk=4).done["copied"] == 1
+    assert jobs.backfill(state, chunk=4).done["copied"] == 1
     assert ddb.products.get_by_id(row["id"]).seller_email == "new-" + seller.email
     assert ddb.users.get_by_email("new-" + seller.email).id == seller.id and ddb.users.get_by_email(seller.email) is None
-    assert runs.verify(state).ok
+    assert jobs.verify(state).ok
 
 
 def test_the_batched_reverse_copy_brings_back_what_only_dynamodb_holds_and_refuses_collisions(world):
     """A rollback's case: users, products and orders DynamoDB alone holds go back to MySQL in
     pages, ids kept; one whose id MySQL gives to someone else is reported, nothing overwritten."""
     state = _state(world)
-    runs.backfill(state)
+    jobs.backfill(state)
     mysql = Repositories.mysql(state.db)
     with state.db.cursor() as cur:
         cur.execute("SELECT id FROM orders ORDER BY id DESC LIMIT 1")
@@ -287,10 +287,10 @@ def test_the_batched_reverse_copy_brings_back_what_only_dynamodb_holds_and_refus
         {"PK": f"USER#{other.id}", "SK": "#META", "entity": "USER", "id": other.id, "username": stranger.username,
          "email": stranger.email, "password_hash": "h", "is_seller": False,
          "created_at": "2026-01-01T00:00:00.000000", "updated_at": "2026-01-01T00:00:00.000000"}])
-    report = runs.reverse_copy(state, everything=True, segments=2, chunk=3)
+    report = jobs.reverse_copy(state, everything=True, segments=2, chunk=3)
     assert [(e, int(i)) for e, i, _ in report.failed] == [("user", other.id)], report.failed
     assert mysql.users.get_by_id(other.id).username == other.username  # nothing overwritten
-    assert mysql.orders.get_by_id(order_id) is not None and not runs.make_sync(state).compare("order", order_id)
+    assert mysql.orders.get_by_id(order_id) is not None and not jobs.copier_for(state).compare("order", order_id)
     assert mysql.products.get_by_id(product_id).name == product.name
     assert mysql.users.get_by_id(buyer.id).email == buyer.email
     assert report.done["copied"] == _entities(world) - 1
@@ -307,7 +307,7 @@ def test_raising_auto_increment_waits_out_a_transaction_holding_the_table(world)
 
     import pymysql
 
-    from shop.migration.sync import raise_auto_increment
+    from shop.migration.copies import raise_auto_increment
 
     state = _state(world)
     retried = threading.Event()
@@ -348,12 +348,12 @@ def test_a_first_copy_skips_the_scan_of_tables_that_were_empty_and_only_of_those
                 "created_at": "2026-01-01T00:00:00.000000", "updated_at": "2026-01-01T00:00:00.000000"}
     state.dynamo.call("put_item", TableName=state.dynamo.table("users"), Item=encode(ddb_only))
     with use_flags(MYSQL_ONLY):
-        report = runs.backfill(state, run="skip-scans", chunk=4)
+        report = jobs.backfill(state, run="skip-scans", chunk=4)
     assert sorted(report.run.plan["skip_scans"]) == ["catalog", "orders"]
     done = set(Checkpoints(state.db).steps(report.run, 0))
     assert "ddb:users" in done and not {"ddb:catalog", "ddb:orders"} & done
     assert ("user", 990_001) in {(e, int(i)) for e, i, _ in report.left}
-    assert {(e, int(i)) for e, i, *_ in runs.verify(state, chunk=4).divergent} == {("user", 990_001)}
+    assert {(e, int(i)) for e, i, *_ in jobs.verify(state, chunk=4).divergent} == {("user", 990_001)}
 
 
 def _product_row(state, offset):
@@ -365,7 +365,7 @@ def _product_row(state, offset):
 def _after_page_read(monkeypatch, target, action) -> list:
     """`action` runs once, right after the backfill read the product page holding `target`
     (before that page is written); the returned list says whether it ran."""
-    load, ran = runs.Backfill.load_page, []
+    load, ran = jobs.Backfill.load_page, []
 
     def reading(self, entity, ids):
         loaded = load(self, entity, ids)
@@ -373,7 +373,7 @@ def _after_page_read(monkeypatch, target, action) -> list:
             ran.append(True)
             action()
         return loaded
-    monkeypatch.setattr(runs.Backfill, "load_page", reading)
+    monkeypatch.setattr(jobs.Backfill, "load_page", reading)
     return ran
 
 
@@ -392,42 +392,13 @@ def test_a_dual_write_landing_between_a_page_read_and_its_write_is_not_overwritt
         with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):
             state.repos.products.set_inventory(target, fresh)
     hit = _after_page_read(monkeypatch, target, dual_write)
-    monkeypatch.setattr(runs.Recheck, "wait_for_dual_writes", lambda self: None)  # nothing else in flight
-    report = runs.backfill(state, run="race", chunk=2)
+    report = jobs.backfill(state, run="race", chunk=2)
     assert hit and "catalog" in report.run.plan["skip_scans"] and not report.failed
     assert Repositories.dynamodb(state.dynamo).products.get_by_id(target).inventory_quantity == fresh
     assert report.done["copied again"] == 1
     expected = _mysql_counts(world)
     assert _ddb_counts(world, expected) == expected
-    assert runs.verify(state, chunk=4).ok
-
-
-def test_a_checkout_whose_dynamodb_half_is_in_flight_is_not_counted_twice(world, monkeypatch):
-    """A checkout commits in MySQL after the page was read; its DynamoDB half (a relative stock
-    change) lands after the page's older copy. The backfill's re-check waits for such writes
-    before copying: copying MySQL's stock first would take the checkout's quantity off twice."""
-    state = _state(world)
-    _fresh_ddb(world)
-    row = _product_row(state, 5)
-    target, stock, landed = row["id"], row["inventory_quantity"], []
-    # MySQL's half commits after the page was read.
-    _after_page_read(monkeypatch, target, lambda: Repositories.mysql(state.db).products.set_inventory(target, stock - 2))
-
-    def dynamodb_half_lands(**_):
-        from shop.repositories.dynamodb.client import iso
-        touched = Repositories.mysql(state.db).products.get_by_id(target).updated_at  # as the mirror sets it
-        state.dynamo.call("update_item", TableName=state.dynamo.table("catalog"),
-                          Key=encode(keys.product(target)),
-                          UpdateExpression="SET inventory_quantity = inventory_quantity - :q, updated_at = :u",
-                          ExpressionAttributeValues=encode({":q": 2, ":u": iso(touched)}))
-        landed.append(True)
-    monkeypatch.setattr(runs.Recheck, "wait_for_dual_writes", lambda self: landed or dynamodb_half_lands())
-    report = runs.backfill(state, run="in-flight", chunk=2)
-    if not landed:  # the backfill never waited: the DynamoDB half lands now, after its copy
-        dynamodb_half_lands()
-    assert Repositories.dynamodb(state.dynamo).products.get_by_id(target).inventory_quantity == stock - 2
-    assert not report.failed and report.done["copied again"] == 0  # equal once the write landed
-    assert runs.verify(state, chunk=4).ok
+    assert jobs.verify(state, chunk=4).ok
 
 
 def test_a_failed_re_copy_is_reported_and_keeps_its_journal_entry(world, monkeypatch):
@@ -442,21 +413,20 @@ def test_a_failed_re_copy_is_reported_and_keeps_its_journal_entry(world, monkeyp
 
     def failing(self, entity, entity_id, deleted):
         raise RuntimeError("DynamoDB refused the copy")
-    monkeypatch.setattr(runs.Recheck, "wait_for_dual_writes", lambda self: None)
-    monkeypatch.setattr(runs.Recheck, "copy_if_different", failing)
-    report = runs.backfill(state, run="re-copy-fails", chunk=2)
+    monkeypatch.setattr(jobs.Recheck, "copy_if_different", failing)
+    report = jobs.backfill(state, run="re-copy-fails", chunk=2)
     assert [(e, int(i)) for e, i, _ in report.failed] == [("product", target)]
     assert ("product", str(target)) in {(e.entity, str(e.entity_id)) for e in journal.pending("to_dynamodb")}
     monkeypatch.undo()
-    runs.repair(state)  # the entry still drives the copy
+    jobs.repair(state)  # the entry still drives the copy
     assert ("product", str(target)) not in {(e.entity, str(e.entity_id)) for e in journal.pending("to_dynamodb")}
-    assert runs.verify(state, chunk=4).ok
+    assert jobs.verify(state, chunk=4).ok
 
 
 def _after_repair_reads(monkeypatch, repository: str, method: str, after_read) -> None:
     """`after_read(entity_id, found)` runs after each read repair's MySQL `repository.method`
     makes (its copies and its re-check's snapshots alike), before the caller goes on."""
-    make_sync = runs.make_sync
+    make_sync = jobs.copier_for
 
     def sync_with_a_race(st):
         sync = make_sync(st)
@@ -468,7 +438,7 @@ def _after_repair_reads(monkeypatch, repository: str, method: str, after_read) -
             return found
         setattr(getattr(sync.mysql, repository), method, reading)
         return sync
-    monkeypatch.setattr(runs, "make_sync", sync_with_a_race)
+    monkeypatch.setattr(jobs, "copier_for", sync_with_a_race)
 
 
 def test_repair_settles_a_dual_write_landing_between_its_read_and_its_write(world, monkeypatch):
@@ -487,12 +457,11 @@ def test_repair_settles_a_dual_write_landing_between_its_read_and_its_write(worl
             with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):  # lands in both stores
                 state.repos.products.set_inventory(target, fresh)
     _after_repair_reads(monkeypatch, "products", "get_by_id", after_read)
-    monkeypatch.setattr(runs.Recheck, "wait_for_dual_writes", lambda self: None)  # it landed already
-    report = runs.repair(state)
+    report = jobs.repair(state)
     assert ran and ddb.products.get_by_id(target).inventory_quantity == fresh  # not the repair's older copy
     assert not report.failed and report.done["copied again"] == 1, report
     assert ("product", str(target)) not in {(e.entity, str(e.entity_id)) for e in journal.pending("to_dynamodb")}
-    assert runs.verify(state, chunk=4).ok
+    assert jobs.verify(state, chunk=4).ok
 
 
 def test_repair_settles_a_line_added_to_an_empty_cart_while_it_copies_that_cart(world, monkeypatch):
@@ -514,12 +483,12 @@ def test_repair_settles_a_line_added_to_an_empty_cart_while_it_copies_that_cart(
                 with use_flags("READ_MYSQL,WRITE_MYSQL,WRITE_DDB"):  # lands in both stores
                     state.repos.carts.add_item(buyer.id, first["id"], 2)
     _after_repair_reads(monkeypatch, "carts", "list_items", after_read)
-    report = runs.repair(state)
+    report = jobs.repair(state)
     assert ran == [[]]  # the repair read the cart empty
     assert [(ln.product_id, ln.quantity) for ln in ddb.carts.list_items(buyer.id)] == [(first["id"], 2)]
     assert not report.failed and report.done["copied again"] == 1, report
     assert ("cart", str(buyer.id)) not in {(e.entity, str(e.entity_id)) for e in journal.pending("to_dynamodb")}
-    assert runs.verify(state, chunk=4).ok
+    assert jobs.verify(state, chunk=4).ok
 
 
 def test_a_store_failing_during_repair_s_re_check_is_reported_and_the_repair_goes_on(world, monkeypatch):
@@ -527,17 +496,17 @@ def test_a_store_failing_during_repair_s_re_check_is_reported_and_the_repair_goe
     journal = state.runtime.journal
     one, other = _product_row(state, 0)["id"], _product_row(state, 1)["id"]
     journal.record("to_dynamodb", [("product", one), ("product", other)], "ProductRepository.update", "down")
-    snapshot = runs.Recheck.snapshot
+    snapshot = jobs.Recheck.snapshot
 
     def failing_for_one(self, entity, ids):
         if entity == "product" and one in ids:
             raise StoreUnavailableError("MySQL is unavailable", store="mysql")
         return snapshot(self, entity, ids)
-    monkeypatch.setattr(runs.Recheck, "snapshot", failing_for_one)
-    report = runs.repair(state)
+    monkeypatch.setattr(jobs.Recheck, "snapshot", failing_for_one)
+    report = jobs.repair(state)
     assert [(e, int(i)) for e, i, _ in report.failed] == [("product", one)]
     pending = {(e.entity, int(e.entity_id)) for e in journal.pending("to_dynamodb")}
     assert ("product", one) in pending and ("product", other) not in pending  # the next entry was replayed
     monkeypatch.undo()
-    runs.repair(state)
+    jobs.repair(state)
     assert ("product", one) not in {(e.entity, int(e.entity_id)) for e in journal.pending("to_dynamodb")}

@@ -16,6 +16,7 @@ __all__ = ["DualReadMismatch", "FlagError", "Flags", "MYSQL_ONLY", "PRESETS", "P
 
 
 def attach(mysql_repos, ddb_repos, runtime) -> None:
-    """Bind each MySQL repository of an app to its DynamoDB counterpart and the app's runtime."""
-    for name in ("users", "categories", "products", "carts", "orders"):
-        bind(getattr(mysql_repos, name), getattr(ddb_repos, name), runtime)
+    """Bind each MySQL repository of an app (shop.repositories.Repositories) to its DynamoDB
+    counterpart and the app's runtime."""
+    for name, repo in mysql_repos:
+        bind(repo, getattr(ddb_repos, name), runtime)

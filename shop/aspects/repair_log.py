@@ -12,33 +12,11 @@ from ..db import retry_deadlocks
 
 log = logging.getLogger("shop.aspects")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS migration_repairs (
-    id BIGINT PRIMARY KEY AUTO_INCREMENT,
-    entity VARCHAR(20) NOT NULL,
-    entity_id VARCHAR(64) NOT NULL,
-    operation VARCHAR(100) NOT NULL,
-    error VARCHAR(1000) NOT NULL,
-    deleted BOOLEAN NOT NULL DEFAULT FALSE,
-    created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    repaired_at TIMESTAMP(6) NULL,
-    INDEX idx_pending (repaired_at, entity, entity_id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
-"""
 
 
 class RepairLog:
     def __init__(self, db):
         self.db = db
-
-    def ensure_table(self) -> None:
-        with self.db.cursor(write=True) as cur:
-            cur.execute(SCHEMA)
-            # Tables made before deletions were recorded lack the column (portable: no IF NOT EXISTS).
-            cur.execute("SELECT COUNT(*) AS n FROM information_schema.columns WHERE table_schema = DATABASE()"
-                        " AND table_name = 'migration_repairs' AND column_name = 'deleted'")
-            if not cur.fetchone()["n"]:
-                cur.execute("ALTER TABLE migration_repairs ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT FALSE")
 
     def record(self, targets, operation: str, error: BaseException | str, deleted: bool = False,
                level: int = logging.WARNING) -> int:

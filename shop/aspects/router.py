@@ -40,16 +40,21 @@ class Outcome:
 class Runtime:
     """Everything routing needs for one application: its counterparts, policies and health."""
 
-    def __init__(self, settings, repair_log, default_flags, phase=None, journal=None, catch_up=None):
+    def __init__(self, settings, journal, default_flags, entities, phase=None, catch_up=None):
+        """Given by the application (shop/__init__.py) from the migration package, which the
+        routing layer does not import: the journal (shop.migration.journal.Journal), the entity
+        a repository class concerns (`entities(repository)`, shop.migration.entities), the
+        stored phase (shop.migration.state.PhaseView) and the copy back (shop.migration.catchup)."""
         self.settings = settings
-        self.repair_log = repair_log
+        self.journal = journal
+        self.repair_log = journal.repair_log  # the journal's MySQL side: what failed to reach DynamoDB
         self.default_flags = default_flags  # SHOP_FLAGS: the phase until one is stored
-        self.phase = phase                  # shop.migration.state.PhaseView: the stored server phase
-        self.journal = journal              # shop.migration.journal.Journal
-        self.catch_up = catch_up            # shop.migration.catchup.CatchUp: copies entities back to MySQL
+        self.entity_of = entities
+        self.phase = phase
+        self.catch_up = catch_up
         self.pinned = settings.shop_flags_pinned
         self.call_log_level = logging.getLevelName(settings.call_log_level)
-        self.stats = Stats()
+        self.stats = Stats(entity_of=lambda repository: getattr(entities(repository), "name", repository))
         self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s,
                                       on_change=self.stats.breaker_state)
         self._pool = ThreadPoolExecutor(max_workers=settings.dual_read_workers, thread_name_prefix="dual-read")
@@ -69,7 +74,7 @@ class Runtime:
     def mysql_behind(self) -> bool:
         """Whether MySQL may still lack writes made to DynamoDB alone (left phase 5, late copy
         not finished): the phase state says so until the journal towards MySQL is empty."""
-        if self.pinned or self.phase is None or self.journal is None:
+        if self.pinned or self.phase is None:
             return False
         return bool(self.phase.current().doc.get("mysql_behind_since"))
 
@@ -248,10 +253,7 @@ class Runtime:
         a listing whose records differ, one of the records either store returned; for an
         aggregate (stats, a summary, a listing's total), any entity of its kind: a record
         written to one store only changes the other's count though it is on another page."""
-        if self.journal is None:
-            return False
-        from ..migration.entities import BY_REPOSITORY
-        entity = BY_REPOSITORY.get(route.repository)
+        entity = self.entity_of(route.repository)
         if entity is None:
             return False
         if entity.key in route.key and entity.key in arguments:
@@ -386,7 +388,7 @@ class Runtime:
         if not flags.write_mysql:
             result = self._store("dynamodb", route, lambda: getattr(ddb_repo, route.target)(*args, **kwargs)).unwrap()
             # MySQL lacks this write until the reverse copy replays it (leaving phase 5).
-            self._journal("to_mysql", route, arguments, result, "written to DynamoDB only", span)
+            self._journal(self.journal.to_mysql, route, arguments, result, "written to DynamoDB only", span)
             return result
         if flags.write_ddb and self.mysql_behind() and self._touches_behind(route, arguments):
             return self._write_dynamodb_first(route, ddb_repo, arguments, args, kwargs, span)
@@ -395,7 +397,8 @@ class Runtime:
             self._secondary_write(route, ddb_repo, arguments, args, kwargs, result, span)
         elif route.deletes and result:
             # DynamoDB may hold an earlier copy: only a recorded deletion may remove it there.
-            self._journal("to_dynamodb", route, arguments, result, "deleted while DynamoDB was not written", span)
+            self._journal(self.journal.to_dynamodb, route, arguments, result, "deleted while DynamoDB was not written",
+                          span)
         return result
 
     def _touches_behind(self, route, arguments) -> bool:
@@ -417,7 +420,7 @@ class Runtime:
         if span.is_recording():
             span.set_attribute("shop.write.order", "dynamodb-first")
         result = self._store("dynamodb", route, lambda: getattr(ddb_repo, route.target)(*args, **kwargs)).unwrap()
-        targets = self._journal("to_mysql", route, arguments, result,
+        targets = self._journal(self.journal.to_mysql, route, arguments, result,
                                 "written to DynamoDB first while MySQL catches up", span)
         if self.catch_up is not None and targets:
             self.catch_up(targets)
@@ -429,8 +432,6 @@ class Runtime:
         if route.repairs is None or (route.deletes and not result):
             return []
         targets = route.repairs(arguments, result)
-        if self.journal is None:
-            return targets
         names = [f"{e}:{i}" for e, i in targets]
         try:
             count = self.journal.record(direction, targets, route.name, why, deleted=route.deletes)
@@ -487,8 +488,9 @@ class Runtime:
             return
         if awaiting and isinstance(error, MISSING + (LookupError,)):
             self.stats.mirror(route.name, "awaiting_backfill")
-            self.repair_log.record(targets, route.name, f"awaiting the backfill: {type(error).__name__}: {error}",
-                                   deleted=route.deletes, level=logging.INFO)
+            self.journal.record(self.journal.to_dynamodb, targets, route.name,
+                                f"awaiting the backfill: {type(error).__name__}: {error}", deleted=route.deletes,
+                                level=logging.INFO)
             return
         self.stats.mirror(route.name, "diverged" if isinstance(error, (Diverged, LookupError)) else "failed")
         self._record_repair(route, targets, error, span, route.deletes)
@@ -507,7 +509,7 @@ class Runtime:
         return not done or bool(since and done < since)
 
     def _record_repair(self, route, targets, error, span, deleted=False):
-        count = self.repair_log.record(targets, route.name, error, deleted=deleted)
+        count = self.journal.record(self.journal.to_dynamodb, targets, route.name, error, deleted=deleted)
         self.stats.repair(route.name, count)
         if span.is_recording():  # the repair log adds one event per target
             span.set_attribute("shop.repair.recorded", count)

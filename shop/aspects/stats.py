@@ -22,21 +22,15 @@ from .breaker import CLOSED, HALF_OPEN, OPEN
 # Seconds; a MySQL read here takes ~0.4 ms, a DynamoDB Local call a few ms, a timeout seconds.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BREAKER_STATES = (CLOSED, HALF_OPEN, OPEN)  # the gauge's values 0, 1, 2
-ENTITIES = {"UserRepository": "user", "CategoryRepository": "category", "ProductRepository": "product",
-            "ShoppingCartRepository": "cart", "OrderRepository": "order"}
 
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def entity_of(operation: str) -> str:
-    repository = operation.split(".", 1)[0]
-    return ENTITIES.get(repository, repository.removesuffix("Repository").lower())
-
-
 class Stats:
-    def __init__(self):
+    def __init__(self, entity_of=lambda repository: repository):
+        self.entity_of = entity_of  # a repository class's name -> the entity its mismatches are counted under
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.duration = Histogram("shop_store_duration_seconds", "One repository call on one store (its count is"
@@ -85,7 +79,7 @@ class Stats:
     def comparison(self, operation: str, outcome: str, attributes=()) -> None:
         self.comparisons.labels(operation, outcome).inc()
         if outcome == "mismatch":
-            entity = entity_of(operation)
+            entity = self.entity_of(operation.split(".", 1)[0])
             for name in attributes:
                 self.mismatches.labels(entity, name).inc()
             self.last_mismatch.labels(operation, ",".join(attributes)).set(time.time())

@@ -15,23 +15,24 @@ import logging
 
 from observability.events import emit
 
+from .copies import Copier, entity_lock
+from .copying import LEFT
+from .directions import TO_MYSQL
 from .entities import order_key
-from .journal import TO_MYSQL
-from .sync import LEFT, Sync, entity_lock
 
 log = logging.getLogger("shop.migration")
 
 
-def copy_back(sync, journal, entity: str, entity_id, always: bool = False):
+def copy_back(copier, journal, entity: str, entity_id, always: bool = False):
     """Copy one journaled entity DynamoDB -> MySQL under its lock; close its entry unless a
     write re-opened it meanwhile. Returns (outcome, closed); (None, True) when no entry was open
     (another copy did it), unless `always`: a writer copies what it wrote even if its journal
     record was lost."""
-    with entity_lock(sync.db, entity, entity_id):
+    with entity_lock(copier.db, entity, entity_id):
         entry = journal.entry(entity, entity_id)
         if entry is None and not always:
             return None, True
-        outcome = sync.copy(TO_MYSQL, entity, entity_id, bool(entry and entry.deleted))
+        outcome = copier.copy(TO_MYSQL, entity, entity_id, bool(entry and entry.deleted))
         return outcome, entry is None or (outcome != LEFT and journal.close(entry))
 
 
@@ -41,19 +42,19 @@ class CatchUp:
     def __init__(self, db, dynamo, journal, still_behind=None):
         self.db, self.dynamo, self.journal = db, dynamo, journal
         self.still_behind = still_behind  # () -> None: keep the phase state's mark (a copy was deferred)
-        self._sync = None
+        self._copier = None
 
     @property
-    def sync(self) -> Sync:
-        if self._sync is None:
-            self._sync = Sync.of(self.db, self.dynamo)
-        return self._sync
+    def copier(self) -> Copier:
+        if self._copier is None:
+            self._copier = Copier.of(self.db, self.dynamo)
+        return self._copier
 
     def __call__(self, targets) -> None:
         deferred = False
         for entity, entity_id in sorted(dict.fromkeys(targets), key=order_key):
             try:
-                copy_back(self.sync, self.journal, entity, entity_id, always=True)
+                copy_back(self.copier, self.journal, entity, entity_id, always=True)
             except Exception as exc:  # noqa: BLE001 - still journaled: the late copy or `flask repair` does it
                 deferred = True
                 emit(log, logging.WARNING, "copy back deferred", {

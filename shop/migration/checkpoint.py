@@ -17,25 +17,6 @@ from datetime import datetime
 from ..db import error_code
 from .state import now
 
-_TABLES = (
-    """CREATE TABLE IF NOT EXISTS migration_sync_runs (
-        run VARCHAR(64) NOT NULL,
-        segments INT NOT NULL,
-        plan MEDIUMTEXT NOT NULL,
-        started_at DATETIME(6) NOT NULL,
-        PRIMARY KEY (run)
-    ) ENGINE=InnoDB""",
-    """CREATE TABLE IF NOT EXISTS migration_sync_progress (
-        run VARCHAR(64) NOT NULL,
-        segment INT NOT NULL,
-        step VARCHAR(64) NOT NULL,
-        cursor_json TEXT NULL,
-        done TINYINT(1) NOT NULL DEFAULT 0,
-        found MEDIUMTEXT NULL,
-        updated_at DATETIME(6) NOT NULL,
-        PRIMARY KEY (run, segment, step)
-    ) ENGINE=InnoDB""",
-)
 FINISHED = "#finished"  # the step a segment writes when all its steps are done
 KEEP = 200               # details kept per kind of finding (counts are always exact)
 
@@ -53,11 +34,6 @@ class Run:
 class Checkpoints:
     def __init__(self, db):
         self.db = db
-
-    def ensure_tables(self) -> None:
-        with self.db.cursor(write=True) as cur:
-            for ddl in _TABLES:
-                cur.execute(ddl)
 
     def open(self, name: str, segments: int, make_plan) -> Run:
         """The run of this name: the unfinished one if there is one (its segment count must

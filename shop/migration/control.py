@@ -17,7 +17,8 @@ from opentelemetry import trace
 
 from observability.events import emit
 
-from .journal import TO_DYNAMODB, TO_MYSQL
+from . import copies, jobs
+from .directions import TO_DYNAMODB, TO_MYSQL
 from .state import ConcurrentChange, PhaseState, flags_of, iso, now, parse, shown, update_state
 
 log = logging.getLogger("shop.migration")
@@ -200,15 +201,14 @@ class PhaseControl:
             return [Gate("DynamoDB-only writes copied back to MySQL", True,
                          f"{pending} entities to copy back: done by the transition itself"),
                     Gate("verify clean after the copy back", True, "checked by the transition itself")]
-        from . import runs
-        copied = runs.reverse_copy(self.shop, progress=progress)
+        copied = jobs.reverse_copy(self.shop, progress=progress)
         g1 = Gate("DynamoDB-only writes copied back to MySQL", not copied.failed,
                   f"{copied.done['copied']} copied, {copied.done['deleted']} deleted, {len(copied.failed)} failed"
                   + (f": {copied.failed[0][0]} {copied.failed[0][1]}: {copied.failed[0][2]}" if copied.failed else ""))
-        checked = runs.verify(self.shop, control=self, progress=progress)
+        checked = jobs.verify(self.shop, control=self, progress=progress)
         # Phase 5 goes on serving while this runs: what it wrote since the copy differs, but is
         # journaled and copied right after the switch. Only an unjournaled difference refuses.
-        late = runs.journaled(self.runtime.journal, checked.divergent)
+        late = jobs.journaled(self.runtime.journal, checked.divergent)
         lost = [d for d in checked.divergent if d not in late]
         g2 = Gate("verify clean after the copy back", not lost and not checked.failed,
                   f"{sum(checked.compared.values())} compared, {len(lost)} divergent, {len(late)} written since the "
@@ -261,8 +261,7 @@ class PhaseControl:
             return Result(False, f"phase {target} refused: " + "; ".join(f"{g.name} ({g.detail})" for g in refused),
                           gates, current)
         if target == 5 and current.phase != 5:
-            from .sync import seed_counters_from_mysql
-            seeded = seed_counters_from_mysql(self.shop.db, self.shop.dynamo, self.settings.id_gap)
+            seeded = copies.seed_counters_from_mysql(self.shop.db, self.shop.dynamo, self.settings.id_gap)
             gates = [g if not g.name.startswith("DynamoDB's id counters") else
                      Gate(g.name, True, ", ".join(f"{k} {v[1]} (MySQL max {v[0]})" for k, v in seeded.items()))
                      for g in gates]
@@ -311,18 +310,16 @@ class PhaseControl:
     def catch_up(self, progress=_plain, passes: int = 5):
         """Copy back what DynamoDB took alone, again while writers add to it (each pass is what
         the last one left); once the journal towards MySQL is empty, MySQL is no longer behind."""
-        from . import runs
-        from .sync import raise_auto_increment
         copied, late = 0, None
         for n in range(passes):
-            late = runs.reverse_copy(self.shop, progress=progress, missing=n == 0, raise_ids=False)
+            late = jobs.reverse_copy(self.shop, progress=progress, missing=n == 0, raise_ids=False)
             copied += late.done["copied"]
             if self.runtime.journal.count(TO_MYSQL) == 0:
                 break
         late.done["copied"] = copied  # what every pass copied; failures are the last pass's
         # Once, after the passes: writes sent to DynamoDB first took ids from its counters, and
         # MySQL must hand out none of them once writes go MySQL first again.
-        raise_auto_increment(self.shop.db, self.shop.dynamo, self.settings.id_gap)
+        copies.raise_auto_increment(self.shop.db, self.shop.dynamo, self.settings.id_gap)
         self.caught_up()
         return late
 

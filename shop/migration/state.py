@@ -27,37 +27,6 @@ log = logging.getLogger("shop.migration")
 SCOPE = "server"
 _DDB_KEY = {"PK": "MIGRATION#server"}
 
-SCHEMA = ("""
-CREATE TABLE IF NOT EXISTS migration_state (
-    scope VARCHAR(64) PRIMARY KEY,
-    version BIGINT NOT NULL,
-    doc TEXT NOT NULL,
-    updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
-""", """
-CREATE TABLE IF NOT EXISTS migration_audit (
-    id BIGINT PRIMARY KEY AUTO_INCREMENT,
-    at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    who VARCHAR(200) NOT NULL,
-    from_phase VARCHAR(20) NOT NULL,
-    to_phase VARCHAR(20) NOT NULL,
-    forced BOOLEAN NOT NULL,
-    outcome VARCHAR(20) NOT NULL,
-    reason VARCHAR(1000) NOT NULL,
-    gates TEXT NOT NULL
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
-""", """
-CREATE TABLE IF NOT EXISTS migration_mismatches (
-    id BIGINT PRIMARY KEY AUTO_INCREMENT,
-    at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    operation VARCHAR(100) NOT NULL,
-    outcome VARCHAR(20) NOT NULL,
-    attributes VARCHAR(1000) NOT NULL,
-    server_phase VARCHAR(20) NOT NULL,
-    INDEX idx_at (at)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
-""")
-TABLES = ("migration_state", "migration_audit", "migration_mismatches")
 
 
 def now() -> datetime:
@@ -132,11 +101,6 @@ class PhaseStore:
         # The two stores' reads of the document run at once; a stalled read keeps its thread
         # until its client's timeout, so a few are kept for the polls that follow.
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="phase-read")
-
-    def ensure_tables(self) -> None:
-        with self.db.cursor(write=True) as cur:
-            for statement in SCHEMA:
-                cur.execute(statement)
 
     # --- reading ------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from botocore.exceptions import ClientError
 
 from .client import condition_failed, encode, value
 
-ENTITIES = ("user", "category", "product", "cart", "order", "order_item")
 ID_ATTEMPTS = 20  # a lagging counter skips at most this many taken ids per create
 
 

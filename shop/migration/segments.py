@@ -1,5 +1,5 @@
-"""The sync runs at scale: backfill, verify and the reverse copy walk the data in chunks, in
-segments, from a checkpoint.
+"""The engine of the sync runs at scale: backfill, verify and the reverse copy (jobs.py) walk the
+data in chunks, in segments, from a checkpoint.
 
 Each segment makes two sweeps. The MySQL sweep walks each entity's ids in its segment's id
 range with keyset pages (`id > last ORDER BY id LIMIT chunk`), reading each page from both
@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ..repositories.dynamodb.client import decode, encode
-from .batches import KEYSET, mysql_chunk
+from . import entities
 from .checkpoint import FINISHED, KEEP, Checkpoints, Run
-from .entities import ENTITIES, NAMES
+from .copies import Copier
+from .pages import mysql_chunk
 
 log = logging.getLogger("shop.migration")
 LISTS = ("left", "failed", "divergent")
-TABLES = tuple(dict.fromkeys(e.ddb_table for e in ENTITIES))  # users, catalog, orders
 
 
 @dataclass
@@ -106,8 +106,8 @@ def make_plan(db, segments: int) -> dict:
     boundaries from MIN/MAX id now; ids created later fall in the last range."""
     plan = {}
     with db.cursor() as cur:
-        for entity in NAMES:
-            table, column = KEYSET[entity]
+        for e in entities.REGISTRY:
+            entity, table, column = e.name, e.mysql_table, e.keyset_column
             cur.execute(f"SELECT MIN({column}) AS lo, MAX({column}) AS hi FROM {table}")
             row = cur.fetchone()
             lo, hi = row["lo"] or 0, row["hi"] or 0
@@ -131,11 +131,12 @@ def estimate(state, segments: int) -> int:
     """Rows a segment will walk, roughly (table statistics, not counts): for the ETA only."""
     try:
         with state.db.cursor() as cur:
+            tables = [e.mysql_table for e in entities.REGISTRY]
             cur.execute("SELECT COALESCE(SUM(TABLE_ROWS), 0) AS n FROM information_schema.TABLES WHERE"
-                        " TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('users', 'categories', 'products', 'orders')")
+                        f" TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({', '.join(['%s'] * len(tables))})", tables)
             mysql_rows = int(cur.fetchone()["n"])
         ddb_rows = sum(int(state.dynamo.call("describe_table", TableName=state.dynamo.table(t))["Table"]
-                           .get("ItemCount", 0)) for t in {e.ddb_table for e in ENTITIES})
+                           .get("ItemCount", 0)) for t in entities.DYNAMODB_TABLES)
         return (mysql_rows + ddb_rows) // segments
     except Exception:  # noqa: BLE001 - no estimate: progress shows rows and rate only
         return 0
@@ -191,7 +192,7 @@ class SegmentRun:
 
     def ddb_sweep(self, table: str, step: str, cursor, part: Report) -> None:
         dynamo = self.job.state.dynamo
-        kinds = {e.ddb_kind: e for e in ENTITIES if e.ddb_table == table}
+        kinds = {e.ddb_kind: e for e in entities.REGISTRY if e.ddb_table == table}
         kwargs = dict(TableName=dynamo.table(table), Segment=self.segment, TotalSegments=self.run.segments,
                       ProjectionExpression="PK, SK, entity, id, user_id", ConsistentRead=True)
         seen_carts: set[int] = set()  # a cart's lines share a partition: they straddle pages at most
@@ -207,7 +208,7 @@ class SegmentRun:
             if "cart" in found:
                 found["cart"] -= seen_carts
                 seen_carts |= found["cart"]
-            for entity in NAMES:  # parents before children
+            for entity in entities.NAMES:  # parents before children
                 if found.get(entity):
                     self.job.ddb_page(entity, sorted(found[entity]), part)
             cursor = decode(r["LastEvaluatedKey"]) if r.get("LastEvaluatedKey") else None
@@ -232,8 +233,7 @@ class Job:
         self.name = run or f"{self.operation}:auto"
         self.resume = resume and run is not None
         self.checkpoints = Checkpoints(state.db)
-        from .runs import make_sync
-        self.sync = make_sync(state)
+        self.copier = Copier.of(state.db, state.dynamo)
         self.journal = state.runtime.journal
 
     def steps(self):
@@ -242,8 +242,10 @@ class Job:
 
     def sweeps(self):
         """The MySQL sweep of each entity, parents first, then the DynamoDB scan of each table."""
-        return ([(f"mysql:{e}", lambda seg, step, cur, part, e=e: seg.mysql_sweep(e, step, cur, part)) for e in NAMES],
-                [(f"ddb:{t}", lambda seg, step, cur, part, t=t: seg.ddb_sweep(t, step, cur, part)) for t in TABLES])
+        return ([(f"mysql:{e}", lambda seg, step, cur, part, e=e: seg.mysql_sweep(e, step, cur, part))
+                 for e in entities.NAMES],
+                [(f"ddb:{t}", lambda seg, step, cur, part, t=t: seg.ddb_sweep(t, step, cur, part))
+                 for t in entities.DYNAMODB_TABLES])
 
     def load_page(self, entity: str, ids: list[int]):
         """A MySQL page's reads (run one page ahead, on another thread): what apply_page needs."""
@@ -269,7 +271,6 @@ class Job:
         """Once every segment of the run has finished (whichever process finished last)."""
 
     def execute(self) -> Report:
-        self.checkpoints.ensure_tables()
         if not self.resume:
             self.checkpoints.restart(self.name)
         run = self.checkpoints.open(self.name, self.segments, lambda n: {**make_plan(self.state.db, n),

@@ -1,6 +1,6 @@
 """Backfill, verify, repair and the reverse copy: one implementation behind the CLI, the
 phase transitions and the tests. Backfill, verify and the reverse copy are chunked, segmented
-and resumable (bulk.py); repair replays the journal entry by entry. Each takes a
+and resumable (segments.py); repair replays the journal entry by entry. Each takes a
 `progress(line)` callback (the CLI prints the lines) and returns a report; runs that gates
 rely on leave a mark in the phase state (when they started and finished, what they found)."""
 from __future__ import annotations
@@ -9,23 +9,22 @@ import logging
 import time
 
 from ..aspects.compare import attribute_names
-from .batches import (ForwardWriter, ReverseWriter, ddb_load, differences, mysql_existing, mysql_load,
-                      pool_retrying)
-from .bulk import TABLES, Job, Report, owns
+from . import entities
 from .catchup import copy_back
-from .entities import BY_NAME, order_key
-from .journal import TO_DYNAMODB, TO_MYSQL
+from .copies import Copier, raise_auto_increment
+from .copying import COPIED, DELETED, LEFT, ABSENT, IdCollision, differences, pool_retrying
+from .directions import DIRECTIONS, TO_DYNAMODB, TO_MYSQL
+from .entities import order_key
+from .pages import ForwardWriter, ReverseWriter, ddb_load, mysql_existing, mysql_load
+from .segments import Job, Report, owns
 from .state import iso
-from .sync import COPIED, DELETED, LEFT, ABSENT, IdCollision, Sync, raise_auto_increment
 
 log = logging.getLogger("shop.migration")
-# Entities a first copy writes without reading DynamoDB first (Backfill.load_page). Users keep
-# their read: their username and email guards decide collisions.
-BLIND = ("product", "order")
 
 
-def make_sync(state) -> Sync:
-    return Sync.of(state.db, state.dynamo)
+def copier_for(state) -> Copier:
+    """The stores of an application, through repositories of the Copier's own (not routed)."""
+    return Copier.of(state.db, state.dynamo)
 
 
 def _failed(report, entity, entity_id, exc, direction) -> None:
@@ -39,10 +38,10 @@ def _failed(report, entity, entity_id, exc, direction) -> None:
                                         "error_type": type(exc).__name__})
 
 
-def _copy(sync, direction, entry_or_target, report, deleted=False):
+def _copy(copier, direction, entry_or_target, report, deleted=False):
     entity, entity_id = entry_or_target
     try:
-        outcome = sync.copy(direction, entity, entity_id, deleted)
+        outcome = copier.copy(direction, entity, entity_id, deleted)
     except Exception as exc:  # noqa: BLE001 - reported; the next entity is tried
         _failed(report, entity, entity_id, exc, direction)
         return None
@@ -72,8 +71,8 @@ class Recheck:
     DynamoDB before the older copy, which then overwrites it. The backfill (after each page) and
     repair (after each copy) read MySQL again and settle what moved."""
 
-    def __init__(self, state, sync):
-        self.state, self.sync = state, sync
+    def __init__(self, state, copier):
+        self.state, self.copier = state, copier
 
     def settle(self, entity, source, written, part) -> list[int]:
         """MySQL read again for the rows just written: a row that changed since `source` was
@@ -88,11 +87,6 @@ class Recheck:
             moved = [i for i in pending if i not in after or differences(source[i], after[i])]
             if not moved:
                 break
-            if entity == "product":
-                # Checkouts and cancels reach DynamoDB as stock changes relative to what is there:
-                # one committed in MySQL before the re-read lands by the dual-write deadline.
-                # Copying before then would count it twice.
-                self.wait_for_dual_writes()
             outcomes = pool_retrying(lambda i: self.copy_if_different(entity, i, deleted=i not in after), moved)
             pending = []
             for i, outcome in zip(moved, outcomes):
@@ -118,18 +112,14 @@ class Recheck:
     def snapshot(self, entity, ids) -> dict:
         """MySQL's rows for `ids`. A cart MySQL holds no line of is an empty cart, not a missing
         one: it is what a copy writes (and a dual write may land on it)."""
-        found = mysql_load(self.state.db, self.sync.mysql, entity, ids)
-        if entity == "cart":
-            return {i: found.get(i, []) for i in ids}
-        return found
-
-    def wait_for_dual_writes(self) -> None:
-        time.sleep(self.state.settings.dual_write_timeout_ms / 1000)
+        found = mysql_load(self.state.db, self.copier.mysql, entity, ids)
+        none = entities.get(entity).none
+        return found if none is None else {i: found.get(i, none) for i in ids}
 
     def copy_if_different(self, entity, entity_id, deleted) -> str:
-        if not self.sync.compare(entity, entity_id):
+        if not self.copier.compare(entity, entity_id):
             return "equal"  # the dual write landed after all
-        return self.sync.copy(TO_DYNAMODB, entity, entity_id, deleted=deleted)
+        return self.copier.copy(TO_DYNAMODB, entity, entity_id, deleted=deleted)
 
 
 class Backfill(Job):
@@ -142,8 +132,8 @@ class Backfill(Job):
         self.newer = {(e.entity, int(e.entity_id)) for e in self.journal.pending(TO_MYSQL)}
         # Entries recorded before this run are settled by it: it leaves DynamoDB equal to MySQL.
         self.entries = {(e.entity, int(e.entity_id)): e for e in self.journal.pending(TO_DYNAMODB)}
-        self.writer = ForwardWriter(self.sync)
-        self.recheck = Recheck(self.state, self.sync)
+        self.writer = ForwardWriter(self.copier)
+        self.recheck = Recheck(self.state, self.copier)
 
     def plan_more(self):
         # A table empty when the run began can hold nothing only DynamoDB has while MySQL is
@@ -152,7 +142,7 @@ class Backfill(Job):
         if not self.state.runtime.server_flags().write_mysql:
             return {"skip_scans": []}
         dynamo = self.state.dynamo
-        return {"skip_scans": [t for t in TABLES if not dynamo.call(
+        return {"skip_scans": [t for t in entities.DYNAMODB_TABLES if not dynamo.call(
             "scan", TableName=dynamo.table(t), Limit=1, ConsistentRead=True).get("Items")]}
 
     def steps(self):
@@ -167,21 +157,22 @@ class Backfill(Job):
                     part.left.append((entity, entity_id, "DynamoDB has newer writes pending for MySQL:"
                                                          " run the reverse copy"))
                     continue
-                outcome = _copy(self.sync, TO_DYNAMODB, (entity, entity_id), part, deleted=True)
+                outcome = _copy(self.copier, TO_DYNAMODB, (entity, entity_id), part, deleted=True)
                 if outcome in (COPIED, DELETED, ABSENT):
                     self.journal.close(entry)
 
     def load_page(self, entity, ids):
         newer = [i for i in ids if (entity, i) in self.newer]
         ids = [i for i in ids if (entity, i) not in self.newer and not self._deleting(entity, i)]
-        source = mysql_load(self.state.db, self.sync.mysql, entity, ids)
+        source = mysql_load(self.state.db, self.copier.mysql, entity, ids)
         # Into a table empty when the run began, DynamoDB can hold only what dual writes put
         # there since: the page is written without reading it first (the reads were a quarter
         # of a first copy's DynamoDB time). What a write conditions on (listing markers) still
         # fails the write if present, and the re-read after the page (apply_page) catches a
         # newer dual write.
-        blind = entity in BLIND and BY_NAME[entity].ddb_table in self.run.plan.get("skip_scans", [])
-        current = {} if blind else ddb_load(self.state.dynamo, self.sync.ddb, entity, list(source))
+        e = entities.get(entity)
+        blind = e.blind_first_copy and e.ddb_table in self.run.plan.get("skip_scans", [])
+        current = {} if blind else ddb_load(self.state.dynamo, self.copier.ddb, entity, list(source))
         # An id gone from MySQL since listed is not in `source`: its journal entry decides.
         return newer, source, self.writer.plan(entity, source, current, blind=blind)
 
@@ -243,8 +234,8 @@ class Verify(Job):
             part.divergent.append((entity, entity_id, attribute_names(found), sorted({d.kind for d in found})))
 
     def load_page(self, entity, ids):
-        source = mysql_load(self.state.db, self.sync.mysql, entity, ids)
-        current = ddb_load(self.state.dynamo, self.sync.ddb, entity, list(source))
+        source = mysql_load(self.state.db, self.copier.mysql, entity, ids)
+        current = ddb_load(self.state.dynamo, self.copier.ddb, entity, list(source))
         return {i: differences(value, current.get(i)) for i, value in source.items()}
 
     def apply_page(self, entity, ids, loaded, part):
@@ -255,8 +246,8 @@ class Verify(Job):
         # What MySQL lacks, read from DynamoDB in one batch: each differs from nothing. One just
         # created in MySQL looks divergent here; finish_segment's recheck sees it equal.
         only = sorted(set(ids) - mysql_existing(self.state.db, entity, ids))
-        current = ddb_load(self.state.dynamo, self.sync.ddb, entity, only)
-        nothing = [] if entity == "cart" else None  # what MySQL's repository returns for it
+        current = ddb_load(self.state.dynamo, self.copier.ddb, entity, only)
+        nothing = entities.get(entity).none  # what MySQL's repository returns for it
         for i in only:
             self._record(part, entity, i, differences(nothing, current.get(i, nothing)))
 
@@ -269,7 +260,7 @@ class Verify(Job):
             time.sleep(pause)
             still = []
             for entity, entity_id, names, kinds in report.divergent:
-                found = self.sync.compare(entity, entity_id)
+                found = self.copier.compare(entity, entity_id)
                 if found:
                     still.append((entity, entity_id, attribute_names(found), sorted({d.kind for d in found})))
                 else:
@@ -307,7 +298,7 @@ class ReverseCopy(Job):
 
     def prepare(self):
         self.entries = {(e.entity, int(e.entity_id)): e for e in self.journal.pending(TO_MYSQL)}
-        self.writer = ReverseWriter(self.sync)
+        self.writer = ReverseWriter(self.copier)
 
     def steps(self):
         _, ddb = self.sweeps()
@@ -321,7 +312,7 @@ class ReverseCopy(Job):
         # Under the entity's lock, reading its entry afresh: a writer copying it back meanwhile
         # (shop.migration.catchup) is never interleaved with this copy.
         for target, result in zip(targets, pool_retrying(
-                lambda t: copy_back(self.sync, self.journal, *t), targets)):
+                lambda t: copy_back(self.copier, self.journal, *t), targets)):
             if isinstance(result, Exception):
                 _failed(part, *target, result, TO_MYSQL)
                 continue
@@ -374,16 +365,16 @@ def repair(state, divergent: bool = False, progress=None, authority: str | None 
     """Replay every pending journal entry in its direction; with `divergent`, also copy every
     entity verify finds different, from the store that holds the truth: MySQL while it is
     written, DynamoDB in phase 5."""
-    sync, journal, report = make_sync(state), state.runtime.journal, Report()
-    recheck = Recheck(state, sync)
+    copier, journal, report = copier_for(state), state.runtime.journal, Report()
+    recheck = Recheck(state, copier)
     # The source of truth for data is MySQL while MySQL is written (phases 1-4: it is written
     # first), DynamoDB only when it alone is written; not the store reads come from (phase 4).
     if authority is None:
         authority = "mysql" if state.runtime.server_flags().write_mysql else "dynamodb"
     ddb_authority = authority == "dynamodb"
-    pending = {TO_DYNAMODB: journal.pending(TO_DYNAMODB), TO_MYSQL: journal.pending(TO_MYSQL)}
+    pending = {direction: journal.pending(direction) for direction in DIRECTIONS}
     newer = {(e.entity, str(e.entity_id)) for e in pending[TO_MYSQL]}
-    for direction in (TO_DYNAMODB, TO_MYSQL):
+    for direction in DIRECTIONS:
         entries = sorted(pending[direction], key=lambda e: order_key((e.entity, e.entity_id)))
         if direction == TO_DYNAMODB:
             # MySQL's copy is older than DynamoDB's where DynamoDB took writes MySQL has not:
@@ -393,11 +384,11 @@ def repair(state, divergent: bool = False, progress=None, authority: str | None 
                 report.left.append((e.entity, e.entity_id, "DynamoDB holds newer writes: not copied from MySQL"))
             entries = [e for e in entries if e not in stale]
         if entries and progress:
-            progress(f"repair: replaying {len(entries)} entries {direction.replace('_', ' ')}")
+            progress(f"repair: replaying {len(entries)} entries {direction.words}")
         for entry in entries:
             if direction == TO_MYSQL:  # under the entity's lock, as writers copy back (catchup)
                 try:
-                    outcome, closed = copy_back(sync, journal, entry.entity, int(entry.entity_id))
+                    outcome, closed = copy_back(copier, journal, entry.entity, int(entry.entity_id))
                 except Exception as exc:  # noqa: BLE001 - reported; the next entity is tried
                     _failed(report, entry.entity, entry.entity_id, exc, direction)
                     continue
@@ -416,7 +407,7 @@ def repair(state, divergent: bool = False, progress=None, authority: str | None 
             if direction == TO_DYNAMODB:
                 _copy_rechecked(recheck, (entity, entity_id), report)
             else:
-                _copy(sync, direction, (entity, entity_id), report)
+                _copy(copier, direction, (entity, entity_id), report)
     return report
 
 
@@ -430,7 +421,7 @@ def _copy_rechecked(recheck, target, report, deleted=False):
     except Exception as exc:  # noqa: BLE001 - reported; the next entity is tried
         _failed(report, entity, entity_id, exc, TO_DYNAMODB)
         return None
-    outcome = _copy(recheck.sync, TO_DYNAMODB, target, report, deleted)
+    outcome = _copy(recheck.copier, TO_DYNAMODB, target, report, deleted)
     if outcome != COPIED:
         return outcome
     try:

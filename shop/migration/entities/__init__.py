@@ -1,0 +1,44 @@
+"""The migrated entities, one module each, and the one registry everything walks: routing's
+pending checks, the journal, stats, the id counters, backfill, verify, repair, the reverse copy,
+the CLI and the test and benchmark set-up. An entity this package does not declare is an error
+(UnknownEntity), never a fall-through.
+
+Parents come before children: a copy in REGISTRY's order never writes a row before the rows it
+references. docs/development.md walks through adding an entity.
+"""
+from __future__ import annotations
+
+from .base import Entity, UnknownEntity
+from .carts import CARTS
+from .categories import CATEGORIES
+from .orders import ORDERS
+from .products import PRODUCTS
+from .users import USERS
+
+REGISTRY: tuple[Entity, ...] = (USERS, CATEGORIES, PRODUCTS, CARTS, ORDERS)
+NAMES = tuple(e.name for e in REGISTRY)
+_BY_NAME = {e.name: e for e in REGISTRY}
+_BY_REPOSITORY = {e.repository: e for e in REGISTRY}
+DYNAMODB_TABLES = tuple(dict.fromkeys(e.ddb_table for e in REGISTRY))  # the tables entities live in
+
+
+def get(name: str) -> Entity:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnknownEntity(f"no migrated entity is called {name!r}: known are {', '.join(NAMES)}") from None
+
+
+def for_repository(repository: str) -> Entity | None:
+    """The entity a repository class's reads and writes concern (None: none the migration knows)."""
+    return _BY_REPOSITORY.get(repository)
+
+
+def order_key(target: tuple[str, object]) -> tuple[int, int]:
+    """Sort (entity, id) pairs parents first, then by id."""
+    get(target[0])
+    return NAMES.index(target[0]), int(target[1])
+
+
+__all__ = ["CARTS", "CATEGORIES", "DYNAMODB_TABLES", "Entity", "NAMES", "ORDERS", "PRODUCTS", "REGISTRY",
+           "USERS", "UnknownEntity", "for_repository", "get", "order_key"]
