@@ -14,7 +14,7 @@ from ..repositories import Repositories
 from ..repositories.dynamodb import IdAllocator
 from ..repositories.dynamodb.client import encode
 from . import entities
-from .copying import ABSENT, DELETED, LEFT, differences
+from .copying import ABSENT, DELETED, LEFT, differences, owner_collision
 from .directions import of
 
 log = logging.getLogger("shop.migration")
@@ -134,6 +134,14 @@ class Copier:
         with self.db.cursor(write=True) as cur:
             cur.execute(f"DELETE FROM {table} WHERE id = %s", (entity_id,))
         return DELETED
+
+    def check_owner(self, what: str, table: str, owner: str, found) -> None:
+        """An id MySQL gives to another owner (a product's seller, an order's buyer) is an id
+        collision: nothing is overwritten."""
+        mine = self.mysql_row(f"SELECT {owner}_id AS owner FROM {table} WHERE id = %s", (found.id,))
+        collision = owner_collision(what, found.id, owner, mine and mine["owner"], getattr(found, f"{owner}_id"))
+        if collision:
+            raise collision
 
     def copy_parent(self, entity: str, entity_id: int) -> None:
         """Copy back a parent MySQL lacks, under its lock (shop.migration.catchup) and only if it

@@ -69,10 +69,7 @@ class Orders(Entity):
         o = copier.ddb.orders.get_by_id(order_id)
         if o is None:
             return copier.reverse_gone("orders", order_id, deleted)
-        mine = copier.mysql_row("SELECT user_id FROM orders WHERE id = %s", (order_id,))
-        collision = owner_collision("order", order_id, "user", mine and mine["user_id"], o.user_id)
-        if collision:
-            raise collision
+        copier.check_owner("order", "orders", "user", o)
         copier.copy_parent("user", o.user_id)
         for product_id in {i.product_id for i in o.items}:
             copier.copy_parent("product", product_id)

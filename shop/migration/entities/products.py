@@ -94,10 +94,7 @@ class Products(Entity):
         p = copier.ddb.products.get_by_id(product_id)
         if p is None:
             return copier.reverse_gone("products", product_id, deleted)
-        mine = copier.mysql_row("SELECT seller_id FROM products WHERE id = %s", (product_id,))
-        collision = owner_collision("product", product_id, "seller", mine and mine["seller_id"], p.seller_id)
-        if collision:
-            raise collision
+        copier.check_owner("product", "products", "seller", p)
         copier.copy_parent("user", p.seller_id)
         copier.copy_parent("category", p.category_id)
         with copier.db.cursor(write=True) as cur:
