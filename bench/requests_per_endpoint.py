@@ -61,7 +61,7 @@ def main() -> None:
     call("GET /api/products/:id", "GET", f"/api/products/{pid}")
     call("GET /api/products (page 1 of 20)", "GET", "/api/products?page=1&limit=20")
     call("GET /api/products/category/:id (with a child)", "GET", f"/api/products/category/{cat['id']}?limit=20")
-    call("GET /api/products/search", "GET", f"/api/products/search?q=Item&limit=20")
+    call("GET /api/products/search", "GET", "/api/products/search?q=Item&limit=20")
     call("GET /api/products/seller/my-products", "GET", "/api/products/seller/my-products?limit=20", st)
     call("PUT /api/products/:id", "PUT", f"/api/products/{pid}", st, {"name": f"Renamed {tag}"})
     call("PUT /api/products/:id/inventory", "PUT", f"/api/products/{pid}/inventory", st, {"inventory_quantity": 40})

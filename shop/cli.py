@@ -7,6 +7,7 @@ import click
 from flask import current_app
 
 from .errors import StoreUnavailableError
+from .operators.identity import cli_user
 
 
 def _state():
@@ -151,17 +152,6 @@ def _control():
     return PhaseControl(_state())
 
 
-def _who(given: str | None) -> str:
-    import getpass
-    import socket
-    if given:
-        return given
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()} (cli)"
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return "cli"
-
-
 def register_migration(app) -> None:
     from .migration import jobs
 
@@ -295,7 +285,7 @@ def register_migration(app) -> None:
     @click.option("--who", default=None, help="Who is changing it (default: login@host).")
     def phase_set(target, force, reason, who):
         """Move the server to phase TARGET (1-5); every worker follows within a few seconds."""
-        result = _ddb(lambda: _control().set(target, _who(who), force=force, reason=reason, progress=_progress))
+        result = _ddb(lambda: _control().set(target, cli_user(who), force=force, reason=reason, progress=_progress))
         for g in result.gates:
             click.echo(f"  [{'ok' if g.ok else 'NO'}] {g.name}: {g.detail}")
         if not result.ok:
@@ -321,7 +311,7 @@ def register_categories(app) -> None:
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(1)
         emit(log, logging.WARNING, f"category {what} by an operator",
-             {"event": "category", "action": what, "entity_id": str(category_id), "who": _who(None)})
+             {"event": "category", "action": what, "entity_id": str(category_id), "who": cli_user(None)})
         return result
 
     @app.cli.group("category")

@@ -9,7 +9,7 @@ import pytest
 
 from shop import create_app
 from shop.aspects import PRESETS, use_flags
-from shop.aspects.router import CONCURRENT, INLINE, MYSQL_POOLED, WAYS, Pace, Recent
+from shop.aspects.pace import CONCURRENT, INLINE, MYSQL_POOLED, WAYS, Pace, Recent
 from shop.config import ConfigError, Settings
 
 from reliability.proxy import Proxy

@@ -15,6 +15,7 @@ from flask import current_app
 from observability.events import emit
 
 from .accounts import LEGACY_NAME, NAME_RE, Editing, hash_secret, read, weak_secret
+from .identity import cli_user
 
 log = logging.getLogger("shop.operators")
 
@@ -50,9 +51,8 @@ def _secret(name: str, from_stdin: bool) -> str:
 
 
 def _record(action: str, name: str) -> None:
-    from ..cli import _who
     emit(log, logging.WARNING, f"operator account {action}", {"event": "operator", "account": name,
-                                                            "who": _who(None), "path": _path()})
+                                                            "who": cli_user(None), "path": _path()})
 
 
 def _set_secret(name: str, from_stdin: bool, new: bool) -> None:

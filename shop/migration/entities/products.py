@@ -16,7 +16,7 @@ from ...repositories.dynamodb.copies import (NAME_COPIES, PENDING, pending_token
 from ...repositories.dynamodb.products import _as_new, product_item
 from ...repositories.mysql import _rows
 from ...text import fold
-from ..copying import COPIED, DELETED, LEFT, ABSENT, Plan, differences, marks, newer_wins, owner_collision
+from ..copying import COPIED, DELETED, LEFT, ABSENT, Plan, differences, marks, newer_wins
 from ..directions import TO_DYNAMODB
 from .base import Entity
 
