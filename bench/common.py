@@ -25,7 +25,7 @@ def make_app(**overrides):
     from shop import create_app
     from shop.config import Settings
     from shop.repositories.dynamodb.tables import delete_tables
-    from shop.stores import prepare
+    from shop.prepare import prepare
 
     settings = Settings.from_env(mysql_database=BENCH_DB, rate_limit_enabled=False, bcrypt_rounds=4,
                                  dynamodb_table_prefix=PREFIX,

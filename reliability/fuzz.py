@@ -191,7 +191,7 @@ def main() -> None:
     from shop.aspects import PRESETS, use_flags
     from shop.config import Settings
     from shop.repositories.dynamodb.tables import delete_tables
-    from shop.stores import prepare
+    from shop.prepare import prepare
 
     test_db = os.environ.get("MYSQL_DATABASE", "online_shopping_store") + "_reliability"
     s = replace(Settings.from_env(mysql_database=test_db, rate_limit_enabled=False, bcrypt_rounds=4,

@@ -206,7 +206,7 @@ def main() -> int:
     from shop.config import Settings
     from shop.migration import jobs
     from shop.migration.control import PhaseControl
-    from shop.stores import prepare
+    from shop.prepare import prepare
 
     proxy = Proxy(int(os.environ.get("DDB_PORT", "8000")))
     env_settings = {

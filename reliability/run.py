@@ -46,7 +46,7 @@ def settings(**overrides):
 
 def fresh_app(s):
     from shop import create_app
-    from shop.stores import prepare
+    from shop.prepare import prepare
     app = create_app(s)
     prepare(app, empty=True)
     return app

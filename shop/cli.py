@@ -248,7 +248,7 @@ def register_migration(app) -> None:
         """The phase every worker routes by, its history, and the gates to the phases beside it."""
         import json
 
-        from .stores import describe
+        from .store_status import describe
 
         where = describe(_state())
         if not as_json:

@@ -84,7 +84,7 @@ def app(settings):
     every write went through the routing layer.
     """
     from shop.repositories.dynamodb.tables import delete_tables
-    from shop.stores import prepare
+    from shop.prepare import prepare
 
     application = create_app(settings)
     state = application.extensions["shop"]

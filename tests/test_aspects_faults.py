@@ -9,7 +9,7 @@ from shop import Repositories, create_app
 from shop.aspects.breaker import CLOSED, OPEN
 from shop.repositories.dynamodb import keys
 from shop.repositories.dynamodb.client import encode
-from shop.stores import prepare
+from shop.prepare import prepare
 
 from .conftest import TEST_DB, Api, unique
 from .ddb_local import DynamoDBLocal

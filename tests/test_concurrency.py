@@ -211,7 +211,7 @@ def test_parallel_cart_adds_through_the_api_in_phase_3_all_succeed_and_converge(
     mismatch (it was a 500 DualReadMismatch before), and the stores end equal."""
     from dataclasses import replace
     from shop import create_app
-    from shop.stores import prepare
+    from shop.prepare import prepare
     from .conftest import Api
     phase3 = create_app(replace(settings, shop_flags=str(PRESETS[2].flags),
                                 dynamodb_table_prefix=settings.dynamodb_table_prefix + "c"))

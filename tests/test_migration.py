@@ -26,7 +26,7 @@ from .conftest import PASSWORD, TEST_DB, Api, forget_phase, make_settings, uniqu
 
 
 def _app(**overrides):
-    from shop.stores import prepare
+    from shop.prepare import prepare
     settings = make_settings(mysql_database=TEST_DB + "_journey", dynamodb_table_prefix=f"j{uuid.uuid4().hex[:8]}",
                              phase_refresh_ms=100, gate_compare_window_s=0, **overrides)
     app = create_app(settings)

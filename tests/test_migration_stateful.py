@@ -36,7 +36,7 @@ APP = {}
 
 def _app():
     if "app" not in APP:
-        from shop.stores import prepare
+        from shop.prepare import prepare
         app = create_app(make_settings(mysql_database=TEST_DB + "_journey",
                                        dynamodb_table_prefix=f"h{uuid.uuid4().hex[:8]}",
                                        phase_refresh_ms=100, gate_compare_window_s=0, id_gap=100))
@@ -60,7 +60,7 @@ def _cleanup():
 def _wipe(app) -> None:
     """A fresh dataset for the next run: every row and item of both stores, and the phase."""
     from shop.repositories.dynamodb.tables import SPEC
-    from shop.stores import prepare
+    from shop.prepare import prepare
     prepare(app, empty=True)
     dynamo = app.extensions["shop"].dynamo
     for name, spec in SPEC.items():

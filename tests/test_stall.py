@@ -17,7 +17,7 @@ import pytest
 from reliability.proxy import Proxy
 from shop import create_app
 from shop.aspects import PRESETS
-from shop.stores import prepare
+from shop.prepare import prepare
 
 from .conftest import TEST_DB, Api, poll
 

@@ -64,8 +64,29 @@ def _show(v) -> str:
 
 
 def normalise(value, unordered: frozenset = frozenset(), path: str = ""):
+    """The value's comparable form: scalars by `_scalar`, records as dicts of their compared
+    fields, lists in order (by id where the route promises no order). None and empties: None."""
     if value is None:
         return None
+    scalar = _scalar(value)
+    if scalar is not _NOT_SCALAR:
+        return scalar
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = _fields(value)
+    if isinstance(value, dict):
+        out = {k: normalise(v, unordered, _join(path, k)) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not None} or None
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return _normalise_list(value, unordered, path)
+    return value
+
+
+_NOT_SCALAR = object()
+
+
+def _scalar(value):
+    """Numbers by numeric value, datetimes in UTC to the second, bools as 0/1, "" as None;
+    _NOT_SCALAR for anything else."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, (int, float, Decimal)):
@@ -80,24 +101,26 @@ def normalise(value, unordered: frozenset = frozenset(), path: str = ""):
         return value.replace(microsecond=0)
     if isinstance(value, str):
         return value or None
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        # A field declared compare=False is not part of the value (as for the type's own ==).
-        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.compare}
-        for name in ("total_pages",):  # derived properties that results promise
-            if hasattr(type(value), name):
-                fields[name] = getattr(value, name)
-        value = fields
-    if isinstance(value, dict):
-        out = {k: normalise(v, unordered, _join(path, k)) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v is not None} or None
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = [normalise(v, unordered, f"{path}[]") for v in value]
-        if _strip(path) in unordered or isinstance(value, (set, frozenset)):
-            if items and all(isinstance(i, dict) and "id" in i for i in items):
-                return Keyed((i["id"], i) for i in items)  # matched by id, whatever the order
-            items.sort(key=repr)
-        return items or None
-    return value
+    return _NOT_SCALAR
+
+
+def _fields(record) -> dict:
+    """A record's compared fields: one declared compare=False is not part of the value (as for
+    the type's own ==); derived properties results promise (total_pages) are."""
+    fields = {f.name: getattr(record, f.name) for f in dataclasses.fields(record) if f.compare}
+    for name in ("total_pages",):
+        if hasattr(type(record), name):
+            fields[name] = getattr(record, name)
+    return fields
+
+
+def _normalise_list(value, unordered: frozenset, path: str):
+    items = [normalise(v, unordered, f"{path}[]") for v in value]
+    if _strip(path) in unordered or isinstance(value, (set, frozenset)):
+        if items and all(isinstance(i, dict) and "id" in i for i in items):
+            return Keyed((i["id"], i) for i in items)  # matched by id, whatever the order
+        items.sort(key=repr)
+    return items or None
 
 
 class Keyed(dict):
@@ -110,7 +133,7 @@ def own(value):
     stock, changed by other shoppers between the two stores' reads, is not this record's
     difference. What an order shows of its products (OrderedProduct: names, no stock) is
     the order's own: DynamoDB stores it in the order, so it is compared with the order."""
-    from dataclasses import fields, is_dataclass, replace
+    fields, is_dataclass, replace = dataclasses.fields, dataclasses.is_dataclass, dataclasses.replace
     if isinstance(value, list):
         return [own(v) for v in value]
     if not is_dataclass(value) or isinstance(value, type):
@@ -158,28 +181,29 @@ def _walk(a, b, path, out):
     if a == b:
         return
     if a is None or b is None:
-        if path == "" or path.endswith("]"):
-            out.append(Difference(path, "missing_item" if b is None else "extra_item", a, b))
-        else:
-            out.append(Difference(path, "missing" if b is None else "extra", a, b))
+        whole = path == "" or path.endswith("]")  # a whole record, not one of its attributes
+        kind = ("missing" if b is None else "extra") + ("_item" if whole else "")
+        out.append(Difference(path, kind, a, b))
         return
+    children = _children(a, b, path)
+    if children is None:
+        out.append(Difference(path, "changed" if type(a) is type(b) else "type", a, b))
+        return
+    for a_child, b_child, child_path in children:
+        _walk(a_child, b_child, child_path, out)
+
+
+def _children(a, b, path):
+    """The pairs of elements two containers of one kind hold, with their paths; None for leaves."""
     if isinstance(a, Keyed) and isinstance(b, Keyed):
-        for key in sorted(set(a) | set(b)):
-            shown = format(key, "f") if isinstance(key, Decimal) else key
-            _walk(a.get(key), b.get(key), f"{path}[id={shown}]", out)
-        return
+        return [(a.get(k), b.get(k), f"{path}[id={format(k, 'f') if isinstance(k, Decimal) else k}]")
+                for k in sorted(set(a) | set(b))]
     if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            _walk(a.get(key), b.get(key), _join(path, key), out)
-        return
+        return [(a.get(k), b.get(k), _join(path, k)) for k in sorted(set(a) | set(b))]
     if isinstance(a, list) and isinstance(b, list):
-        for i in range(max(len(a), len(b))):
-            _walk(a[i] if i < len(a) else None, b[i] if i < len(b) else None, f"{path}[{i}]", out)
-        return
-    if type(a) is not type(b):
-        out.append(Difference(path, "type", a, b))
-        return
-    out.append(Difference(path, "changed", a, b))
+        return [(a[i] if i < len(a) else None, b[i] if i < len(b) else None, f"{path}[{i}]")
+                for i in range(max(len(a), len(b)))]
+    return None
 
 
 def _join(path: str, key: str) -> str:

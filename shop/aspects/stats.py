@@ -116,31 +116,47 @@ class Stats:
         return summarize(self.families())
 
 
+# Counters the health view shows as {label value: count}: metric -> (its key in the view, the label).
+TALLIES = {
+    "shop_compare_outcomes_total": ("comparisons", "outcome"),
+    "shop_mirror_outcomes_total": ("mirrors", "outcome"),
+    "shop_trial_compare_outcomes_total": ("trial_comparisons", "outcome"),
+}
+
+
 def summarize(families) -> dict:
     """The health view of a set of metric families: what the flag page and health.json show."""
-    samples = [(s.name, s.labels, s.value) for f in families for s in f.samples]
     buckets = defaultdict(lambda: defaultdict(float))  # (store, kind, operation) -> le -> count
     errors = defaultdict(int)
-    comparisons, mismatches, breakers, trials = defaultdict(int), defaultdict(int), [], defaultdict(int)
-    mirrors = defaultdict(int)
-    last = None
-    for name, labels, value in samples:
-        if name == "shop_store_duration_seconds_bucket":
+    tallies = {key: defaultdict(int) for key, _ in TALLIES.values()}
+    mismatches, breakers, last = defaultdict(int), [], None
+    for name, labels, value in ((s.name, s.labels, s.value) for f in families for s in f.samples):
+        if name in TALLIES:
+            key, label = TALLIES[name]
+            tallies[key][labels[label]] += int(value)
+        elif name == "shop_store_duration_seconds_bucket":
             buckets[(labels["store"], labels["kind"], labels["operation"])][float(labels["le"])] += value
         elif name == "shop_store_errors_total":
             errors[(labels["store"], labels["kind"], labels["operation"])] += int(value)
-        elif name == "shop_compare_outcomes_total":
-            comparisons[labels["outcome"]] += int(value)
-        elif name == "shop_mirror_outcomes_total":
-            mirrors[labels["outcome"]] += int(value)
-        elif name == "shop_trial_compare_outcomes_total":
-            trials[labels["outcome"]] += int(value)
         elif name == "shop_compare_mismatches_total":
             mismatches[f'{labels["entity"]}.{labels["attribute"]}'] += int(value)
         elif name == "shop_compare_last_mismatch_timestamp_seconds" and (last is None or value > last[0]):
             last = (value, labels)
         elif name == "shop_circuit_breaker_state":
             breakers.append(BREAKER_STATES[int(value)])
+    worst = max(breakers, key=BREAKER_STATES.index, default=CLOSED)
+    return {
+        **_latencies(buckets, errors), **{key: dict(counts) for key, counts in tallies.items()},
+        "mismatches": dict(sorted(mismatches.items(), key=lambda kv: -kv[1])),
+        "last_mismatch": last and {"operation": last[1]["operation"],
+                                   "attributes": [a for a in last[1]["attributes"].split(",") if a],
+                                   "at": round(last[0], 3)},
+        "circuit_breaker": worst, "circuit_breakers": {s: breakers.count(s) for s in BREAKER_STATES if s in breakers},
+    }
+
+
+def _latencies(buckets: dict, errors: dict) -> dict:
+    """Calls, errors and quantiles by store and kind, and by operation and store."""
     by_kind = defaultdict(lambda: defaultdict(float))
     operations: dict = {}
     kind_errors = defaultdict(int)
@@ -152,16 +168,7 @@ def summarize(families) -> dict:
     stores: dict = {}
     for (store, kind), counts in sorted(by_kind.items()):
         stores.setdefault(store, {})[kind] = _row(counts, kind_errors[(store, kind)])
-    worst = max(breakers, key=BREAKER_STATES.index, default=CLOSED)
-    return {
-        "stores": stores, "operations": operations, "comparisons": dict(comparisons), "mirrors": dict(mirrors),
-        "trial_comparisons": dict(trials),
-        "mismatches": dict(sorted(mismatches.items(), key=lambda kv: -kv[1])),
-        "last_mismatch": last and {"operation": last[1]["operation"],
-                                   "attributes": [a for a in last[1]["attributes"].split(",") if a],
-                                   "at": round(last[0], 3)},
-        "circuit_breaker": worst, "circuit_breakers": {s: breakers.count(s) for s in BREAKER_STATES if s in breakers},
-    }
+    return {"stores": stores, "operations": operations}
 
 
 def _row(counts: dict, errors: int) -> dict:

@@ -380,35 +380,47 @@ def repair(state, divergent: bool = False, progress=None, authority: str | None 
             # MySQL's copy is older than DynamoDB's where DynamoDB took writes MySQL has not:
             # replaying it would undo them. Left, and said so.
             stale = [e for e in entries if ddb_authority or (e.entity, str(e.entity_id)) in newer]
-            for e in stale:
-                report.left.append((e.entity, e.entity_id, "DynamoDB holds newer writes: not copied from MySQL"))
+            report.left += [(e.entity, e.entity_id, "DynamoDB holds newer writes: not copied from MySQL")
+                            for e in stale]
             entries = [e for e in entries if e not in stale]
         if entries and progress:
             progress(f"repair: replaying {len(entries)} entries {direction.words}")
         for entry in entries:
-            if direction == TO_MYSQL:  # under the entity's lock, as writers copy back (catchup)
-                try:
-                    outcome, closed = copy_back(copier, journal, entry.entity, int(entry.entity_id))
-                except Exception as exc:  # noqa: BLE001 - reported; the next entity is tried
-                    _failed(report, entry.entity, entry.entity_id, exc, direction)
-                    continue
-                if outcome is not None:
-                    _count(report, entry.entity, entry.entity_id, outcome, direction)
-                if outcome not in (None, LEFT) and not closed:
-                    report.left.append((entry.entity, entry.entity_id, "written again meanwhile: still pending"))
-                continue
-            outcome = _copy_rechecked(recheck, (entry.entity, int(entry.entity_id)), report, entry.deleted)
-            if outcome is not None and outcome != LEFT and not journal.close(entry):
-                report.left.append((entry.entity, entry.entity_id, "written again meanwhile: still pending"))
-    if divergent:
-        direction = TO_MYSQL if ddb_authority else TO_DYNAMODB
-        found = verify(state, progress=progress)
-        for entity, entity_id, _, _ in found.divergent:
-            if direction == TO_DYNAMODB:
-                _copy_rechecked(recheck, (entity, entity_id), report)
+            if direction == TO_MYSQL:
+                _replay_to_mysql(copier, journal, entry, report)
             else:
-                _copy(copier, direction, (entity, entity_id), report)
+                _replay_to_dynamodb(recheck, journal, entry, report)
+    if divergent:
+        _copy_divergent(state, recheck, TO_MYSQL if ddb_authority else TO_DYNAMODB, report, progress)
     return report
+
+
+def _copy_divergent(state, recheck, direction, report, progress) -> None:
+    """Copy every entity verify finds different, from the store that holds the truth."""
+    for entity, entity_id, _, _ in verify(state, progress=progress).divergent:
+        if direction == TO_DYNAMODB:
+            _copy_rechecked(recheck, (entity, entity_id), report)
+        else:
+            _copy(recheck.copier, direction, (entity, entity_id), report)
+
+
+def _replay_to_mysql(copier, journal, entry, report) -> None:
+    """Under the entity's lock, as writers copy back (catchup); the entry is closed there."""
+    try:
+        outcome, closed = copy_back(copier, journal, entry.entity, int(entry.entity_id))
+    except Exception as exc:  # noqa: BLE001 - reported; the next entity is tried
+        _failed(report, entry.entity, entry.entity_id, exc, TO_MYSQL)
+        return
+    if outcome is not None:
+        _count(report, entry.entity, entry.entity_id, outcome, TO_MYSQL)
+    if outcome not in (None, LEFT) and not closed:
+        report.left.append((entry.entity, entry.entity_id, "written again meanwhile: still pending"))
+
+
+def _replay_to_dynamodb(recheck, journal, entry, report) -> None:
+    outcome = _copy_rechecked(recheck, (entry.entity, int(entry.entity_id)), report, entry.deleted)
+    if outcome is not None and outcome != LEFT and not journal.close(entry):
+        report.left.append((entry.entity, entry.entity_id, "written again meanwhile: still pending"))
 
 
 def _copy_rechecked(recheck, target, report, deleted=False):

@@ -228,21 +228,7 @@ class ProductRepository:
                 return None
             if mirror_of is not None and held_version(current) >= mirror_of.version:
                 raise Superseded(f"product {product_id}", held_version(current), mirror_of.version)
-            merged = {**current, **{k: (money(v) if k == "price" else v) for k, v in changes.items()}}
-            merged["updated_at"] = iso(mirror_of.updated_at if mirror_of else utcnow())
-            merged["version"] = mirror_of.version if mirror_of else held_version(current) + 1
-            checks = []
-            if mirror_of is not None:
-                merged.update({k: getattr(mirror_of, k) for k in ("category_name", "seller_username", "seller_email")})
-                if "category_id" in changes:
-                    checks.append(exists_check(self.table, keys.category(changes["category_id"])))
-            elif "category_id" in changes:
-                category = self.dynamo.get(self.table, keys.category(changes["category_id"]))
-                if category is None:
-                    raise NotFoundError("Category not found")
-                merged["category_name"] = category["name"]
-                checks.append(self._category_named(category))
-            merged.update(_index_keys(merged))
+            merged, checks = self._merged(current, changes, mirror_of)
             # What its orders show of it changed, or an earlier fan-out was cut short: this
             # write's token marks the fan-out to come until it has reached every order. Never
             # ordered (the put is conditioned on the stock read, which every checkout moves): none.
@@ -251,19 +237,7 @@ class ProductRepository:
             merged[PENDING] = token
             merged = {k: v for k, v in merged.items() if v is not None}
             check_size(encode(merged), "product")
-            # Unchanged since read: a concurrent checkout's decrement, or a rename's fan-out, is never lost.
-            same_copies, names, values = copies_unchanged(current)
-            # times_ordered too: a checkout and a cancel in between leave the stock as it was; and
-            # the version read, so a copy landing meanwhile is never overwritten by an older one
-            ordered, ordered_names, ordered_values = holds(current, ("times_ordered", "version"), "o")
-            actions = [{"Put": {"TableName": self.table, "Item": encode(merged),
-                                "ConditionExpression": f"updated_at = :u AND inventory_quantity = :q AND {same_copies}"
-                                                       f" AND {ordered}",
-                                "ExpressionAttributeNames": {**names, **ordered_names},
-                                "ExpressionAttributeValues": encode({":u": current["updated_at"],
-                                                                     ":q": current["inventory_quantity"], **values,
-                                                                     **ordered_values})}},
-                       *checks]
+            actions = [self._put_if_unchanged(current, merged), *checks]
             if counted is not None:
                 actions += listing_counts.changes(self.table, product_id, counted, listing_counts.membership(merged))
             try:
@@ -279,6 +253,41 @@ class ProductRepository:
                 after_commit(f"product {product_id}", rewrite_order_copies, self.dynamo, product_id, token)
             return with_details(self.dynamo, [merged])[0]
         raise ConflictError("The product kept changing while it was updated; try again")
+
+    def _merged(self, current: dict, changes: dict, mirror_of: Product | None) -> tuple[dict, list]:
+        """The item after the change, and the checks its transaction makes of other items (the
+        category it moves to exists; for our own write, still under the name copied)."""
+        merged = {**current, **{k: (money(v) if k == "price" else v) for k, v in changes.items()}}
+        merged["updated_at"] = iso(mirror_of.updated_at if mirror_of else utcnow())
+        merged["version"] = mirror_of.version if mirror_of else held_version(current) + 1
+        checks = []
+        if mirror_of is not None:
+            merged.update({k: getattr(mirror_of, k) for k in ("category_name", "seller_username", "seller_email")})
+            if "category_id" in changes:
+                checks.append(exists_check(self.table, keys.category(changes["category_id"])))
+        elif "category_id" in changes:
+            category = self.dynamo.get(self.table, keys.category(changes["category_id"]))
+            if category is None:
+                raise NotFoundError("Category not found")
+            merged["category_name"] = category["name"]
+            checks.append(self._category_named(category))
+        merged.update(_index_keys(merged))
+        return merged, checks
+
+    def _put_if_unchanged(self, current: dict, merged: dict) -> dict:
+        """The put, conditioned on the item as read: a concurrent checkout's decrement, or a
+        rename's fan-out, is never lost; times_ordered too (a checkout and a cancel in between
+        leave the stock as it was), and the version read, so a copy landing meanwhile is never
+        overwritten by an older one."""
+        same_copies, names, values = copies_unchanged(current)
+        ordered, ordered_names, ordered_values = holds(current, ("times_ordered", "version"), "o")
+        return {"Put": {"TableName": self.table, "Item": encode(merged),
+                        "ConditionExpression": f"updated_at = :u AND inventory_quantity = :q AND {same_copies}"
+                                               f" AND {ordered}",
+                        "ExpressionAttributeNames": {**names, **ordered_names},
+                        "ExpressionAttributeValues": encode({":u": current["updated_at"],
+                                                             ":q": current["inventory_quantity"], **values,
+                                                             **ordered_values})}}
 
     def set_inventory(self, product_id: int, quantity: int, *, mirror_of: Product | None = None) -> Product | None:
         if mirror_of is not None:

@@ -92,43 +92,12 @@ class UserRepository:
         if mirror_of is not None and held_version(raw) >= mirror_of.version:
             raise Superseded(f"user {user_id}", held_version(raw), mirror_of.version)
         current = to_user(raw)
-        updated_at = mirror_of.updated_at if mirror_of else utcnow()
-        sets, removes = ["#u = :u"], []
-        names = {"#u": "updated_at", "#e": "email"}
-        values = {":u": iso(updated_at), ":old": current.email}
-        condition = "attribute_exists(PK) AND #e = :old"
-        if mirror_of is not None:  # MySQL's version, kept only over an older one
-            newer, vnames, vvalues = newer_than_held(mirror_of.version)
-            sets.append("#ver = :ver")
-            condition += f" AND {newer}"
-        else:
-            bump, vnames, vvalues = next_version()
-            sets.append(bump)
-        names.update(vnames)
-        values.update(vvalues)
         # An email change fans out to the seller's products: marked pending in this write and
         # cleared once done, so a fan-out cut short is taken up by the next update.
-        token = None
-        if (changes.get("email") is not None and changes["email"] != current.email) or raw.get(PENDING):
-            token = pending_token()
-            sets.append("#t = :t")
-            names["#t"], values[":t"] = PENDING, token
-        for k, v in changes.items():
-            names[f"#{k}"] = k
-            if v is None:
-                removes.append(f"#{k}")
-            else:
-                sets.append(f"#{k} = :{k}")
-                values[f":{k}"] = v
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        update = {"Update": {"TableName": self.table, "Key": encode(keys.user(user_id)),
-                             "UpdateExpression": expression,
-                             # The email read above must still be current, or the guards would drift.
-                             "ConditionExpression": condition,
-                             "ExpressionAttributeNames": names,
-                             "ExpressionAttributeValues": encode(values)}}
-        actions = [update]
         new_email = changes.get("email")
+        token = pending_token() if (new_email is not None and new_email != current.email) or raw.get(PENDING) \
+            else None
+        actions = [self._update_if_unchanged(user_id, current, changes, mirror_of, token)]
         if new_email and new_email.lower() != current.email.lower():
             actions += [
                 {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(PK)",
@@ -149,6 +118,39 @@ class UserRepository:
             after_commit(f"user {user_id}", rewrite_copies, self.dynamo, "seller", user_id,
                          {"seller_email": updated.email}, token)
         return updated
+
+    def _update_if_unchanged(self, user_id: int, current: User, changes: dict, mirror_of: User | None,
+                             token: str | None) -> dict:
+        """The user's update, conditioned on the email read (or the guards would drift) and, for
+        a copy, on holding an older version than MySQL's."""
+        updated_at = mirror_of.updated_at if mirror_of else utcnow()
+        sets, removes = ["#u = :u"], []
+        names = {"#u": "updated_at", "#e": "email"}
+        values = {":u": iso(updated_at), ":old": current.email}
+        condition = "attribute_exists(PK) AND #e = :old"
+        if mirror_of is not None:  # MySQL's version, kept only over an older one
+            newer, vnames, vvalues = newer_than_held(mirror_of.version)
+            sets.append("#ver = :ver")
+            condition += f" AND {newer}"
+        else:
+            bump, vnames, vvalues = next_version()
+            sets.append(bump)
+        names.update(vnames)
+        values.update(vvalues)
+        if token is not None:
+            sets.append("#t = :t")
+            names["#t"], values[":t"] = PENDING, token
+        for k, v in changes.items():
+            names[f"#{k}"] = k
+            if v is None:
+                removes.append(f"#{k}")
+            else:
+                sets.append(f"#{k} = :{k}")
+                values[f":{k}"] = v
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        return {"Update": {"TableName": self.table, "Key": encode(keys.user(user_id)),
+                           "UpdateExpression": expression, "ConditionExpression": condition,
+                           "ExpressionAttributeNames": names, "ExpressionAttributeValues": encode(values)}}
 
     def set_seller(self, user_id: int, is_seller: bool = True, *, mirror_of: User | None = None) -> User | None:
         if mirror_of is not None:  # the whole user as MySQL has it: a copy carries its version

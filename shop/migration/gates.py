@@ -1,0 +1,234 @@
+"""The gates of a phase change, as data: each gate a named check, each move a row of the table
+docs/enable-flags.md prints ("Move | Gates | Steps the move takes itself"). `PhaseControl` reads
+the row for the move asked and runs its gates; adding a gate is one function and one row entry.
+
+A check takes the move under way (`Move`: the control, the state read, the target, whether it is
+a dry run) and answers `(ok, detail)`; `Check` turns that into the `Gate` the audit trail, the
+CLI and the flag page show.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+from ..repositories.dynamodb.tables import SPEC
+from . import jobs
+from .directions import TO_DYNAMODB, TO_MYSQL, Direction
+from .state import PhaseState, now, parse, shown
+
+PHASES = (1, 2, 3, 4, 5)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate's verdict on one move."""
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Move:
+    """A phase change being considered: what the gates look at."""
+    control: object            # shop.migration.control.PhaseControl
+    current: PhaseState
+    target: int
+    dry: bool = False          # describe the steps whose outcome is a gate, do not run them
+    progress: Callable = lambda line: None
+
+    @property
+    def source(self) -> int | None:
+        return self.current.phase
+
+    @property
+    def forward(self) -> bool:
+        return self.source is None or self.source < self.target
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    test: Callable[[Move], tuple[bool, str]]
+
+    def __call__(self, move: Move) -> Gate:
+        ok, detail = self.test(move)
+        return Gate(self.name, ok, detail)
+
+
+def gate(name: str):
+    """Declare a check: `@gate("what must hold")` over `def check(move) -> (ok, detail)`."""
+    return lambda test: Check(name, test)
+
+
+def _agree(check: dict) -> str:
+    """A clean verify's detail: differences of entities written since (journaled, waiting for
+    their copy) are not divergence; the pending-writes gates beside it wait for them."""
+    late = check.get("written_since")
+    return f"{check.get('compared')} compared, 0 divergent" + (
+        f", {late} written since (journaled: copied by `repair` or the late copy)" if late else "")
+
+
+def _divergent(check: dict) -> str:
+    return f"{check.get('divergent')} divergent: run `flask --app shop repair --divergent`, then verify"
+
+
+# --- the gates ----------------------------------------------------------------------------
+
+@gate("DynamoDB tables reachable")
+def tables_reachable(move: Move):
+    dynamo = move.control.shop.dynamo
+    missing = []
+    try:
+        for name in SPEC:
+            status = dynamo.call("describe_table", TableName=dynamo.table(name))["Table"]["TableStatus"]
+            if status != "ACTIVE":
+                missing.append(f"{dynamo.table(name)} is {status}")
+    except Exception as exc:  # noqa: BLE001 - the gate says why
+        return False, f"{type(exc).__name__}: {exc}"[:300] + " (run `flask --app shop ddb-create-tables`)"
+    return not missing, "; ".join(missing) or "all tables active"
+
+
+def nothing_waiting(direction: Direction) -> Check:
+    """No journaled write waiting to reach the direction's target."""
+    def test(move: Move):
+        count = move.control.runtime.journal.count(direction)
+        return count == 0, ("none pending" if count == 0 else f"{count} pending: run `flask --app shop repair`")
+    return Check(f"no write waiting to reach {'DynamoDB' if direction.target == 'dynamodb' else 'MySQL'}", test)
+
+
+@gate("backfill after dual writing began")
+def backfilled_after_dual_writes(move: Move):
+    current, propagation = move.current, move.control.propagation
+    since = parse(current.doc.get("dual_write_since"))
+    backfill = current.mark("backfill")
+    started, completed = parse(backfill.get("started_at")), parse(backfill.get("completed_at"))
+    if since is None and current.source != "stored" and current.flags.dual_write:
+        return False, ("the phase comes from SHOP_FLAGS, so when dual writing began is unknown: record it with "
+                       "`flask --app shop phase set 2 --reason ...`, then backfill and verify")
+    if since is None:
+        return False, "dual writing (phase 2) has not begun"
+    if started is None or started < since + propagation:
+        return False, (f"dual writing began {shown(since)}; run `flask --app shop backfill` (it must start after "
+                       f"{shown(since + propagation)}, when every worker dual-writes)")
+    if backfill.get("failed"):
+        return False, f"the last backfill had {backfill['failed']} failures"
+    return True, f"backfill finished {shown(completed)}"
+
+
+def _verified_after(check: dict, since, how: str) -> tuple[bool, str]:
+    """A verify that started after `since` and found nothing divergent."""
+    started = parse(check.get("started_at"))
+    if since is None or started is None or started < since:
+        return False, f"run `flask --app shop verify`{how}"
+    if check.get("divergent") or check.get("failed"):
+        return False, _divergent(check)
+    return True, _agree(check)
+
+
+@gate("verify clean after the backfill")
+def verified_after_backfill(move: Move):
+    completed = parse(move.current.mark("backfill").get("completed_at"))
+    return _verified_after(move.current.mark("verify"), completed, " after the backfill")
+
+
+@gate("phase 3 held for the comparison window")
+def held_for_window(move: Move):
+    since = parse(move.current.doc.get("phase_since")) if move.source == 3 else None
+    if since is None:
+        return False, "the server is not in phase 3"
+    window = timedelta(seconds=move.control.settings.gate_compare_window_s)
+    held = now() - since
+    return held >= window, f"held {int(held.total_seconds())} s of {int(window.total_seconds())} s"
+
+
+@gate("no dual-read mismatch in phase 3")
+def no_mismatch_in_three(move: Move):
+    since = parse(move.current.doc.get("phase_since")) if move.source == 3 else None
+    if since is None:
+        return False, "the server is not in phase 3"
+    try:
+        n = move.control.store.mismatches_since(since)
+    except Exception as exc:  # noqa: BLE001
+        return False, f"cannot read: {type(exc).__name__}"
+    return n == 0, (f"{n} mismatches since {shown(since)}" if n else "none recorded")
+
+
+@gate("verify clean since entering phase 4")
+def verified_in_four(move: Move):
+    """DynamoDB is about to be the only store written: it must hold what MySQL holds now
+    (mirrors can land out of order; verify is what proves they did not)."""
+    return _verified_after(move.current.mark("verify"), parse(move.current.doc.get("phase_since")), "")
+
+
+@gate("DynamoDB's id counters raised above MySQL's ids")
+def counters_raised(move: Move):
+    return True, "done by the transition itself, just before the switch"
+
+
+@gate("DynamoDB-only writes copied back to MySQL")
+def copied_back(move: Move):
+    if move.dry:
+        pending = move.control.runtime.journal.count(TO_MYSQL)
+        return True, f"{pending} entities to copy back: done by the transition itself"
+    copied = jobs.reverse_copy(move.control.shop, progress=move.progress)
+    first = copied.failed[0] if copied.failed else None
+    return not first, (f"{copied.done['copied']} copied, {copied.done['deleted']} deleted, "
+                       f"{len(copied.failed)} failed" + (f": {first[0]} {first[1]}: {first[2]}" if first else ""))
+
+
+@gate("verify clean after the copy back")
+def verified_after_copy_back(move: Move):
+    if move.dry:
+        return True, "checked by the transition itself"
+    checked = jobs.verify(move.control.shop, control=move.control, progress=move.progress)
+    # Phase 5 goes on serving while this runs: what it wrote since the copy differs, but is
+    # journaled and copied right after the switch. Only an unjournaled difference refuses.
+    late = jobs.journaled(move.control.runtime.journal, checked.divergent)
+    lost = [d for d in checked.divergent if d not in late]
+    return not lost and not checked.failed, (
+        f"{sum(checked.compared.values())} compared, {len(lost)} divergent, {len(late)} written since the "
+        "copy (journaled: copied after the switch)" + (": " + ", ".join(f"{e} {i}" for e, i, _, _ in lost[:5])
+                                                        if lost else ""))
+
+
+# --- the table of moves -------------------------------------------------------------------
+
+BOTH_JOURNALS_EMPTY = (nothing_waiting(TO_DYNAMODB), nothing_waiting(TO_MYSQL))
+
+# Forward into a phase, from the one before it (docs/enable-flags.md, "Move | Gates").
+INTO = {
+    2: (tables_reachable,),
+    3: (tables_reachable, backfilled_after_dual_writes, verified_after_backfill, *BOTH_JOURNALS_EMPTY),
+    4: (tables_reachable, held_for_window, no_mismatch_in_three, *BOTH_JOURNALS_EMPTY),
+    5: (tables_reachable, *BOTH_JOURNALS_EMPTY, verified_in_four, counters_raised),
+}
+# Back out of phase 5, to any lower phase: the copy back is a step whose outcome is a gate.
+OUT_OF_FIVE = (copied_back, verified_after_copy_back)
+# Back out of 4, 3 or 2: none (MySQL holds every write).
+
+
+def order(move: Move) -> list[Gate]:
+    """The rules of the order of moves: forward one phase at a time, from a stored phase."""
+    if move.source is not None and move.target > move.source + 1:
+        return [Gate("one step at a time", False, f"move to {move.source + 1} first; forward phases are "
+                                                  "entered one by one, each behind its own gates")]
+    if move.source is None and move.target > 2:
+        return [Gate("one step at a time", False, f"the server runs a custom mix ({move.current.flags}): "
+                                                  "store phase 1 or 2 first, then move on step by step")]
+    return []
+
+
+def checks_for(move: Move) -> tuple[Check, ...]:
+    """The row of the table for this move."""
+    if move.forward:
+        return INTO.get(move.target, ())
+    return OUT_OF_FIVE if move.source == 5 else ()
+
+
+def evaluate(move: Move) -> list[Gate]:
+    """Every gate of the move, in the table's order (a refused order rule first)."""
+    return order(move) + [check(move) for check in checks_for(move)]
