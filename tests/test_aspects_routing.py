@@ -254,15 +254,21 @@ def test_a_method_calling_another_is_routed_once(stores, memory_spans=None):
 def test_a_difference_that_vanishes_on_recheck_is_transient_not_a_mismatch(settings, dual, dynamo):
     import threading
     routed, _, p = dual
-    app = create_app(replace(settings, dual_read_recheck_ms=200))
+    # DynamoDB on the pool's client (concurrent), which the hook below watches.
+    app = create_app(replace(settings, dual_read_recheck_ms=200, dual_read_execution="concurrent"))
     repo = app.extensions["shop"].repos.products
     app.extensions["shop"].runtime.phase.current()  # read the server phase (a first, slower call) before the race
     _tamper(dynamo, p.id, "SET price = :v", {":v": Decimal("1.00")})  # as if a write were in flight
-    heal = threading.Timer(0.05, _tamper, args=(dynamo, p.id, "SET price = :v", {":v": Decimal("19.90")}))
-    heal.start()
+    healed = threading.Event()
+
+    def heal(**_):  # the write in flight lands right after the first look read DynamoDB
+        if not healed.is_set():
+            healed.set()
+            _tamper(dynamo, p.id, "SET price = :v", {":v": Decimal("19.90")})
+    app.extensions["shop"].dynamo.client.meta.events.register("after-call.dynamodb", heal)
     with use_flags(PRESETS[2].flags):
         assert repo.get_by_id(p.id).price == Decimal("19.90")  # no error: it was transient
-    heal.join()
+    assert healed.is_set()
     comparisons = app.extensions["shop"].runtime.stats.snapshot()["comparisons"]
     assert comparisons == {"transient": 1}
     app.extensions["shop"].runtime.close()

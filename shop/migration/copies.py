@@ -164,8 +164,9 @@ class Copier:
         ddb = {e.name: set() for e in entities.REGISTRY}
         for table in entities.DYNAMODB_TABLES:
             kinds = {e.ddb_kind: e for e in entities.REGISTRY if e.ddb_table == table}
-            for item in self.dynamo.scan_all(TableName=self.dynamo.table(table),
-                                             ProjectionExpression="entity, id, user_id"):
+            projection, names = entities.ddb_projection(table)
+            for item in self.dynamo.scan_all(TableName=self.dynamo.table(table), ProjectionExpression=projection,
+                                             ExpressionAttributeNames=names):
                 e = kinds.get(item.get("entity"))
                 if e is not None:
                     ddb[e.name].add(int(item[e.ddb_id]))

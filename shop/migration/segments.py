@@ -193,9 +193,11 @@ class SegmentRun:
     def ddb_sweep(self, table: str, step: str, cursor, part: Report) -> None:
         dynamo = self.job.state.dynamo
         kinds = {e.ddb_kind: e for e in entities.REGISTRY if e.ddb_table == table}
+        projection, names = entities.ddb_projection(table)
         kwargs = dict(TableName=dynamo.table(table), Segment=self.segment, TotalSegments=self.run.segments,
-                      ProjectionExpression="PK, SK, entity, id, user_id", ConsistentRead=True)
-        seen_carts: set[int] = set()  # a cart's lines share a partition: they straddle pages at most
+                      ProjectionExpression=projection, ExpressionAttributeNames=names, ConsistentRead=True)
+        # An entity of several items (a cart's lines) shares a partition: its items straddle pages at most.
+        seen = {e.name: set() for e in kinds.values() if e.several_items}
         while True:
             if cursor:
                 kwargs["ExclusiveStartKey"] = encode(cursor)
@@ -205,9 +207,10 @@ class SegmentRun:
                 e = kinds.get(item.get("entity"))
                 if e is not None:
                     found.setdefault(e.name, set()).add(int(item[e.ddb_id]))
-            if "cart" in found:
-                found["cart"] -= seen_carts
-                seen_carts |= found["cart"]
+            for name, ids in seen.items():
+                if name in found:
+                    found[name] -= ids
+                    ids |= found[name]
             for entity in entities.NAMES:  # parents before children
                 if found.get(entity):
                     self.job.ddb_page(entity, sorted(found[entity]), part)

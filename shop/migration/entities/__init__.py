@@ -22,6 +22,13 @@ _BY_REPOSITORY = {e.repository: e for e in REGISTRY}
 DYNAMODB_TABLES = tuple(dict.fromkeys(e.ddb_table for e in REGISTRY))  # the tables entities live in
 
 
+def ddb_projection(table: str) -> tuple[str, dict]:
+    """What a scan of a DynamoDB table reads to find which entities it holds: the kind and
+    each kind's id attribute (ProjectionExpression and its ExpressionAttributeNames)."""
+    names = ["PK", "SK", "entity"] + sorted({e.ddb_id for e in REGISTRY if e.ddb_table == table})
+    return ", ".join(f"#p{i}" for i in range(len(names))), {f"#p{i}": n for i, n in enumerate(names)}
+
+
 def get(name: str) -> Entity:
     try:
         return _BY_NAME[name]
@@ -41,4 +48,4 @@ def order_key(target: tuple[str, object]) -> tuple[int, int]:
 
 
 __all__ = ["CARTS", "CATEGORIES", "DYNAMODB_TABLES", "Entity", "NAMES", "ORDERS", "PRODUCTS", "REGISTRY",
-           "USERS", "UnknownEntity", "for_repository", "get", "order_key"]
+           "USERS", "UnknownEntity", "ddb_projection", "for_repository", "get", "order_key"]

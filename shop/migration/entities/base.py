@@ -23,6 +23,7 @@ class Entity:
     counters: tuple[tuple[str, str], ...] = ()  # (DynamoDB id counter, MySQL table whose AUTO_INCREMENT pairs)
     parents: tuple[str, ...] = ()  # entities it references: copied first
     blind_first_copy: bool = False  # a first copy may write it without reading DynamoDB (no guard decides)
+    several_items: bool = False  # DynamoDB holds it as several items of one partition (a cart's lines)
     none = None                 # what MySQL's repository returns when it holds none (a cart: [])
 
     def __repr__(self) -> str:

@@ -18,6 +18,7 @@ class Carts(Entity):
     ddb_table, ddb_kind, ddb_id = "users", "CART", "user_id"
     counters = (("cart", "shopping_carts"),)
     parents = ("user", "product")
+    several_items = True  # one item per line
     none = []  # an empty cart: what a copy writes, and a dual write may land on
 
     def read(self, repos, entity_id):
