@@ -25,11 +25,13 @@ class ShopState:
     services: object
     dynamo: object = None
     runtime: object = None
+    guard: object = None   # shop.migration.guard.Guard (None: SHOP_GUARD=off or pinned flags)
+    watch: object = None   # the worker's thread that keeps evidence and lets the guard look
 
 
 def create_app(settings: Settings | None = None, **overrides) -> Flask:
     """Build the application; no connection is opened until a request needs one."""
-    from . import api, cli, flags_ui, security, web
+    from . import api, cli, flags_ui, readers, security, web
     from .services import Services
     from observability import init_app as init_observability
 
@@ -46,6 +48,8 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     from .aspects.repair_log import RepairLog
     from .migration import entities
     from .migration.catchup import CatchUp
+    from .migration.evidence import EvidenceLog
+    from .migration.guard import Guard, Watch
     from .migration.journal import Journal
     from .migration.state import PhaseStore, PhaseView, keep_mysql_behind
     from .repositories.dynamodb import Dynamo
@@ -55,22 +59,49 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     repair_log = RepairLog(db)
     journal = Journal(repair_log, dynamo)
     view = PhaseView(PhaseStore(db, dynamo), default, settings.phase_refresh_s)
+    evidence = EvidenceLog(db, settings.evidence_retention_h, version_of=lambda: view.current().version)
     runtime = aspects.Runtime(settings, journal, default, entities.for_repository, phase=view,
-                              catch_up=CatchUp(db, dynamo, journal, still_behind=lambda: keep_mysql_behind(view)))
-    view.on_read = runtime.stats.phase_seen  # the phase gauges of /metrics
+                              catch_up=CatchUp(db, dynamo, journal, still_behind=lambda: keep_mysql_behind(view)),
+                              evidence=evidence)
+    view.on_read = _on_phase_read(runtime, entities.NAMES)  # the phase and exposure gauges of /metrics
     aspects.attach(repos, Repositories.dynamodb(dynamo), runtime)
+    guard = Guard(view, evidence, settings, runtime.stats, entities.NAMES) \
+        if settings.guard_enabled and not settings.shop_flags_pinned else None
     app.extensions["shop"] = ShopState(settings, db, repos, Services.build(repos, settings),
-                                       dynamo=dynamo, runtime=runtime)
+                                       dynamo=dynamo, runtime=runtime, guard=guard,
+                                       watch=Watch(evidence, guard, settings.guard_interval_ms / 1000))
     init_observability(app, settings)
     api.register(app)
     web.register(app)
     flags_ui.register(app)
     cli.register(app)
     _register_errors(app)
+    readers.init_app(app)
     _dynamodb_budget(app, settings)
+    _watch(app)
     _rate_limits(app, settings)
     security.init_app(app, settings)
     return app
+
+
+def _on_phase_read(runtime, names):
+    def seen(state, at):
+        runtime.stats.phase_seen(state, at)
+        for name in names:
+            policy = runtime.exposure(name)
+            rollout = 100.0 if state.phase == 4 else policy.read_rollout_percent if state.phase == 3 else 0.0
+            runtime.stats.exposed(name, policy.compare_percent if state.flags.dual_read else 0.0, rollout)
+    return seen
+
+
+def _watch(app: Flask) -> None:
+    """A serving worker keeps its reads' evidence and runs the guard (shop.migration.guard),
+    from its first request: a CLI command builds the app without serving, and needs neither."""
+    state = app.extensions["shop"]
+
+    def start():
+        state.watch.start()
+    app.before_request_funcs.setdefault(None, []).append(start)
 
 
 def _register_errors(app: Flask) -> None:

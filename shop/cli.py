@@ -272,11 +272,37 @@ def register_migration(app) -> None:
                    + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in status["pending"].items()))
         for mark, data in sorted(status["marks"].items()):
             click.echo(f"last {mark}: {_mark(data)}")
+        _exposure_table(status["exposure"])
         for side in ("next", "previous"):
             if status.get(side):
                 click.echo(f"to phase {status[side]['to']}:")
                 for g in status[side]["gates"] or [{"ok": True, "name": "no gate", "detail": "always allowed"}]:
                     click.echo(f"  [{'ok' if g['ok'] else 'NO'}] {g['name']}: {g['detail']}")
+
+    @phase_group.command("compare")
+    @click.argument("entities", nargs=-1, required=True)
+    @click.option("--percent", type=float, default=None, help="The share of requests whose reads are compared (0-100).")
+    @click.option("--mode", type=click.Choice(["inline", "shadow"]), default=None,
+                  help="inline: on the request's time, a mismatch may raise; shadow: after the answer, on a "
+                       "bounded pool, reported only.")
+    @click.option("--reason", default="", help="Why; kept in the audit trail.")
+    @click.option("--who", default=None, help="Who is changing it (default: login@host).")
+    def phase_compare(entities, percent, mode, reason, who):
+        """How phase 3 compares the reads of ENTITIES (names, or `all`): how many, and how."""
+        _outcome(_ddb(lambda: _control().expose(_entities(entities), cli_user(who), compare_percent=percent,
+                                                 compare_mode=mode, reason=reason)))
+
+    @phase_group.command("rollout")
+    @click.argument("percent", type=float)
+    @click.argument("entities", nargs=-1, required=True)
+    @click.option("--force", is_flag=True, help="Override refusing gates (recorded in the audit trail).")
+    @click.option("--reason", default="", help="Why; kept in the audit trail.")
+    @click.option("--who", default=None, help="Who is changing it (default: login@host).")
+    def phase_rollout(percent, entities, force, reason, who):
+        """In phase 3, let DynamoDB serve the reads of ENTITIES (names, or `all`) for PERCENT of
+        readers (sticky per user); up is gated on the evidence at the current step, down never."""
+        _outcome(_ddb(lambda: _control().expose(_entities(entities), cli_user(who), rollout=percent, force=force,
+                                                 reason=reason)))
 
     @phase_group.command("set")
     @click.argument("target", type=int)
@@ -285,13 +311,39 @@ def register_migration(app) -> None:
     @click.option("--who", default=None, help="Who is changing it (default: login@host).")
     def phase_set(target, force, reason, who):
         """Move the server to phase TARGET (1-5); every worker follows within a few seconds."""
-        result = _ddb(lambda: _control().set(target, cli_user(who), force=force, reason=reason, progress=_progress))
-        for g in result.gates:
-            click.echo(f"  [{'ok' if g.ok else 'NO'}] {g.name}: {g.detail}")
-        if not result.ok:
-            click.echo(f"error: {result.message}", err=True)
-            sys.exit(1)
-        click.echo(result.message)
+        _outcome(_ddb(lambda: _control().set(target, cli_user(who), force=force, reason=reason, progress=_progress)))
+
+
+def _entities(given) -> list[str]:
+    from .migration.entities import NAMES
+    return list(NAMES) if [g.lower() for g in given] == ["all"] else [g.lower() for g in given]
+
+
+def _outcome(result) -> None:
+    """A phase or exposure change's gates, then what happened (exit 1 when refused)."""
+    for g in result.gates:
+        click.echo(f"  [{'ok' if g.ok else 'NO'}] {g.name}: {g.detail}")
+    if not result.ok:
+        click.echo(f"error: {result.message}", err=True)
+        sys.exit(1)
+    click.echo(result.message)
+
+
+def _exposure_table(rows: list[dict]) -> None:
+    """Per entity: how its reads are exposed, and what they showed since its step began."""
+    def pct(v):
+        return "-" if v is None else f"{v:.2%}"
+
+    def ms(store):
+        return "-" if not store["reads"] else f"{store['p50_ms']}/{store['p99_ms']} ms"
+    click.echo("reads by entity (evidence since the entity's step began):")
+    click.echo(f"  {'entity':9} {'compare':>8} {'mode':7} {'DynamoDB serves':>15} {'compared':>9} {'consistent':>10}"
+               f" {'MySQL p50/p99':>15} {'DynamoDB p50/p99':>17} {'DDB errors':>10} {'dropped':>7}")
+    for r in rows:
+        ev = r["evidence"]
+        click.echo(f"  {r['entity']:9} {r['compare_percent']:>7g}% {r['compare_mode']:7} {r['serves']:>14g}%"
+                   f" {ev['compared']:>9} {pct(ev['consistency']):>10} {ms(ev['mysql']):>15}"
+                   f" {ms(ev['dynamodb']):>17} {pct(ev['dynamodb']['error_rate']):>10} {ev['shadow_dropped']:>7}")
 
 
 def register_categories(app) -> None:

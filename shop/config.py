@@ -1,6 +1,7 @@
 """Settings read from environment variables, with defaults for a local machine."""
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -41,6 +42,19 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(name: str, default: float, minimum: float = 0.0, maximum: float = math.inf) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not minimum <= value <= maximum or math.isnan(value):
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {raw}")
     return value
 
 
@@ -118,6 +132,22 @@ class Settings:
     gate_compare_window_s: int = 300
     id_gap: int = 10000
     dual_write_timeout_ms: int = 1500
+    # Gradual exposure (shop/aspects/exposure.py): defaults of the per-entity policy the phase
+    # document holds; the shadow pool; the evidence the gates ask for; the guard's limits.
+    compare_percent: float = 100.0
+    compare_mode: str = "inline"
+    shadow_workers: int = 2
+    shadow_queue: int = 32
+    gate_min_comparisons: int = 100
+    limit_mismatch_rate: float = 0.01
+    limit_error_rate: float = 0.05
+    limit_latency_ratio: float = 4.0
+    limit_latency_floor_ms: int = 250
+    guard_enabled: bool = True
+    guard_window_s: int = 60
+    guard_min_samples: int = 20
+    guard_interval_ms: int = 1000
+    evidence_retention_h: int = 48
     extra: dict = field(default_factory=dict)
 
     @property
@@ -184,6 +214,20 @@ class Settings:
             gate_compare_window_s=_int("SHOP_GATE_COMPARE_WINDOW_S", cls.gate_compare_window_s),
             id_gap=_int("SHOP_ID_GAP", cls.id_gap, 1),
             dual_write_timeout_ms=_int("SHOP_DUAL_WRITE_TIMEOUT_MS", cls.dual_write_timeout_ms, 1),
+            compare_percent=_float("SHOP_COMPARE_PERCENT", cls.compare_percent, 0, 100),
+            compare_mode=_str("SHOP_COMPARE_MODE", cls.compare_mode),
+            shadow_workers=_int("SHOP_SHADOW_WORKERS", cls.shadow_workers, 1),
+            shadow_queue=_int("SHOP_SHADOW_QUEUE", cls.shadow_queue, 0),
+            gate_min_comparisons=_int("SHOP_GATE_MIN_COMPARISONS", cls.gate_min_comparisons),
+            limit_mismatch_rate=_float("SHOP_LIMIT_MISMATCH_RATE", cls.limit_mismatch_rate, 0, 1),
+            limit_error_rate=_float("SHOP_LIMIT_ERROR_RATE", cls.limit_error_rate, 0, 1),
+            limit_latency_ratio=_float("SHOP_LIMIT_LATENCY_RATIO", cls.limit_latency_ratio, 1),
+            limit_latency_floor_ms=_int("SHOP_LIMIT_LATENCY_FLOOR_MS", cls.limit_latency_floor_ms),
+            guard_enabled=_bool("SHOP_GUARD", cls.guard_enabled),
+            guard_window_s=_int("SHOP_GUARD_WINDOW_S", cls.guard_window_s, 5),
+            guard_min_samples=_int("SHOP_GUARD_MIN_SAMPLES", cls.guard_min_samples, 1),
+            guard_interval_ms=_int("SHOP_GUARD_INTERVAL_MS", cls.guard_interval_ms, 100),
+            evidence_retention_h=_int("SHOP_EVIDENCE_RETENTION_H", cls.evidence_retention_h, 1),
         )
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
@@ -201,6 +245,8 @@ class Settings:
         if values["dual_read_execution"] not in ("auto", "inline", "concurrent", "mysql-pooled"):
             raise ConfigError("SHOP_DUAL_READ_EXECUTION must be auto, inline, concurrent or mysql-pooled, "
                               f"got {values['dual_read_execution']!r}")
+        if values["compare_mode"] not in ("inline", "shadow"):
+            raise ConfigError(f"SHOP_COMPARE_MODE must be inline or shadow, got {values['compare_mode']!r}")
         if values["dual_write_policy"] not in ("repair", "raise"):
             raise ConfigError(f"SHOP_DUAL_WRITE_POLICY must be repair or raise, got {values['dual_write_policy']!r}")
         if values["call_log_level"] not in ("DEBUG", "INFO", "WARNING"):

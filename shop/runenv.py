@@ -28,6 +28,10 @@ FIELDS = {
     "SHOP_ENV": "shop_env", "SHOP_FLAGS": "shop_flags", "SHOP_FLAGS_PINNED": "shop_flags_pinned",
     "SHOP_PHASE_REFRESH_MS": "phase_refresh_ms", "SHOP_GATE_COMPARE_WINDOW_S": "gate_compare_window_s",
     "SHOP_ID_GAP": "id_gap", "SHOP_DUAL_WRITE_TIMEOUT_MS": "dual_write_timeout_ms",
+    "SHOP_COMPARE_PERCENT": "compare_percent", "SHOP_COMPARE_MODE": "compare_mode",
+    "SHOP_GATE_MIN_COMPARISONS": "gate_min_comparisons", "SHOP_LIMIT_MISMATCH_RATE": "limit_mismatch_rate",
+    "SHOP_LIMIT_ERROR_RATE": "limit_error_rate", "SHOP_LIMIT_LATENCY_RATIO": "limit_latency_ratio",
+    "SHOP_LIMIT_LATENCY_FLOOR_MS": "limit_latency_floor_ms", "SHOP_GUARD_MIN_SAMPLES": "guard_min_samples",
 }
 
 

@@ -148,6 +148,18 @@ CREATE TABLE IF NOT EXISTS migration_mismatches (
     INDEX idx_at (at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- What reads showed, per entity, summed over every worker in 5-second slots and by the version of the
+-- phase document they were served under (shop/migration/evidence.py): the evidence gates and the guard
+-- read windows of it.
+CREATE TABLE IF NOT EXISTS migration_evidence (
+    slot DATETIME NOT NULL,
+    version BIGINT NOT NULL,
+    entity VARCHAR(32) NOT NULL,
+    metric VARCHAR(48) NOT NULL,
+    n BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (slot, version, entity, metric)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 CREATE TABLE IF NOT EXISTS migration_sync_runs (
     run VARCHAR(64) NOT NULL,
     segments INT NOT NULL,

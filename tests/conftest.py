@@ -58,8 +58,9 @@ def wait_for_port(host: str, port: int, timeout: float = 30.0) -> bool:
 
 
 def make_settings(**overrides) -> Settings:
+    # The guard steps reads back on its own thread: off unless a test is about it (tests/test_guard.py).
     base = dict(mysql_database=TEST_DB, bcrypt_rounds=4, rate_limit_enabled=False, testing=True, shop_env="development",
-                secret_key="test-secret-key-that-is-long-enough-0123456789")
+                secret_key="test-secret-key-that-is-long-enough-0123456789", guard_enabled=False)
     base.update(overrides)
     return Settings.from_env(**base)
 
@@ -203,3 +204,27 @@ def forget_phase(app) -> None:
         cur.execute("DELETE FROM migration_state")
     state.dynamo.call("delete_item", TableName=state.dynamo.table("counters"), Key=encode({"PK": "MIGRATION#server"}))
     state.runtime.phase.refresh()
+
+
+def journey_apps(n: int = 1, **overrides) -> list:
+    """`n` applications (workers) over the journey database and DynamoDB tables of their own,
+    emptied: for tests that store phases."""
+    from shop.prepare import prepare
+    prefix = f"g{uuid.uuid4().hex[:8]}"
+    apps = [create_app(make_settings(mysql_database=TEST_DB + "_journey", dynamodb_table_prefix=prefix, **overrides))
+            for _ in range(n)]
+    prepare(apps[0], empty=True)
+    return apps
+
+
+def in_phase_3(app, product_name: str = "Lamp"):
+    """Phase 2 from the start (DynamoDB holds every record without a backfill), a seller's
+    product, then phase 3 (forced: no backfill to wait for). Returns (api, control, product)."""
+    from shop.migration.control import PhaseControl
+    control = PhaseControl(app.extensions["shop"])
+    assert control.set(2, "pytest", force=True, reason="tests of phase 3").ok
+    api = Api(app.test_client())
+    _, seller = api.register(seller=True)
+    product = api.product(seller, api.category(seller)["id"], name=product_name)
+    assert control.set(3, "pytest", force=True, reason="tests of phase 3").ok
+    return api, control, product

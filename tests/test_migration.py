@@ -28,7 +28,8 @@ from .conftest import PASSWORD, TEST_DB, Api, forget_phase, make_settings, uniqu
 def _app(**overrides):
     from shop.prepare import prepare
     settings = make_settings(mysql_database=TEST_DB + "_journey", dynamodb_table_prefix=f"j{uuid.uuid4().hex[:8]}",
-                             phase_refresh_ms=100, gate_compare_window_s=0, **overrides)
+                             phase_refresh_ms=100, gate_compare_window_s=0, gate_min_comparisons=0,
+                             guard_enabled=False, **overrides)
     app = create_app(settings)
     prepare(app, empty=True)
     return app
@@ -639,7 +640,7 @@ def test_a_verify_mark_keeps_divergence_and_writes_since_apart(world, control):
 def test_the_page_shows_a_switch_in_progress_and_reloads_while_a_gate_waits(world, control):
     _to(control, 1)
     # Settings are frozen: a second app on the same stores, with a window to wait for.
-    app = create_app(replace(world.extensions["shop"].settings, gate_compare_window_s=600, phase_refresh_ms=3000))
+    app = create_app(replace(world.extensions["shop"].settings, gate_min_comparisons=50, phase_refresh_ms=3000))
     try:
         ctl = PhaseControl(app.extensions["shop"])
         _to(ctl, 2)
@@ -648,7 +649,7 @@ def test_the_page_shows_a_switch_in_progress_and_reloads_while_a_gate_waits(worl
         _backfill_and_verify(app, ctl)
         _to(ctl, 3)
         html = app.test_client().get("/flags").get_data(as_text=True)
-        assert "phase 3 holds for the comparison window (held 0 s of 600 s)" in html
+        assert "phase 3 gathers comparisons (no reads in phase 3 yet: an idle window proves nothing)" in html
         assert '<meta http-equiv="refresh"' in html and "stop reloading" in html
         assert '<meta http-equiv="refresh"' not in app.test_client().get("/flags?refresh=off").get_data(as_text=True)
         _to(ctl, 1)

@@ -39,7 +39,8 @@ def _app():
         from shop.prepare import prepare
         app = create_app(make_settings(mysql_database=TEST_DB + "_journey",
                                        dynamodb_table_prefix=f"h{uuid.uuid4().hex[:8]}",
-                                       phase_refresh_ms=100, gate_compare_window_s=0, id_gap=100))
+                                       phase_refresh_ms=100, gate_compare_window_s=0, id_gap=100,
+                                       gate_min_comparisons=0, guard_enabled=False))
         prepare(app, empty=True)
         APP["app"] = app
     return APP["app"]

@@ -41,6 +41,12 @@ class Call:
     args: tuple
     kwargs: dict
     span: Span
+    entity: str | None = None  # the migrated entity the route concerns (shop/migration/entities/)
+    authority: str = ""        # the store whose answer a read returns: the flags', or the canary's
+
+    def __post_init__(self):
+        if not self.authority:
+            object.__setattr__(self, "authority", self.flags.authority)
 
     @property
     def name(self) -> str:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import ShopError
-from .compare import SECRET_NAMES
+from .compare import SECRET_NAMES, attribute_names
 
 
 class DualReadMismatch(ShopError):
@@ -27,7 +27,6 @@ class DualReadMismatch(ShopError):
 
     @property
     def attributes(self) -> list[str]:
-        from .compare import attribute_names
         return attribute_names(self.differences)
 
 

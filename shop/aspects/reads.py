@@ -6,16 +6,17 @@ import logging
 import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, replace
 
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from observability.events import emit, wanted
 
 from ..errors import StoreUnavailableError
 from ..inflight import REQUEST_SENT
 from ..repositories.dynamodb.client import impatient
-from . import budget
+from . import budget, exposure
 from . import flags as flags_mod
 from .call import Call, Outcome, timed_out
 from .comparison import (ALARMING, MATCH, MISMATCH, PENDING_REPAIR, SKIPPED, TRANSIENT, Comparison, compare)
@@ -27,36 +28,138 @@ log = logging.getLogger("shop.aspects")
 tracer = trace.get_tracer("shop.aspects")
 
 
+@dataclass(frozen=True)
+class ReadPlan:
+    """How one read runs (ReadPath._plan)."""
+    authority: str           # the store whose answer it returns
+    compare: bool = False    # the other store read too, and the two compared
+    shadow: bool = False     # ... after the answer, on the shadow pool
+    fallback: bool = False   # MySQL (written) answers when DynamoDB, the authority, fails
+    trial: bool = False      # a browser's trial of dual reads: reported apart, never raised
+
+
+def _unavailable(error) -> bool:
+    return isinstance(error, (StoreUnavailableError, TimeoutError))
+
+
 class ReadPath:
     """Runtime's reads (router.py holds the state they use: settings, pools, breaker, stats)."""
 
     def _read(self, call: Call):
+        plan = self._plan(call)
+        if plan.authority != call.authority:
+            call = replace(call, authority=plan.authority)
+        if not plan.compare:
+            if plan.authority == "mysql":
+                return self._store("mysql", call.route, call.mysql).unwrap()
+            if plan.fallback:  # MySQL, written first, can answer for a DynamoDB that does not
+                return self._dynamodb_or_mysql(call)[0].unwrap()
+            return self._store("dynamodb", call.route, call.dynamodb).unwrap()
+        if plan.shadow:
+            return self._read_then_shadow(call, plan)
+        if (plan.authority == "mysql" or plan.fallback) and self._dynamodb_refused(call):
+            self._compared(call, Comparison(call.name, SKIPPED), plan.trial)
+            if plan.authority == "mysql":
+                return self._store("mysql", call.route, call.mysql).unwrap()
+            self._fell_back(call, "not asked")
+            return self._store("mysql", call.route, call.mysql).unwrap()
+        mysql, ddb, comparison = self._read_looking_again(call)
+        self._judged(call, comparison, plan.trial)
+        if comparison.outcome == MISMATCH and self.settings.dual_read_mode == "raise" and not plan.trial:
+            # Raised only where the operator made inline dual reads the server's phase (behind
+            # its gates); a browser trying dual reads on its own gets reports, never errors.
+            raise DualReadMismatch(call.name, call.key, comparison.differences)
+        if plan.authority == "mysql":
+            return mysql.unwrap()
+        if plan.fallback and _unavailable(ddb.error) and mysql.error is None:
+            self._fell_back(call, type(ddb.error).__name__)
+            return mysql.unwrap()
+        return ddb.unwrap()
+
+    def _plan(self, call: Call) -> "ReadPlan":
+        """How this read runs. The server's phase applies its per-entity exposure (sampling,
+        the compare mode, the read canary); flags a test or the CLI set (use_flags), and a
+        browser's trial of dual reads, always compare, inline."""
         flags = call.flags
         if not flags.dual_read:
             if flags.read_mysql:
-                return self._store("mysql", call.route, call.mysql).unwrap()
-            if flags.write_mysql:  # phase 4: MySQL, written first, can answer for a DynamoDB that does not
-                return self._read_dynamodb_or_mysql(call)
-            return self._store("dynamodb", call.route, call.dynamodb).unwrap()
-        trial = self._browser_trial()
-        # The budget first: the breaker's allow() may grant this call its one half-open probe,
-        # which must then be fed an outcome (a probe granted and never fed keeps it open).
-        if flags.authority == "mysql" and (budget.left(budget.READ, 1) <= 0 or not self.breaker.allow()):
-            self._compared(call, Comparison(call.name, SKIPPED), trial)
-            return self._store("mysql", call.route, call.mysql).unwrap()
-        mysql, ddb, comparison = self._read_looking_again(call)
-        self._compared(call, comparison, trial)
-        if comparison.outcome == MISMATCH:
-            # A browser trying dual reads on its own gets reports, never errors, and its findings
-            # are kept apart: the server's mismatch record is the 3 -> 4 gate's evidence.
-            if not trial:
-                self._remember_mismatch(comparison)
-            # Raised only where the operator made dual reads the server's phase (behind its gates).
-            if self.settings.dual_read_mode == "raise" and not trial:
-                raise DualReadMismatch(call.name, call.key, comparison.differences)
-        return (mysql if flags.authority == "mysql" else ddb).unwrap()
+                return ReadPlan("mysql")
+            return ReadPlan("dynamodb", fallback=flags.write_mysql)
+        if flags_mod.explicit() is not None or flags_mod.browser() is not None:
+            return ReadPlan(flags.authority, compare=True, fallback=flags.write_mysql,
+                            trial=self._browser_trial())
+        policy = self.exposure(call.entity)
+        canary = exposure.in_rollout(policy.read_rollout_percent, self.rollout_salt())
+        authority = "dynamodb" if canary else flags.authority
+        compare = exposure.sampled(policy.compare_percent)
+        return ReadPlan(authority, compare=compare, shadow=compare and policy.compare_mode == exposure.SHADOW,
+                        fallback=authority == "dynamodb" and flags.write_mysql)
 
-    def _read_looking_again(self, call: Call) -> tuple[Outcome, Outcome, Comparison]:
+    def _judged(self, call: Call, comparison: Comparison, trial: bool) -> None:
+        """A verdict recorded: counted, logged, traced; a server's mismatch also kept as the
+        3 -> 4 gate's evidence (a browser's trial is kept apart)."""
+        self._compared(call, comparison, trial)
+        if comparison.outcome == MISMATCH and not trial:
+            self._remember_mismatch(comparison)
+
+    def _dynamodb_refused(self, call: Call) -> bool:
+        """Whether DynamoDB is left out of this read: the request's time for it is spent, or the
+        breaker is open (then DynamoDB not asked counts against it in the evidence). The budget
+        first: the breaker's allow() may grant this call its one half-open probe, which must
+        then be fed an outcome (a probe granted and never fed keeps it open)."""
+        if budget.left(budget.READ, 1) <= 0:
+            return True
+        if not self.breaker.allow():
+            self._evidence_read(call, "dynamodb", 0.0, skipped=True)
+            return True
+        return False
+
+    def _fell_back(self, call: Call, why: str) -> None:
+        """MySQL answers a read DynamoDB should have served (it failed, was late, or was not
+        asked): counted as a fallback."""
+        self.stats.fallback(call.name)
+        if self.evidence is not None and call.entity:
+            self.evidence.fallback(call.entity)
+        if call.span.is_recording():
+            call.span.set_attribute("shop.read.fallback", "mysql")
+        emit(log, logging.WARNING, "read served by MySQL", {
+            "event": "fallback", "operation": call.name, "error_type": why}, call.span)
+
+    def _read_then_shadow(self, call: Call, plan: "ReadPlan"):
+        """Shadow mode: the authority's answer returns at once; the other store's read and the
+        comparison run afterwards on the shadow pool, in a trace of their own linked to this
+        request's span (dropped and counted when the pool is full)."""
+        if plan.authority == "mysql":
+            served, store = self._store("mysql", call.route, call.mysql), "mysql"
+        else:
+            served, store = self._dynamodb_or_mysql(call)
+        if store == plan.authority and not _unavailable(served.error):
+            if not self.shadow.submit(lambda: self._shadow_compare(call, served)):
+                self.stats.dropped(call.entity or call.name)
+                if self.evidence is not None and call.entity:
+                    self.evidence.dropped(call.entity)
+        return served.unwrap()
+
+    def _shadow_compare(self, call: Call, served: Outcome) -> None:
+        link = call.span.get_span_context()
+        links = [trace.Link(link)] if link.is_valid else []
+        with tracer.start_as_current_span(f"shadow {call.name}", kind=SpanKind.INTERNAL, links=links) as span:
+            span.set_attributes({"shop.operation": call.name, "shop.compare.mode": exposure.SHADOW,
+                                 "shop.read.authority": call.authority, **call.key_attributes})
+            call = replace(call, span=span)
+            if call.authority == "mysql":
+                mysql = served
+                with impatient():
+                    ddb = self._store("dynamodb", call.route, call.dynamodb)
+                self._feed_breaker(ddb.error)
+            else:
+                ddb, mysql = served, self._store("mysql", call.route, call.mysql)
+            authority, candidate = (mysql, ddb) if call.authority == "mysql" else (ddb, mysql)
+            first = (mysql, ddb, compare(call.route, mysql, ddb, authority, candidate))
+            _, _, comparison = self._read_looking_again(call, first)
+            self._judged(call, comparison, False)
+
+    def _read_looking_again(self, call: Call, first=None) -> tuple[Outcome, Outcome, Comparison]:
         """Both stores read and compared; a difference read again before it is called a mismatch.
 
         A write between its MySQL commit and its DynamoDB write looks like a difference for a
@@ -67,7 +170,7 @@ class ReadPath:
         look) is writes in flight, not a mismatch. Each look's wait on DynamoDB is spent from the
         request's budget (a stalled DynamoDB times out the first and ends the looking)."""
         first_read = time.monotonic()
-        mysql, ddb, comparison = self._read_both(call)
+        mysql, ddb, comparison = first or self._read_both(call)
         first_versions = record_versions(mysql.value) if comparison.outcome == MISMATCH else {}
         recheck = self.settings.dual_read_recheck_ms / 1000
         last_look = False
@@ -98,14 +201,15 @@ class ReadPath:
         return self._paces.get(route_name) or self._paces.setdefault(
             route_name, Pace(self.settings, self._ddb_reads_running))
 
-    def _read_dynamodb_or_mysql(self, call: Call):
-        """Phase 4's read: DynamoDB's answer, within the request's budget; when DynamoDB fails or
-        is late, MySQL's (written first in phase 4, it holds every acknowledged write), counted
-        as a fallback. On the request's thread while DynamoDB's recent reads came well in time
-        (as inline dual reads), else on the pool, abandoned at the budget."""
+    def _dynamodb_or_mysql(self, call: Call) -> tuple[Outcome, str]:
+        """Phase 4's read (and the canary's): DynamoDB's answer, within the request's budget;
+        when DynamoDB fails or is late, MySQL's (written first in phase 4, it holds every
+        acknowledged write), counted as a fallback. On the request's thread while DynamoDB's
+        recent reads came well in time (as inline dual reads), else on the pool, abandoned at
+        the budget. Returns the outcome and the store that gave it."""
         pace = self.pace(call.name)
         timeout = budget.left(budget.READ, self.settings.dual_read_timeout_ms / 1000)
-        if timeout <= 0 or not self.breaker.allow():  # not asked: nothing to tell the breaker
+        if self._dynamodb_refused(call):  # not asked: nothing to tell the breaker
             ddb = timed_out()
         else:
             with budget.waiting(budget.READ):
@@ -114,14 +218,10 @@ class ReadPath:
                 else:
                     ddb = self._pooled_dynamodb(call, pace, timeout)
             self._feed_breaker(ddb.error)
-        if not isinstance(ddb.error, (StoreUnavailableError, TimeoutError)):
-            return ddb.unwrap()
-        self.stats.fallback(call.name)
-        if call.span.is_recording():
-            call.span.set_attribute("shop.read.fallback", "mysql")
-        emit(log, logging.WARNING, "read served by MySQL", {
-            "event": "fallback", "operation": call.name, "error_type": type(ddb.error).__name__}, call.span)
-        return self._store("mysql", call.route, call.mysql).unwrap()
+        if not _unavailable(ddb.error):
+            return ddb, "dynamodb"
+        self._fell_back(call, type(ddb.error).__name__)
+        return self._store("mysql", call.route, call.mysql), "mysql"
 
     def _pooled_dynamodb(self, call: Call, pace, timeout) -> Outcome:
         def timed_ddb():
@@ -135,7 +235,13 @@ class ReadPath:
             return future.result(timeout=timeout)
         except FutureTimeout:
             future.cancel()
-            return timed_out()
+            return self._abandoned(call, timeout)
+
+    def _abandoned(self, call: Call, waited_s: float) -> Outcome:
+        """DynamoDB's read given up at its time limit: a failure in the evidence now (its late
+        answer, if any, is counted when it comes)."""
+        self._evidence_read(call, "dynamodb", waited_s, failed=True)
+        return timed_out()
 
     def _read_both(self, call: Call) -> tuple[Outcome, Outcome, Comparison]:
         pace = self.pace(call.name)
@@ -153,7 +259,7 @@ class ReadPath:
                 mysql, ddb = self._read_concurrent(call, pace, timeout)
         if self.dual_read_execution == "auto":  # a fixed way measures nothing for the choice
             pace.record(way, time.perf_counter() - start)
-        authority, candidate = (mysql, ddb) if call.flags.authority == "mysql" else (ddb, mysql)
+        authority, candidate = (mysql, ddb) if call.authority == "mysql" else (ddb, mysql)
         self._feed_breaker(ddb.error)
         return mysql, ddb, compare(call.route, mysql, ddb, authority, candidate)
 
@@ -218,7 +324,7 @@ class ReadPath:
             ddb = future.result(timeout=timeout)
         except FutureTimeout:
             future.cancel()
-            ddb = timed_out()
+            ddb = self._abandoned(call, timeout)
         return mysql, ddb
 
     def _read_mysql_pooled(self, call: Call, pace) -> tuple[Outcome, Outcome]:
@@ -256,6 +362,10 @@ class ReadPath:
             self.stats.trial_comparison(call.name, outcome)
         else:
             self.stats.comparison(call.name, outcome, names)
+            if call.entity is not None:
+                self.stats.entity_comparison(call.entity, outcome)
+                if self.evidence is not None:
+                    self.evidence.compared(call.entity, outcome)
         # A match is recorded on the routed span (below); a span of its own is kept for what an
         # operator looks for: mismatches, timeouts, failures. Under a span not recorded, it
         # would not be recorded either.

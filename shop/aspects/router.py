@@ -19,8 +19,10 @@ from ..repositories.dynamodb.errors import Diverged, Superseded
 from . import flags as flags_mod
 from .breaker import CircuitBreaker
 from .call import Call, Outcome
+from .exposure import Exposure
 from .pace import Pace
 from .reads import ReadPath
+from .shadow import ShadowPool
 from .stats import Stats
 from .table import READ
 from .writes import WritePath
@@ -32,11 +34,12 @@ tracer = trace.get_tracer("shop.aspects")
 class Runtime(ReadPath, WritePath):
     """Everything routing needs for one application: its counterparts, policies and health."""
 
-    def __init__(self, settings, journal, default_flags, entities, phase=None, catch_up=None):
+    def __init__(self, settings, journal, default_flags, entities, phase=None, catch_up=None, evidence=None):
         """Given by the application (shop/__init__.py) from the migration package, which the
         routing layer does not import: the journal (shop.migration.journal.Journal), the entity
         a repository class concerns (`entities(repository)`, shop.migration.entities), the
-        stored phase (shop.migration.state.PhaseView) and the copy back (shop.migration.catchup)."""
+        stored phase (shop.migration.state.PhaseView), the copy back (shop.migration.catchup) and
+        where reads' evidence is kept for the gates and the guard (shop.migration.evidence)."""
         self.settings = settings
         self.journal = journal
         self.repair_log = journal.repair_log  # the journal's MySQL side: what failed to reach DynamoDB
@@ -44,6 +47,10 @@ class Runtime(ReadPath, WritePath):
         self.entity_of = entities
         self.phase = phase
         self.catch_up = catch_up
+        self.evidence = evidence
+        self.shadow = ShadowPool(settings.shadow_workers, settings.shadow_queue)
+        self._entity_names: dict[str, str | None] = {}  # route name -> its entity's name
+        self._exposures: tuple[int, dict] = (-1, {})   # (phase document version, entity -> Exposure)
         self.pinned = settings.shop_flags_pinned
         self.call_log_level = logging.getLevelName(settings.call_log_level)
         self.stats = Stats(entity_of=lambda repository: getattr(entities(repository), "name", repository))
@@ -77,7 +84,33 @@ class Runtime(ReadPath, WritePath):
             return server
         return flags_mod.explicit() or flags_mod.combine(server, flags_mod.browser())
 
+    def exposure(self, entity: str | None) -> Exposure:
+        """How far the entity's reads are exposed (shop.aspects.exposure): the phase document's
+        policy for it, else the settings' defaults (SHOP_COMPARE_PERCENT, SHOP_COMPARE_MODE)."""
+        state = None if self.pinned or self.phase is None else self.phase.current()
+        version = state.version if state is not None else 0
+        cached_version, cache = self._exposures
+        if cached_version != version:
+            cache = {}
+            self._exposures = (version, cache)
+        found = cache.get(entity)
+        if found is None:
+            policy = (state.doc.get("entities") or {}).get(entity) or {} if state is not None else {}
+            found = cache[entity] = Exposure(
+                float(policy.get("compare_percent", self.settings.compare_percent)),
+                policy.get("compare_mode", self.settings.compare_mode),
+                float(policy.get("read_rollout_percent", 0)))
+        return found
+
+    def rollout_salt(self) -> str:
+        """Readers' places in a canary: the same for every entity, so a reader moves to
+        DynamoDB for all of them at one percentage; a new salt reshuffles who is first."""
+        if self.pinned or self.phase is None:
+            return "shop"
+        return self.phase.current().doc.get("rollout_salt") or "shop"
+
     def close(self) -> None:
+        self.shadow.close()
         if self.phase is not None:
             self.phase.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -94,7 +127,7 @@ class Runtime(ReadPath, WritePath):
         sampled_out = not caller.is_recording() and caller.get_span_context().is_valid
         scope = nullcontext(caller) if sampled_out else tracer.start_as_current_span(route.name, kind=SpanKind.INTERNAL)
         with scope as span:
-            call = Call(route, flags, original, ddb_repo, arguments, args, kwargs, span)
+            call = Call(route, flags, original, ddb_repo, arguments, args, kwargs, span, self._entity(route))
             if span.is_recording():
                 span.set_attributes({"shop.flags": str(flags), "shop.scenario": flags.scenario,
                                      "shop.operation": route.name, "shop.operation.kind": route.kind,
@@ -113,6 +146,37 @@ class Runtime(ReadPath, WritePath):
                         "duration_ms": round((time.perf_counter() - start) * 1000, 3),
                         "error_type": type(error).__name__ if error else None}, span)
 
+    def _entity(self, route) -> str | None:
+        try:
+            return self._entity_names[route.name]
+        except KeyError:
+            entity = self.entity_of(route.repository)
+            return self._entity_names.setdefault(route.name, entity.name if entity is not None else None)
+
+    def _observe_read(self, route, store: str, seconds: float, error) -> None:
+        """A read's answer in the per-entity metrics and the evidence (a domain error, such as
+        NotFound, is an answer; a store failing is not)."""
+        entity = self._entity(route)
+        if entity is None:
+            return
+        failed = isinstance(error, (StoreUnavailableError, TimeoutError))
+        self.stats.entity_read(entity, store, seconds, failed)
+        if self.evidence is not None:
+            self.evidence.read(entity, store, seconds, failed)
+
+    def _evidence_read(self, call: Call, store: str, seconds: float, failed: bool = False,
+                       skipped: bool = False) -> None:
+        """A read that did not come back through _store: given up (failed) or never asked (skipped)."""
+        if call.entity is None:
+            return
+        if failed:
+            self.stats.entity_read(call.entity, store, seconds, True)
+        if self.evidence is not None:
+            if skipped:
+                self.evidence.skipped(call.entity, store)
+            else:
+                self.evidence.read(call.entity, store, seconds, failed)
+
     def _feed_breaker(self, error):
         if error is None:
             self.breaker.success()
@@ -129,30 +193,33 @@ class Runtime(ReadPath, WritePath):
         # sampling): skip creating it, the dearest part of the unsampled path.
         if not trace.get_current_span().is_recording():
             try:
-                value = call()
+                outcome = Outcome(value=call())
             except Exception as exc:
-                counted = None if isinstance(exc, NOT_FAILURES + tuple(expected)) else exc
-                self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, counted)
-                return Outcome(error=exc)
-            self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, None)
-            return Outcome(value=value)
+                outcome = Outcome(error=exc)
+            return self._counted(store, route, start, outcome, expected)
         with tracer.start_as_current_span(f"{store} {route.name}") as span:
             span.set_attributes({"shop.store": store, "shop.operation": route.name})
             try:
-                value = call()
+                outcome = Outcome(value=call())
             except Exception as exc:
+                outcome = Outcome(error=exc)
                 if isinstance(exc, NOT_FAILURES + tuple(expected)):
-                    self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, None)
                     span.set_attribute("shop.outcome", type(exc).__name__)
-                    return Outcome(error=exc)
-                self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, exc)
-                span.record_exception(exc)
-                span.set_attribute("error.type", type(exc).__name__)
-                if not isinstance(exc, ShopError) or isinstance(exc, StoreUnavailableError):
-                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                return Outcome(error=exc)
-        self.stats.call(store, route.kind, route.name, (time.perf_counter() - start) * 1000, None)
-        return Outcome(value=value)
+                else:
+                    span.record_exception(exc)
+                    span.set_attribute("error.type", type(exc).__name__)
+                    if not isinstance(exc, ShopError) or isinstance(exc, StoreUnavailableError):
+                        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        return self._counted(store, route, start, outcome, expected)
+
+    def _counted(self, store: str, route, start: float, outcome: Outcome, expected) -> Outcome:
+        seconds = time.perf_counter() - start
+        error = outcome.error
+        counted = None if error is None or isinstance(error, NOT_FAILURES + tuple(expected)) else error
+        self.stats.call(store, route.kind, route.name, seconds * 1000, counted)
+        if route.kind == READ:
+            self._observe_read(route, store, seconds, error)
+        return outcome
 
 
 # A mirror's answers that are not DynamoDB failing: a later copy already there, a line MySQL removed.

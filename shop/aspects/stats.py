@@ -63,7 +63,24 @@ class Stats:
                            multiprocess_mode="liveall", registry=r)
         self.phase_read = Gauge("shop_phase_read_timestamp_seconds", "When each worker last read the phase"
                                 " document", multiprocess_mode="liveall", registry=r)
+        # Per entity, what an operator reads at a glance while exposing reads gradually
+        # (docs/enable-flags.md): reads and their latency per store, verdicts, shadow drops,
+        # the guard's steps, and the exposure each worker applies.
+        self.entity_reads = Histogram("shop_entity_read_seconds", "One read of an entity on one store",
+                                      ["entity", "store"], buckets=BUCKETS, registry=r)
+        self.entity_read_errors = Counter("shop_entity_read_errors", "Reads of an entity a store failed or"
+                                          " answered too late", ["entity", "store"], registry=r)
+        self.entity_comparisons = Counter("shop_entity_comparisons", "Dual-read verdicts per entity",
+                                          ["entity", "outcome"], registry=r)
+        self.shadow_dropped = Counter("shop_shadow_dropped", "Shadow comparisons dropped: the shadow pool was full",
+                                      ["entity"], registry=r)
+        self.guard_steps = Counter("shop_guard_steps", "Steps back the guard took, per entity and limit broken",
+                                   ["entity", "limit"], registry=r)
+        self.exposure = Gauge("shop_exposure_percent", "Per entity: the share of requests compared (compare) and"
+                              " of readers served by DynamoDB in phase 3 (rollout)", ["entity", "kind"],
+                              multiprocess_mode="livemostrecent", registry=r)
         self._timers: dict[tuple, object] = {}  # (store, kind, operation) -> its histogram child
+        self._entity_timers: dict[tuple, object] = {}
 
     # --- recording (the request path) -----------------------------------------------------
 
@@ -75,6 +92,28 @@ class Stats:
         timer.observe(ms / 1000)
         if error is not None:
             self.errors.labels(store, kind, operation, type(error).__name__).inc()
+
+    def entity_read(self, entity: str, store: str, seconds: float, failed: bool) -> None:
+        key = (entity, store)
+        timer = self._entity_timers.get(key)
+        if timer is None:
+            timer = self._entity_timers.setdefault(key, self.entity_reads.labels(entity, store))
+        timer.observe(seconds)
+        if failed:
+            self.entity_read_errors.labels(entity, store).inc()
+
+    def entity_comparison(self, entity: str, outcome: str) -> None:
+        self.entity_comparisons.labels(entity, outcome).inc()
+
+    def dropped(self, entity: str) -> None:
+        self.shadow_dropped.labels(entity).inc()
+
+    def guard_step(self, entity: str, limit: str) -> None:
+        self.guard_steps.labels(entity, limit).inc()
+
+    def exposed(self, entity: str, compare_percent: float, rollout_percent: float) -> None:
+        self.exposure.labels(entity, "compare").set(compare_percent)
+        self.exposure.labels(entity, "rollout").set(rollout_percent)
 
     def comparison(self, operation: str, outcome: str, attributes=()) -> None:
         self.comparisons.labels(operation, outcome).inc()

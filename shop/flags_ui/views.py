@@ -175,7 +175,7 @@ def _runs_under_way() -> list[dict]:
 
 def _waiting(phase: dict) -> tuple[str | None, list[str]]:
     """What the page is waiting for, if anything: the workers following a change (a transition
-    in progress), MySQL catching up after phase 5, a gate's time window. While it waits the page
+    in progress), MySQL catching up after phase 5, phase 3's comparisons. While it waits the page
     reloads itself (a meta refresh: the CSP allows no script)."""
     from datetime import timedelta
 
@@ -190,8 +190,8 @@ def _waiting(phase: dict) -> tuple[str | None, list[str]]:
     if phase.get("mysql_behind_since"):
         waiting.append("MySQL catches up")
     for gate in (phase.get("next") or {}).get("gates", []):
-        if gate["name"] == "phase 3 held for the comparison window" and not gate["ok"]:
-            waiting.append(f"phase 3 holds for the comparison window ({gate['detail']})")
+        if gate["name"] == "enough comparisons of every entity read in phase 3" and not gate["ok"]:
+            waiting.append(f"phase 3 gathers comparisons ({gate['detail']})")
     return switching, waiting
 
 
@@ -233,6 +233,7 @@ def _phase_summary() -> dict:
 @bp.get("/preset/<key>")
 @bp.get("/reset")
 @bp.get("/phase")
+@bp.get("/exposure")
 def back_to_page(key=None):
     """The forms' addresses, opened directly (a bookmark, a reload after a redirect)."""
     return redirect(url_for("flags.page"), code=303)
@@ -336,3 +337,41 @@ def set_phase():
     if not result.ok:
         return _done(error=f"Refused: {result.message}. Nothing changed.")
     return _done(f"Server phase: {result.message}.")
+
+
+@bp.post("/exposure")
+def set_exposure():
+    """How far an entity's reads are exposed: the same rules as `flask phase compare` and `rollout`."""
+    from ..migration.entities import NAMES as ENTITIES
+
+    entity = request.form.get("entity", "")
+    names = list(ENTITIES) if entity == "all" else [entity]
+    try:
+        compare_percent = _percent(request.form.get("compare_percent"))
+        rollout = _percent(request.form.get("rollout_percent"))
+    except ValueError as exc:
+        return _done(error=f"{exc}. Nothing changed.")
+    mode = request.form.get("compare_mode") or None
+    reason = (request.form.get("reason") or "").strip()[:500]
+    force = request.form.get("force") == "yes"
+    if force and not reason:
+        return _done(error="Forcing past a gate needs a reason (it is kept in the audit trail). Nothing changed.")
+    result = _control().expose(names, f"{g.get('operator', 'operator')} (flag page)", compare_percent=compare_percent,
+                               compare_mode=mode, rollout=rollout, force=force, reason=reason)
+    if not result.ok:
+        return _done(error=f"Refused: {result.message}. Nothing changed.")
+    return _done(f"Reads exposed: {result.message}.")
+
+
+def _percent(text: str | None) -> float | None:
+    """A percentage typed in a form ('' or absent: unchanged); ValueError with what is wrong."""
+    text = (text or "").strip().rstrip("%").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text[:20]!r} is not a percentage") from None
+    if not 0 <= value <= 100:
+        raise ValueError(f"{value:g} is not between 0 and 100")
+    return value

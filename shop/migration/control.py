@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from opentelemetry import trace
 
@@ -19,8 +19,11 @@ from observability.events import emit
 
 from . import copies, jobs
 from .directions import TO_MYSQL
-from .gates import PHASES, Gate, Move, counters_raised, evaluate
-from .state import ConcurrentChange, PhaseState, flags_of, iso, now, update_state
+from ..aspects.exposure import MODES
+from . import entities
+from .gates import PHASES, Gate, Move, counters_raised, evaluate, evaluate_canary
+from .evidence import EntityEvidence
+from .state import ConcurrentChange, PhaseState, iso, next_doc, now, update_state
 
 log = logging.getLogger("shop.migration")
 tracer = trace.get_tracer("shop.migration")
@@ -50,6 +53,7 @@ class PhaseControl:
         self.view = self.runtime.phase
         self.store = self.view.store
         self.settings = shop_state.settings
+        self.evidence = self.runtime.evidence
 
     @property
     def propagation(self) -> timedelta:
@@ -62,6 +66,7 @@ class PhaseControl:
         current = self.view.refresh()
         out = {**current.as_dict(), "pinned": self.runtime.pinned, "pending": self.runtime.journal.counts(),
                "refresh_s": self.settings.phase_refresh_s, "history": self.store.history(10)}
+        out["exposure"] = self.exposure(current)
         if with_gates:
             p = current.phase or 1
             out["next"] = ({"to": p + 1, "gates": [g.as_dict() for g in self.gates(current, p + 1, dry=True)]}
@@ -69,6 +74,25 @@ class PhaseControl:
             out["previous"] = ({"to": p - 1, "gates": [g.as_dict() for g in self.gates(current, p - 1, dry=True)]}
                                if p > 1 else None)
         return out
+
+    def exposure(self, current: PhaseState) -> list[dict]:
+        """Per entity: how far its reads are exposed now, and the evidence since its step began."""
+        windows: dict = {}
+        rows = []
+        for name in entities.NAMES:
+            policy = self.runtime.exposure(name)
+            since, version = current.step_of(name)
+            key = (since or _EPOCH, version)
+            if key not in windows:
+                try:
+                    windows[key] = self.evidence.window(*key)
+                except Exception:  # noqa: BLE001 - no evidence table yet, or MySQL down: nothing to show
+                    windows[key] = {}
+            ev = windows[key].get(name) or EntityEvidence(name)
+            serves = 100.0 if current.phase == 4 else policy.read_rollout_percent if current.phase == 3 else 0.0
+            rows.append({"entity": name, **policy.as_dict(), "serves": serves, "since": iso(since),
+                         "compared_now": current.flags.dual_read, "evidence": ev.as_dict()})
+        return rows
 
     # --- the gates ----------------------------------------------------------------------
 
@@ -195,6 +219,56 @@ class PhaseControl:
                                " until `flask --app shop reverse-copy` empties the journal")
         return result
 
+    # --- exposing reads gradually (shop.aspects.exposure) ---------------------------------
+
+    def expose(self, names, who: str, *, compare_percent: float | None = None, compare_mode: str | None = None,
+               rollout: float | None = None, force: bool = False, reason: str = "") -> Result:
+        """Change how far the entities' reads are exposed: the share of requests compared, how
+        (inline or shadow), the share of readers DynamoDB serves in phase 3. Raising a canary is
+        gated on the evidence at its current step (gates.CANARY_UP); the rest is not. Audited."""
+        with tracer.start_as_current_span("migration.exposure.set") as span:
+            span.set_attributes({"shop.exposure.entities": ",".join(names), "shop.phase.who": who})
+            problem = self._exposure_problem(names, compare_percent, compare_mode, rollout)
+            current = self.view.refresh()
+            if problem:
+                self.store.audit({"who": who, "from": current.label, "to": current.label, "forced": False,
+                                  "reason": reason, "gates": [Gate(problem, False).as_dict()], "outcome": "refused"})
+                return Result(False, problem, state=current)
+            gates = [g for name in names if rollout is not None and rollout > _rollout(current, name)
+                     for g in evaluate_canary(Move(self, current, current.phase or 0, entity=name))]
+            refused = [g for g in gates if not g.ok]
+            what = _describe_exposure(names, compare_percent, compare_mode, rollout)
+            entry = {"who": who, "from": current.label, "to": current.label, "forced": bool(force and refused),
+                     "reason": f"{what}; {reason}" if reason else what, "gates": [g.as_dict() for g in gates]}
+            if refused and not force:
+                self.store.audit({**entry, "outcome": "refused"})
+                return Result(False, f"{what} refused: " + "; ".join(f"{g.name} ({g.detail})" for g in refused),
+                              gates, current)
+            doc = _exposed(current, names, compare_percent, compare_mode, rollout, who)
+            try:
+                self.store.save(doc, current.version)
+            except ConcurrentChange as exc:
+                return Result(False, str(exc), gates, current)
+            self.store.audit({**entry, "outcome": "forced" if force and refused else "exposed"})
+            emit(log, logging.WARNING, "read exposure changed", {"event": "exposure", "who": who, "what": what,
+                                                                 "forced": bool(force and refused), "reason": reason})
+            return Result(True, what, gates, self.view.refresh(), bool(force and refused))
+
+    def _exposure_problem(self, names, compare_percent, compare_mode, rollout) -> str:
+        if self.runtime.pinned:
+            return "the server pins its flags (SHOP_FLAGS_PINNED): unpin them to change how reads are exposed"
+        unknown = [n for n in names if n not in entities.NAMES]
+        if unknown or not names:
+            return f"no entity {', '.join(unknown) or '(none given)'}: entities are {', '.join(entities.NAMES)} or all"
+        for label, value in (("compare percent", compare_percent), ("read rollout percent", rollout)):
+            if value is not None and not 0 <= value <= 100:
+                return f"the {label} must be between 0 and 100, got {value:g}"
+        if compare_mode is not None and compare_mode not in MODES:
+            return f"the compare mode must be {' or '.join(MODES)}, got {compare_mode!r}"
+        if compare_percent is None and compare_mode is None and rollout is None:
+            return "nothing to change: give a compare percent, a compare mode or a read rollout percent"
+        return ""
+
     def catch_up(self, progress=_plain, passes: int = 5):
         """Copy back what DynamoDB took alone, again while writers add to it (each pass is what
         the last one left); once the journal towards MySQL is empty, MySQL is no longer behind."""
@@ -227,24 +301,7 @@ class PhaseControl:
         return not self.view.current().doc.get("mysql_behind_since")
 
     def _next_doc(self, current: PhaseState, target: int, who: str, reason: str, forced: bool) -> dict:
-        flags = flags_of(target)
-        doc = dict(current.doc)
-        at = iso(now())
-        doc.update(flags=str(flags), phase=target, changed_at=at, changed_by=who, reason=reason, forced=forced,
-                   phase_since=at)
-        if not flags.write_mysql:
-            doc["mysql_behind_since"] = None  # MySQL is not written: nothing routes around it
-        elif not current.flags.write_mysql:
-            # MySQL lacks what DynamoDB took alone until the late copy ends (shop.migration.catchup).
-            doc["mysql_behind_since"] = at
-        if not flags.dual_write:
-            doc["dual_write_since"] = None
-        elif not current.flags.dual_write or not doc.get("dual_write_since"):
-            doc["dual_write_since"] = at
-        doc.setdefault("marks", {})
-        doc.setdefault("entities", {})
-        doc.setdefault("read_rollout_percent", None)
-        return doc
+        return next_doc(current, target, who, reason, forced)
 
     def mark(self, name: str, data: dict) -> None:
         """Record a run (backfill, verify) in the state, retrying a concurrent change."""
@@ -254,3 +311,37 @@ class PhaseControl:
             doc["marks"] = {**doc.get("marks", {}), name: data}
             return doc
         update_state(self.view, add)
+
+
+_EPOCH = datetime(2000, 1, 1)
+
+
+def _rollout(state: PhaseState, name: str) -> float:
+    return float(((state.doc.get("entities") or {}).get(name) or {}).get("read_rollout_percent", 0))
+
+
+def _describe_exposure(names, compare_percent, compare_mode, rollout) -> str:
+    parts = ([f"compare {compare_percent:g}% of requests"] if compare_percent is not None else []) + \
+        ([f"{compare_mode} comparisons"] if compare_mode else []) + \
+        ([f"DynamoDB serves {rollout:g}% of readers"] if rollout is not None else [])
+    return f"{', '.join(names)}: {', '.join(parts)}"
+
+
+def _exposed(current: PhaseState, names, compare_percent, compare_mode, rollout, who: str) -> dict:
+    """The document with the entities' new exposure; a canary that moves restarts its evidence."""
+    at = iso(now())
+    doc = dict(current.doc) if current.version else {"flags": None}
+    policies = dict(doc.get("entities") or {})
+    for name in names:
+        policy = dict(policies.get(name) or {})
+        if compare_percent is not None:
+            policy["compare_percent"] = compare_percent
+        if compare_mode is not None:
+            policy["compare_mode"] = compare_mode
+        if rollout is not None and rollout != float(policy.get("read_rollout_percent", 0)):
+            policy["read_rollout_percent"] = rollout
+            policy["since"], policy["since_version"] = at, current.version + 1  # a new step: new evidence
+        policies[name] = policy
+    doc["entities"] = policies
+    doc["exposure_changed_at"], doc["exposure_changed_by"] = at, who
+    return doc

@@ -9,12 +9,14 @@ CLI and the flag page show.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 from ..repositories.dynamodb.tables import SPEC
 from . import jobs
 from .directions import TO_DYNAMODB, TO_MYSQL, Direction
+from .evidence import EntityEvidence
+from .limits import Limits
 from .state import PhaseState, now, parse, shown
 
 PHASES = (1, 2, 3, 4, 5)
@@ -33,12 +35,13 @@ class Gate:
 
 @dataclass(frozen=True)
 class Move:
-    """A phase change being considered: what the gates look at."""
+    """A phase change (or a canary's step up) being considered: what the gates look at."""
     control: object            # shop.migration.control.PhaseControl
     current: PhaseState
     target: int
     dry: bool = False          # describe the steps whose outcome is a gate, do not run them
     progress: Callable = lambda line: None
+    entity: str | None = None  # a canary's step up: the entity whose reads DynamoDB serves more of
 
     @property
     def source(self) -> int | None:
@@ -135,14 +138,47 @@ def verified_after_backfill(move: Move):
     return _verified_after(move.current.mark("verify"), completed, " after the backfill")
 
 
-@gate("phase 3 held for the comparison window")
-def held_for_window(move: Move):
+def _window(move: Move, since: datetime, version: int) -> dict:
+    """The evidence of a gate: SHOP_GATE_COMPARE_WINDOW_S back from now (0: all of it), of the
+    phase or step that began at `since`, document `version`."""
+    window = move.control.settings.gate_compare_window_s
+    start = max(since, now() - timedelta(seconds=window)) if window else since
+    return move.control.evidence.window(start, version)
+
+
+def _read_in(found: dict) -> dict:
+    return {e: ev for e, ev in sorted(found.items()) if ev.reads("mysql") or ev.reads("dynamodb")}
+
+
+@gate("enough comparisons of every entity read in phase 3")
+def compared_enough(move: Move):
+    """Time is not evidence: a quiet night with no reads proves nothing. Every entity that
+    served reads in phase 3 must have been compared SHOP_GATE_MIN_COMPARISONS times."""
     since = parse(move.current.doc.get("phase_since")) if move.source == 3 else None
     if since is None:
         return False, "the server is not in phase 3"
-    window = timedelta(seconds=move.control.settings.gate_compare_window_s)
-    held = now() - since
-    return held >= window, f"held {int(held.total_seconds())} s of {int(window.total_seconds())} s"
+    need = move.control.settings.gate_min_comparisons
+    read = _read_in(move.control.evidence.window(since, int(move.current.doc.get("phase_version") or 0)))
+    if not read:
+        return need == 0, ("no reads in phase 3 yet: an idle window proves nothing" if need else
+                           "no reads yet (SHOP_GATE_MIN_COMPARISONS=0 asks for none)")
+    short = [e for e, ev in read.items() if ev.compared < need]
+    return not short, ", ".join(f"{e} {ev.compared}" + (f" ({ev.mismatches} mismatches)" if ev.mismatches else "")
+                                for e, ev in read.items()) + f" compared (at least {need} each)"
+
+
+@gate("DynamoDB's errors and latency within limits")
+def dynamodb_within_limits(move: Move):
+    """Over the gate's window in phase 3, per entity read: DynamoDB's error rate and p99."""
+    since = parse(move.current.doc.get("phase_since")) if move.source == 3 else None
+    if since is None:
+        return False, "the server is not in phase 3"
+    limits = Limits.of(move.control.settings)
+    read = _read_in(_window(move, since, int(move.current.doc.get("phase_version") or 0)))
+    broken = [(e, v) for e, ev in read.items() for v in limits.verdicts(ev)[1:] if v.ok is False]
+    if broken:
+        return False, "; ".join(f"{e}: {v.detail}" for e, v in broken)
+    return True, "; ".join(f"{e}: {limits.verdicts(ev)[2].detail}" for e, ev in read.items()) or "no reads"
 
 
 @gate("no dual-read mismatch in phase 3")
@@ -195,6 +231,44 @@ def verified_after_copy_back(move: Move):
                                                         if lost else ""))
 
 
+# --- a canary's step up ----------------------------------------------------------------------
+
+@gate("the server is in phase 3")
+def in_phase_three(move: Move):
+    if move.source == 3:
+        return True, "both stores written, reads compared"
+    return False, (f"a read canary runs in phase 3 (both stores written, DynamoDB backfilled and verified);"
+                   f" the server is in phase {move.current.label}")
+
+
+def _at_step(move: Move) -> EntityEvidence:
+    """The entity's evidence since its canary last changed (and since phase 3 began), over the window."""
+    since, version = move.current.step_of(move.entity)
+    found = _window(move, since or now(), version)
+    return found.get(move.entity) or EntityEvidence(move.entity)
+
+
+@gate("DynamoDB served this step within limits")
+def healthy_at_step(move: Move):
+    """Its error rate and p99, with enough reads at this step to say (an idle step refuses)."""
+    if move.source != 3:
+        return False, "not in phase 3"
+    verdicts = Limits.of(move.control.settings).verdicts(_at_step(move))[1:]
+    return all(v.ok for v in verdicts), "; ".join(v.detail for v in verdicts)
+
+
+@gate("no unexplained mismatch at this step")
+def consistent_at_step(move: Move):
+    if move.source != 3:
+        return False, "not in phase 3"
+    ev = _at_step(move)
+    return ev.mismatches == 0, f"{ev.mismatches} mismatches of {ev.compared} comparisons"
+
+
+# Raising an entity's read canary (lowering it is never gated: it is what the guard does).
+CANARY_UP = (in_phase_three, healthy_at_step, consistent_at_step)
+
+
 # --- the table of moves -------------------------------------------------------------------
 
 BOTH_JOURNALS_EMPTY = (nothing_waiting(TO_DYNAMODB), nothing_waiting(TO_MYSQL))
@@ -203,7 +277,7 @@ BOTH_JOURNALS_EMPTY = (nothing_waiting(TO_DYNAMODB), nothing_waiting(TO_MYSQL))
 INTO = {
     2: (tables_reachable,),
     3: (tables_reachable, backfilled_after_dual_writes, verified_after_backfill, *BOTH_JOURNALS_EMPTY),
-    4: (tables_reachable, held_for_window, no_mismatch_in_three, *BOTH_JOURNALS_EMPTY),
+    4: (tables_reachable, compared_enough, no_mismatch_in_three, dynamodb_within_limits, *BOTH_JOURNALS_EMPTY),
     5: (tables_reachable, *BOTH_JOURNALS_EMPTY, verified_in_four, counters_raised),
 }
 # Back out of phase 5, to any lower phase: the copy back is a step whose outcome is a gate.
@@ -232,3 +306,8 @@ def checks_for(move: Move) -> tuple[Check, ...]:
 def evaluate(move: Move) -> list[Gate]:
     """Every gate of the move, in the table's order (a refused order rule first)."""
     return order(move) + [check(move) for check in checks_for(move)]
+
+
+def evaluate_canary(move: Move) -> list[Gate]:
+    """The gates of raising `move.entity`'s read canary."""
+    return [check(move) for check in CANARY_UP]

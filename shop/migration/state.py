@@ -3,8 +3,8 @@
 The document lives in MySQL (`migration_state`) and in DynamoDB (an item of the counters
 table), written to both with a version number; a reader takes the higher version of the two it
 can reach, so the state survives either store being down or MySQL being retired in phase 5.
-Its shape leaves room for a phase per entity and a share of users reading DynamoDB
-(`entities`, `read_rollout_percent`), which nothing sets yet.
+Beside the phase, `entities` holds each entity's read exposure (shop.aspects.exposure: the
+share of requests compared, how, and the read canary's share of readers) and when it last changed.
 """
 from __future__ import annotations
 
@@ -78,6 +78,14 @@ class PhaseState:
     def mark(self, name: str) -> dict:
         return self.doc.get("marks", {}).get(name) or {}
 
+    def step_of(self, entity: str) -> tuple[datetime | None, int]:
+        """Since when, and from which document version on, the entity's reads have been exposed
+        as they are now: the later of its last exposure change and the phase's start. Evidence
+        since the step is evidence counted under that version or later (shop.migration.evidence)."""
+        policy = (self.doc.get("entities") or {}).get(entity) or {}
+        since = max((t for t in (parse(self.doc.get("phase_since")), parse(policy.get("since"))) if t), default=None)
+        return since, max(int(self.doc.get("phase_version") or 0), int(policy.get("since_version") or 0))
+
     def as_dict(self) -> dict:
         p = self.phase
         return {"phase": p, "label": self.label, "name": PRESETS[p - 1].name if p else "custom",
@@ -86,8 +94,7 @@ class PhaseState:
                 "reason": self.doc.get("reason"), "phase_since": self.doc.get("phase_since"),
                 "dual_write_since": self.doc.get("dual_write_since"),
                 "mysql_behind_since": self.doc.get("mysql_behind_since"), "marks": self.doc.get("marks", {}),
-                "entities": self.doc.get("entities", {}),
-                "read_rollout_percent": self.doc.get("read_rollout_percent")}
+                "entities": self.doc.get("entities", {})}
 
 
 class ConcurrentChange(RuntimeError):
@@ -150,9 +157,10 @@ class PhaseStore:
 
     # --- writing ------------------------------------------------------------------------
 
-    def save(self, doc: dict, expected: int) -> int:
+    def save(self, doc: dict, expected: int, quick: bool = False) -> int:
         """Write version expected+1 to every store that answers; refuse if the newest stored
-        version is no longer `expected`. Returns the new version."""
+        version is no longer `expected`. Returns the new version. `quick` (the guard, stepping
+        back from a stalled DynamoDB) asks DynamoDB with the poll's short timeouts."""
         version = expected + 1
         text = json.dumps(doc, sort_keys=True)
         written, errors = 0, []
@@ -174,11 +182,12 @@ class PhaseStore:
             raise
         except Exception as exc:  # noqa: BLE001 - MySQL down or retired: DynamoDB alone holds it
             errors.append(exc)
+        dynamo = self._quick if quick else self.dynamo
         try:
-            self.dynamo.call("put_item", TableName=self.dynamo.table("counters"),
-                             Item=encode({**_DDB_KEY, "version": version, "doc": text}),
-                             ConditionExpression="attribute_not_exists(version) OR version < :v",
-                             ExpressionAttributeValues=encode({":v": version}))
+            dynamo.call("put_item", TableName=dynamo.table("counters"),
+                        Item=encode({**_DDB_KEY, "version": version, "doc": text}),
+                        ConditionExpression="attribute_not_exists(version) OR version < :v",
+                        ExpressionAttributeValues=encode({":v": version}))
             written += 1
         except ClientError as exc:
             if not condition_failed(exc):
@@ -278,10 +287,11 @@ class PhaseView:
         """Seconds since this worker last read the phase document; None: never read yet."""
         return None if self._read_at is None else time.monotonic() - self._read_at
 
-    def refresh(self) -> PhaseState:
-        """Read now, waiting for both stores (the CLI, the phase switch, tests)."""
+    def refresh(self, wait_s: float | None = None) -> PhaseState:
+        """Read now, waiting for both stores (the CLI, the phase switch, tests); with `wait_s`,
+        as the poll does: DynamoDB asked with short timeouts, what answered by then taken."""
         with self._lock:
-            self._refresh(None)
+            self._refresh(wait_s)
             return self._state
 
     def close(self) -> None:
@@ -332,6 +342,32 @@ def _poll(ref, stop: threading.Event) -> None:
         interval = view.refresh_s
         del view
         stop.wait(interval)
+
+
+def next_doc(current: PhaseState, target: int, who: str, reason: str, forced: bool) -> dict:
+    """The document of a move to phase `target`: who, when, why; when dual writing and "MySQL
+    is behind" began or ended. Every read canary ends with the phase it ran in (phase 4 reads
+    DynamoDB for all; below 3 nothing is compared): a new phase starts its exposure at 0."""
+    flags = flags_of(target)
+    doc = dict(current.doc)
+    at = iso(now())
+    # Saved over current.version, the document becomes version + 1: the phase's evidence starts there.
+    doc.update(flags=str(flags), phase=target, changed_at=at, changed_by=who, reason=reason, forced=forced,
+               phase_since=at, phase_version=current.version + 1)
+    if not flags.write_mysql:
+        doc["mysql_behind_since"] = None  # MySQL is not written: nothing routes around it
+    elif not current.flags.write_mysql:
+        # MySQL lacks what DynamoDB took alone until the late copy ends (shop.migration.catchup).
+        doc["mysql_behind_since"] = at
+    if not flags.dual_write:
+        doc["dual_write_since"] = None
+    elif not current.flags.dual_write or not doc.get("dual_write_since"):
+        doc["dual_write_since"] = at
+    doc.setdefault("marks", {})
+    doc["entities"] = {name: {**policy, "read_rollout_percent": 0, "since": at, "since_version": current.version + 1}
+                       for name, policy in (doc.get("entities") or {}).items()}
+    doc.pop("read_rollout_percent", None)
+    return doc
 
 
 def update_state(view: PhaseView, change, attempts: int = 5) -> PhaseState | None:
