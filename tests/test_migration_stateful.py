@@ -24,7 +24,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from shop import Repositories, create_app
 from shop.domain import NewProduct, NewUser
 from shop.errors import ShopError
+from shop.aspects import exposure
 from shop.migration import jobs
+from shop.migration.entities import NAMES
 from shop.migration.control import PhaseControl
 from shop.migration.state import now, parse
 from shop.migration.copies import Copier
@@ -277,6 +279,35 @@ class Journey(RuleBasedStateMachine):
         assert stock in stocks  # one of the writes is the last, whole
         self.products[pid][1] = stock
         self.touched += [("cart", uid), ("product", pid)]
+
+    # --- reads, and how far they are exposed (sampling, shadow, the canary) -------------------
+
+    @rule(percent=st.sampled_from([0, 10, 50, 100]), mode=st.sampled_from(["inline", "shadow"]))
+    def change_sampling(self, percent, mode):
+        result = self.control.expose(list(NAMES), "hypothesis", compare_percent=percent, compare_mode=mode,
+                                     reason="random journey")
+        assert result.ok, result.message
+
+    @precondition(lambda self: self.phase == 3)
+    @rule(percent=st.sampled_from(exposure.RAMP))
+    def change_rollout(self, percent):
+        # Forced: the evidence gates are tests/test_exposure.py's; here, the data across steps.
+        result = self.control.expose(list(NAMES), "hypothesis", rollout=percent, force=True, reason="random journey")
+        assert result.ok, result.message
+
+    @precondition(lambda self: self.products)
+    @rule(data=st.data(), reader=st.integers(0, 50))
+    def read_product(self, data, reader):
+        """A shopper's read, from whichever store their place in the canary and the sampling
+        give them: it shows every acknowledged write."""
+        pid = data.draw(st.sampled_from(sorted(self.products)))
+        token = exposure.begin(lambda: f"user:{reader}")
+        try:
+            product = self.repos.products.get_by_id(pid)
+        finally:
+            exposure.end(token)
+        assert product is not None and product.name == self.names[pid]
+        assert (product.price, product.inventory_quantity) == tuple(self.products[pid][:2])
 
     # --- the server's phase, changed as an operator would ----------------------------------
 
