@@ -73,18 +73,10 @@ test: install services browser
 	  SHOP_FLAGS=$$flags $(BIN)/python -m pytest -q $(PRESET_TESTS) || exit 1; \
 	done
 
+# Every benchmark, against a DynamoDB Local of its own (scripts/bench.sh); one: make bench BENCH="gradual.py --busy"
 bench: install services
 	bash scripts/bench-tools.sh
-	$(BIN)/python bench/layer_overhead.py
-	$(BIN)/python bench/peers.py
-	$(BIN)/python bench/peers.py --reads-only --busy
-	$(BIN)/python bench/peers.py --reads-only --ddb-latency-ms 2
-	$(BIN)/python bench/peers.py --reads-only --busy --ddb-latency-ms 2
-	$(BIN)/python bench/requests_per_endpoint.py
-	$(BIN)/python bench/catalog_scale.py
-	$(BIN)/python bench/sync_scale.py
-	$(BIN)/python bench/http_load.py
-	$(BIN)/python bench/telemetry_memory.py
+	bash scripts/bench.sh $(BENCH)
 
 reliability: install services
 	$(BIN)/python -m reliability.run

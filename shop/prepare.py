@@ -4,7 +4,7 @@ the application itself never calls it: `flask init-db` and `ddb-create-tables` d
 from __future__ import annotations
 
 from .db import schema_tables
-from .repositories.dynamodb.tables import create_tables
+from .repositories.dynamodb.tables import SPEC, create_tables
 
 MYSQL_TABLES = schema_tables()  # shop/schema.sql: the one home of MySQL's schema
 
@@ -20,12 +20,16 @@ def prepare(app, *, empty: bool = False) -> None:
             cur.execute("SET FOREIGN_KEY_CHECKS = 1")
     create_tables(state.dynamo)
     if empty:
-        _empty_migration_items(state.dynamo)
+        _empty_dynamodb(state.dynamo)
     state.runtime.phase.refresh()
 
 
-def _empty_migration_items(dynamo) -> None:
-    """The counters table also holds the phase document, its audit and the journal towards MySQL."""
-    table = dynamo.table("counters")
-    items = list(dynamo.scan_all(TableName=table, ProjectionExpression="PK"))
-    dynamo.batch_delete(table, [{"PK": i["PK"]} for i in items if not i["PK"].startswith("COUNTER#")])
+def _empty_dynamodb(dynamo) -> None:
+    """Every item, but the id counters: MySQL's ids start again at 1, and a DynamoDB-only
+    create must still never take an id DynamoDB gave before (a copy of it may live on). The
+    counters table also holds the phase document, its audit and the journal towards MySQL."""
+    for name, spec in SPEC.items():
+        table = dynamo.table(name)
+        keys = ["PK", "SK"] if spec["sk"] else ["PK"]
+        items = dynamo.scan_all(TableName=table, ProjectionExpression=", ".join(keys))
+        dynamo.batch_delete(table, [{k: i[k] for k in keys} for i in items if not i["PK"].startswith("COUNTER#")])
