@@ -2,6 +2,12 @@
 operator steps a gunicorn server (2 workers) 1 -> 2 -> backfill -> 3 -> 4 -> 5 -> 4 -> 3 -> 2 -> 1
 at runtime, with a DynamoDB outage during phases 2 and 3 and a worker killed mid-write.
 
+Phase 3 is walked gradually, as a team would: a DynamoDB outage the guard answers by stepping
+back to phase 2 by itself, the operator's re-promotion, 10% of requests compared in shadow, the
+read canary ramped 5 -> 50 -> 100 behind its evidence gates, a mismatch injected at 50 % (items
+changed in DynamoDB behind the application) that the guard answers by stepping the canary back,
+then repair, verify, and the ramp again before phase 4.
+
     make journey        (or: .venv/bin/python -m reliability.journey [--seconds S])
 
 Shoppers and sellers talk HTTP to the server; one tester browser flips its flag cookie among all
@@ -129,6 +135,7 @@ class Traffic:
                     break
                 pid = rnd.choice(self.catalog)
                 self.call(session, "GET", f"/api/products/{pid}")
+                self.call(session, "GET", "/api/categories")  # the product page's category menu
                 self.call(session, "POST", "/api/cart/items", headers=_auth(token),
                           json={"productId": pid, "quantity": rnd.randint(1, 2)})
             self.call(session, "GET", "/api/cart", headers=_auth(token))
@@ -191,6 +198,23 @@ class Traffic:
                 self.call(session, "GET", f"/products/{rnd.choice(self.catalog)}")
 
 
+ENTITIES = ["user", "category", "product", "cart", "order"]
+
+
+def tamper(state, traffic) -> int:
+    """An injected mismatch: the products shoppers read, renamed in DynamoDB behind the app."""
+    from shop.repositories.dynamodb import keys
+    from shop.repositories.dynamodb.client import encode
+    dynamo = state.dynamo
+    with traffic.lock:
+        products = list(traffic.catalog)
+    for pid in products:
+        dynamo.client.update_item(TableName=dynamo.table("catalog"), Key=encode(keys.product(pid)),
+                                  UpdateExpression="SET #n = :n", ExpressionAttributeNames={"#n": "name"},
+                                  ExpressionAttributeValues=encode({":n": "changed behind the app"}))
+    return len(products)
+
+
 def _auth(token):
     return {"Authorization": f"Bearer {token}"} if token else {}
 
@@ -212,7 +236,15 @@ def main() -> int:
     env_settings = {
         "MYSQL_DATABASE": DB, "DYNAMODB_TABLE_PREFIX": PREFIX, "DYNAMODB_ENDPOINT": f"http://127.0.0.1:{proxy.port}",
         "SECRET_KEY": SECRET, "SHOP_ENV": "development", "RATE_LIMIT_ENABLED": "false", "BCRYPT_ROUNDS": "4",
-        "SHOP_FLAGS": "READ_MYSQL,WRITE_MYSQL", "SHOP_PHASE_REFRESH_MS": "500", "SHOP_GATE_COMPARE_WINDOW_S": "3",
+        "SHOP_FLAGS": "READ_MYSQL,WRITE_MYSQL", "SHOP_PHASE_REFRESH_MS": "500", "SHOP_GATE_COMPARE_WINDOW_S": "0",
+        # Evidence sized for a run of seconds, not hours (gathered over each whole step: window 0);
+        # DynamoDB Local shares this machine's two
+        # cores with the load, so its p99 is not AWS's: the guard's latency floor is raised for it.
+        "SHOP_GATE_MIN_COMPARISONS": "20", "SHOP_GUARD_MIN_SAMPLES": "10", "SHOP_GUARD_WINDOW_S": "10",
+        "SHOP_LIMIT_LATENCY_FLOOR_MS": "1500",
+        # and under the copy back's load it times out a read now and then: one in ten reads is not
+        # an outage (an outage fails them all), so the error limit is raised from 5 % to 25 %.
+        "SHOP_LIMIT_ERROR_RATE": "0.25",
         "DYNAMODB_CONNECT_TIMEOUT": "1", "DYNAMODB_READ_TIMEOUT": "2", "DYNAMODB_MAX_ATTEMPTS": "2",
         "SHOP_DUAL_WRITE_TIMEOUT_MS": "1500", "SHOP_DUAL_READ_TIMEOUT_MS": "1500", "SHOP_BREAKER_COOLDOWN_S": "2",
         "OTEL_TRACES_EXPORTER": "none", "LOG_LEVEL": "WARNING", "SHOP_CALL_LOG_LEVEL": "DEBUG",
@@ -226,14 +258,18 @@ def main() -> int:
     operator = PhaseControl(state)
 
     port = free_port()
+    # The server's log (JSON lines): kept where SHOP_JOURNEY_LOG says, to read after a run.
+    server_log = open(os.environ["SHOP_JOURNEY_LOG"], "w") if os.environ.get("SHOP_JOURNEY_LOG") else subprocess.DEVNULL
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
          "--workers", "2", "--threads", "4", "--graceful-timeout", "5", "shop:create_app()"],
-        cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=server_log)
     base = f"http://127.0.0.1:{port}"
     assert wait_for_port("127.0.0.1", port, 60), "gunicorn did not start"
     traffic = Traffic(base)
     steps: list[Step] = []
+    seen_steps: list[dict] = []
+    unexpected: list[dict] = []  # the guard's steps back the run did not provoke
     started = time.monotonic()
 
     def hold(name, seconds=args.seconds):
@@ -258,6 +294,38 @@ def main() -> int:
             for note in s.notes:
                 print(f"  {s.name}: {note}")
         raise SystemExit(f"phase {target} refused: {result.message}")
+
+    def guard_step(matches, timeout):
+        """The guard's audit entry this run expects, once it is there (polled; None: never came)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for entry in operator.store.history(20):
+                if entry["who"] == "guard" and entry["at"] and entry not in seen_steps and matches(entry):
+                    seen_steps.append(entry)
+                    traffic.step.notes.append(f"guard: {entry['reason']}")
+                    return entry
+            time.sleep(0.25)
+        return None
+
+    def ramp(percents, hold):
+        """The canary's steps up, each behind its gates: refused while DynamoDB has not yet
+        served enough reads at the step below, tried again as the evidence grows."""
+        for percent in percents:
+            for _ in range(15):
+                if operator.view.refresh().phase != 3:  # the guard stepped back on its own: re-promote
+                    unexpected.append(operator.store.history(1)[0])
+                    traffic.step.notes.append(f"unexpected guard step: {unexpected[-1]['reason']}")
+                    move(3, "re-promoted after the guard's step", settle_and_verify)
+                    operator.expose(ENTITIES, "journey operator", compare_percent=10, compare_mode="shadow",
+                                    reason="compare 10% of requests, after the answer")
+                result = operator.expose(ENTITIES, "journey operator", rollout=percent, reason="ramp")
+                if result.ok:
+                    break
+                hold(f"phase 3: gathering evidence for {percent}%", args.seconds / 2)
+            traffic.step.notes.append(result.message)
+            if not result.ok:
+                raise SystemExit(f"the canary could not be raised to {percent}%: {result.message}")
+            hold(f"phase 3: DynamoDB serves {percent}% of readers")
 
     threads = ([threading.Thread(target=traffic.shopper, args=(i,)) for i in range(args.shoppers)]
                + [threading.Thread(target=traffic.seller, args=(100 + i,)) for i in range(2)]
@@ -284,16 +352,37 @@ def main() -> int:
             check = jobs.verify(state, control=operator)
             traffic.step.notes.append(f"verify: {len(check.divergent)} divergent")
         move(3, "backfilled and verified", settle_and_verify)
-        hold("phase 3: dual read")
+        hold("phase 3: dual read, every request compared")
         traffic.outage.set()
         proxy.cut = True
         proxy.drop_all()
         hold("phase 3: DynamoDB down", args.seconds / 2)
+        stepped = guard_step(lambda e: e["to"] == "2", args.seconds * 2)
         proxy.cut = False
         traffic.outage.clear()
         traffic.outage_ended = time.monotonic()
-        hold("phase 3: DynamoDB back")
-        move(4, "comparisons clean", lambda: jobs.repair(state))
+        hold("phase 2: the guard's step back")
+        if stepped is None:
+            raise SystemExit("the guard did not step back from phase 3 while DynamoDB was down")
+        move(3, "DynamoDB is back: re-promoted", settle_and_verify)
+        exposed = operator.expose(ENTITIES, "journey operator", compare_percent=10, compare_mode="shadow",
+                                  reason="compare 10% of requests, after the answer")
+        traffic.step.notes.append(exposed.message)
+        hold("phase 3: 10% compared, shadow")
+        ramp((5, 50), hold)
+        # A divergence that keeps coming back (as a faulty writer would make it): checkouts copy
+        # the products they sell whole, healing those, so the products are changed again and again.
+        deadline, stepped, tampered = time.monotonic() + args.seconds * 8, None, 0
+        while stepped is None and time.monotonic() < deadline:
+            tampered += tamper(state, traffic)
+            stepped = guard_step(lambda e: "50% -> 25%" in e["reason"], 1.0)
+        traffic.step.notes.append(f"{tampered} product items changed in DynamoDB behind the application")
+        if stepped is None:
+            raise SystemExit("the guard did not step the canary back after the injected mismatch")
+        hold("phase 3: the guard's step back (canary 25%)")
+        settle_and_verify()  # the operator: repair what differs, verify the stores equal again
+        ramp((50, 100), hold)
+        move(4, "comparisons clean, the canary at 100%", settle_and_verify)
         hold("phase 4: read DynamoDB")
         workers = _workers(server.pid)
         if workers:
@@ -333,6 +422,8 @@ def main() -> int:
     print(f"divergent entities after the final repair and verify: {len(final.divergent)} of "
           f"{sum(final.compared.values())} (target 0)")
     print(f"id collisions: {len(traffic.collisions) + own} (target 0)")
+    print(f"guard steps back: {len(seen_steps)} provoked (expected 2: the outage, the injected mismatch),"
+          f" {len(unexpected)} not provoked (target 0)")
     print(f"run time {time.monotonic() - started:.0f} s")
     print("\n| step | requests | unexpected 5xx | 503 while DynamoDB was down | dropped connections |")
     print("|---|---|---|---|---|")

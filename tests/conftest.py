@@ -206,14 +206,29 @@ def forget_phase(app) -> None:
     state.runtime.phase.refresh()
 
 
+_MADE: list = []  # the DynamoDB of every journey_apps() call: its tables are deleted at the session's end
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _delete_journey_tables():
+    yield
+    from shop.repositories.dynamodb.tables import delete_tables
+    for dynamo in _MADE:
+        try:
+            delete_tables(dynamo)
+        except Exception:  # noqa: BLE001 - DynamoDB Local gone: nothing left to delete
+            pass
+
+
 def journey_apps(n: int = 1, **overrides) -> list:
     """`n` applications (workers) over the journey database and DynamoDB tables of their own,
-    emptied: for tests that store phases."""
+    emptied: for tests that store phases. The tables are deleted when the session ends."""
     from shop.prepare import prepare
     prefix = f"g{uuid.uuid4().hex[:8]}"
     apps = [create_app(make_settings(mysql_database=TEST_DB + "_journey", dynamodb_table_prefix=prefix, **overrides))
             for _ in range(n)]
     prepare(apps[0], empty=True)
+    _MADE.append(apps[0].extensions["shop"].dynamo)
     return apps
 
 

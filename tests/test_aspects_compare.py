@@ -83,3 +83,18 @@ def test_generated_equivalent_pairs_never_differ(price, qty, micro, empty):
     ddb = product(price=float(price) if price < 10**6 else price, inventory_quantity=Decimal(qty),
                   description=None if empty == "" else "", created_at=T.replace(microsecond=micro))
     assert diff(mysql, ddb) == []
+
+
+def test_a_record_differing_at_one_version_is_a_divergence_not_a_write_in_flight():
+    from dataclasses import replace
+
+    from shop.aspects.compare import same_version_differs
+    at = datetime(2026, 1, 1)
+    p = Product(id=7, seller_id=1, category_id=2, name="Lamp", description=None, price=Decimal("9.50"),
+                inventory_quantity=3, image_url=None, created_at=at, updated_at=at, version=4)
+    changed = replace(p, name="Changed behind the app")
+    assert same_version_differs(p, changed)                       # same version, other content
+    assert not same_version_differs(replace(p, version=5), changed)  # DynamoDB behind: a copy on its way
+    assert not same_version_differs(p, replace(p))                # the same
+    page = Page(items=[p, replace(p, id=8)], total=2, page=1, limit=20)
+    assert same_version_differs(page, Page(items=[p, replace(p, id=8, price=Decimal("1"))], total=2, page=1, limit=20))

@@ -8,6 +8,7 @@ DynamoDB out; in phase 4 MySQL answers for DynamoDB.
 """
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import replace
 from urllib.parse import urlparse
@@ -140,3 +141,31 @@ def test_a_call_that_leaves_dynamodb_out_never_takes_the_breakers_probe(app, api
     finally:
         breaker.clock = __import__("time").monotonic
         breaker.success()
+
+
+def test_a_browsers_trial_in_phase_5_waits_for_dynamodb_its_only_store(settings):
+    """In phase 5 DynamoDB is the only store written: a browser trying dual reads there gets
+    DynamoDB's answer however slow it is, as any phase 5 read; the dual-read limit is for the
+    store a read can do without (the journey's phase 5 once answered such a trial 503)."""
+    proxy = Proxy(urlparse(settings.dynamodb_endpoint).port)
+    app = create_app(replace(settings, mysql_database=TEST_DB + "_faults", dynamodb_table_prefix="stall5",
+                             dynamodb_endpoint=f"http://127.0.0.1:{proxy.port}", shop_flags=str(PRESETS[1].flags),
+                             dual_read_timeout_ms=150))
+    try:
+        prepare(app, empty=True)
+        api, product, _, _ = _shop(app)  # dual written, so both stores hold it
+        app.extensions["shop"].runtime.close()
+        app = create_app(replace(app.extensions["shop"].settings, shop_flags=str(PRESETS[4].flags)))  # phase 5
+        browser = app.test_client()
+        page = browser.get("/flags").get_data(as_text=True)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        assert browser.post("/flags/preset/dual-read", data={"csrf_token": csrf, "confirm_risk": "yes"}).status_code == 303
+        proxy.latency = 0.4  # every DynamoDB exchange now takes longer than the dual-read limit
+        answer = browser.get(f"/api/products/{product['id']}")
+        assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+        assert answer.get_json()["data"]["product"]["name"] == product["name"]
+        assert app.extensions["shop"].runtime.stats.snapshot()["trial_comparisons"] == {"match": 1}
+    finally:
+        proxy.cut = True
+        proxy.close()
+        app.extensions["shop"].runtime.close()

@@ -168,6 +168,20 @@ def in_flight(first_mysql: dict, last_mysql: dict, last_dynamodb: dict) -> bool:
                                                if k in last_mysql)
 
 
+def same_version_differs(mysql, dynamodb) -> bool:
+    """Whether a record both stores hold at one version differs between them: no write in
+    flight explains that (a copy carries its version), so it is a divergence, whatever else is
+    being written meanwhile (an item changed behind the application keeps its version)."""
+    def by_key(value):
+        records = value.items if isinstance(getattr(value, "items", None), list) else value
+        records = records if isinstance(records, list) else [records]
+        return {(type(r).__name__, r.id): r for r in records
+                if dataclasses.is_dataclass(r) and getattr(r, "version", 0) and getattr(r, "id", None) is not None}
+    ours, theirs = by_key(mysql), by_key(dynamodb)
+    return any(theirs[k].version == r.version and diff(own(r), own(theirs[k]))
+               for k, r in ours.items() if k in theirs)
+
+
 def diff(mysql, dynamodb, unordered: frozenset = frozenset()) -> list[Difference]:
     """Every attribute whose normalised values differ; empty when equivalent."""
     if mysql == dynamodb:  # equal values normalise alike; the common case costs one comparison

@@ -20,7 +20,7 @@ from . import budget, exposure
 from . import flags as flags_mod
 from .call import Call, Outcome, timed_out
 from .comparison import (ALARMING, MATCH, MISMATCH, PENDING_REPAIR, SKIPPED, TRANSIENT, Comparison, compare)
-from .compare import in_flight, record_versions
+from .compare import in_flight, record_versions, same_version_differs
 from .errors import DualReadMismatch
 from .pace import CONCURRENT, INLINE, MYSQL_POOLED, SENT_WAIT_S, Pace
 
@@ -85,9 +85,10 @@ class ReadPath:
             if flags.read_mysql:
                 return ReadPlan("mysql")
             return ReadPlan("dynamodb", fallback=flags.write_mysql)
-        if flags_mod.explicit() is not None or flags_mod.browser() is not None:
+        if flags_mod.explicit() is not None or (flags_mod.browser() is not None and flags != self.server_flags()):
             return ReadPlan(flags.authority, compare=True, fallback=flags.write_mysql,
                             trial=self._browser_trial())
+        # The server's phase (a browser asking for what the server does anyway is no trial).
         policy = self.exposure(call.entity)
         canary = exposure.in_rollout(policy.read_rollout_percent, self.rollout_salt())
         authority = "dynamodb" if canary else flags.authority
@@ -118,7 +119,7 @@ class ReadPath:
         """MySQL answers a read DynamoDB should have served (it failed, was late, or was not
         asked): counted as a fallback."""
         self.stats.fallback(call.name)
-        if self.evidence is not None and call.entity:
+        if call.entity and self._keeps_evidence():
             self.evidence.fallback(call.entity)
         if call.span.is_recording():
             call.span.set_attribute("shop.read.fallback", "mysql")
@@ -190,7 +191,8 @@ class ReadPath:
                 comparison = comparison.but(TRANSIENT)
         if comparison.outcome != MISMATCH:
             return mysql, ddb, comparison
-        if last_look and in_flight(first_versions, record_versions(mysql.value), record_versions(ddb.value)):
+        if last_look and in_flight(first_versions, record_versions(mysql.value), record_versions(ddb.value)) \
+                and not same_version_differs(mysql.value, ddb.value):
             return mysql, ddb, comparison.but(TRANSIENT)
         if self._pending(call, mysql, ddb, comparison):
             return mysql, ddb, comparison.but(PENDING_REPAIR)  # a known divergence, waiting for its replay
@@ -244,6 +246,13 @@ class ReadPath:
         return timed_out()
 
     def _read_both(self, call: Call) -> tuple[Outcome, Outcome, Comparison]:
+        if call.authority == "dynamodb" and not call.flags.write_mysql:
+            # DynamoDB is the only store written (phase 5, a browser's trial of dual reads): its
+            # answer is the read's, waited for as any phase 5 read waits, never given up at the
+            # dual-read limit (that limit is for the store a read can do without).
+            mysql, ddb = self._store("mysql", call.route, call.mysql), self._store("dynamodb", call.route, call.dynamodb)
+            self._feed_breaker(ddb.error)
+            return mysql, ddb, compare(call.route, mysql, ddb, ddb, mysql)
         pace = self.pace(call.name)
         timeout = budget.left(budget.READ, self.settings.dual_read_timeout_ms / 1000)
         # DynamoDB on the request's thread cannot be abandoned: only with the whole limit left
@@ -364,7 +373,7 @@ class ReadPath:
             self.stats.comparison(call.name, outcome, names)
             if call.entity is not None:
                 self.stats.entity_comparison(call.entity, outcome)
-                if self.evidence is not None:
+                if self._keeps_evidence():
                     self.evidence.compared(call.entity, outcome)
         # A match is recorded on the routed span (below); a span of its own is kept for what an
         # operator looks for: mismatches, timeouts, failures. Under a span not recorded, it

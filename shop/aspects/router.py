@@ -161,8 +161,15 @@ class Runtime(ReadPath, WritePath):
             return
         failed = isinstance(error, (StoreUnavailableError, TimeoutError))
         self.stats.entity_read(entity, store, seconds, failed)
-        if self.evidence is not None:
+        if self._keeps_evidence():
             self.evidence.read(entity, store, seconds, failed)
+
+    def _keeps_evidence(self) -> bool:
+        """Whether this call is the server's evidence: what its phase served. A browser's trial
+        (its cookie) and trusted code's own flags (use_flags: the CLI, jobs) are not."""
+        if self.evidence is None or flags_mod.explicit() is not None:
+            return False
+        return flags_mod.browser() is None or self.flags() == self.server_flags()
 
     def _evidence_read(self, call: Call, store: str, seconds: float, failed: bool = False,
                        skipped: bool = False) -> None:
@@ -171,7 +178,7 @@ class Runtime(ReadPath, WritePath):
             return
         if failed:
             self.stats.entity_read(call.entity, store, seconds, True)
-        if self.evidence is not None:
+        if self._keeps_evidence():
             if skipped:
                 self.evidence.skipped(call.entity, store)
             else:

@@ -181,16 +181,27 @@ def dynamodb_within_limits(move: Move):
     return True, "; ".join(f"{e}: {limits.verdicts(ev)[2].detail}" for e, ev in read.items()) or "no reads"
 
 
-@gate("no dual-read mismatch in phase 3")
+@gate("no unexplained dual-read mismatch in phase 3")
 def no_mismatch_in_three(move: Move):
+    """A mismatch recorded in phase 3 refuses the move until a verify that began after it found
+    the stores equal (`repair --divergent`, then `verify`): the stores agree now, whatever
+    made them differ. Mismatches after that verify refuse again."""
     since = parse(move.current.doc.get("phase_since")) if move.source == 3 else None
     if since is None:
         return False, "the server is not in phase 3"
+    check = move.current.mark("verify")
+    verified = parse(check.get("started_at"))
+    clean = verified is not None and verified > since and not check.get("divergent") and not check.get("failed")
     try:
-        n = move.control.store.mismatches_since(since)
+        n = move.control.store.mismatches_since(verified if clean else since)
+        before = move.control.store.mismatches_since(since) - n if clean else 0
     except Exception as exc:  # noqa: BLE001
         return False, f"cannot read: {type(exc).__name__}"
-    return n == 0, (f"{n} mismatches since {shown(since)}" if n else "none recorded")
+    if n:
+        return False, (f"{n} mismatches since {shown(verified if clean else since)}: run `flask --app shop repair"
+                       " --divergent`, then `verify`")
+    return True, (f"{before} mismatches before the clean verify of {shown(verified)}, none since" if before
+                  else "none recorded")
 
 
 @gate("verify clean since entering phase 4")
@@ -253,8 +264,11 @@ def healthy_at_step(move: Move):
     """Its error rate and p99, with enough reads at this step to say (an idle step refuses)."""
     if move.source != 3:
         return False, "not in phase 3"
-    verdicts = Limits.of(move.control.settings).verdicts(_at_step(move))[1:]
-    return all(v.ok for v in verdicts), "; ".join(v.detail for v in verdicts)
+    ev = _at_step(move)
+    if not ev.reads("mysql") and not ev.reads("dynamodb"):
+        return True, f"{move.entity}: not read at this step: its canary exposes nobody yet (the guard watches it once read)"
+    verdicts = Limits.of(move.control.settings).verdicts(ev)[1:]
+    return all(v.ok for v in verdicts), f"{move.entity}: " + "; ".join(v.detail for v in verdicts)
 
 
 @gate("no unexplained mismatch at this step")
@@ -262,7 +276,7 @@ def consistent_at_step(move: Move):
     if move.source != 3:
         return False, "not in phase 3"
     ev = _at_step(move)
-    return ev.mismatches == 0, f"{ev.mismatches} mismatches of {ev.compared} comparisons"
+    return ev.mismatches == 0, f"{move.entity}: {ev.mismatches} mismatches of {ev.compared} comparisons"
 
 
 # Raising an entity's read canary (lowering it is never gated: it is what the guard does).
