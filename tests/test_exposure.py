@@ -306,3 +306,20 @@ def test_bucketing_is_stable_and_even():
     under = sum(p < 25 for p in places)
     assert 4600 <= under <= 5400  # 20000 x 25%: sd 61
     assert exposure.step_below(50) == 25 and exposure.step_below(7) == 5 and exposure.step_below(1) == 0
+
+
+def test_a_mismatch_refuses_phase_4_until_a_clean_verify_after_it(fresh):
+    from shop.migration import jobs
+    app, api, control, product = fresh
+    state = app.extensions["shop"]
+    assert control.set(2, "pytest").ok and control.set(3, "pytest", force=True, reason="a fresh phase 3").ok
+    _tamper_name(app, product["id"], "Renamed behind the app")
+    assert api.call("GET", f"/api/products/{product['id']}").status_code == 500  # inline: raised, and recorded
+    gate = {g.name: g for g in control.gates(control.view.refresh(), 4, dry=True)}
+    refused = gate["no unexplained dual-read mismatch in phase 3"]
+    assert not refused.ok and "1 mismatches since" in refused.detail
+    jobs.repair(state, divergent=True)
+    assert jobs.verify(state, control=control).ok
+    gate = {g.name: g for g in control.gates(control.view.refresh(), 4, dry=True)}
+    explained = gate["no unexplained dual-read mismatch in phase 3"]
+    assert explained.ok and "1 mismatches before the clean verify" in explained.detail, explained.detail
