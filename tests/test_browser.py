@@ -141,7 +141,8 @@ def test_the_guides_curl_flow_sets_flags(server, app):
     """The command-line recipe of docs/enable-flags.md, run as written."""
     guide = (ROOT / "docs" / "enable-flags.md").read_text()
     block = guide.split("### From the command line")[1].split("```sh")[1].split("```")[0]
-    script = "set -euo pipefail\n" + block.replace("base=http://localhost:5000", f"base={server}")
+    assert re.search(r"^base=http://\S+$", block, re.M), "the recipe sets its base URL on a line of its own"
+    script = "set -euo pipefail\n" + re.sub(r"^base=http://\S+$", f"base={server}", block, flags=re.M)
     try:
         out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
     finally:

@@ -240,13 +240,18 @@ def test_raising_a_canary_is_gated_on_the_evidence_at_its_step_lowering_never(fr
     assert not refused.ok and "the server is in phase 3" in refused.message  # phase 2: DynamoDB not verified
     assert control.set(3, "pytest", force=True, reason="back to 3").ok
     idle = control.expose(["product"], "pytest", rollout=5)
-    assert not idle.ok and "fewer than 10" in idle.message  # no reads at this step: nothing to go on
+    assert not idle.ok and "an idle window proves nothing" in idle.message  # no reads at this step
     for _ in range(12):
         assert api.call("GET", f"/api/products/{product['id']}").status_code == 200
     state.runtime.evidence.flush()
     assert control.expose(["product"], "pytest", rollout=5).ok
     # The step restarted the evidence: the next step up waits for reads at 5%.
     assert not control.expose(["product"], "pytest", rollout=25).ok
+    for _ in range(3):
+        assert api.call("GET", f"/api/products/{product['id']}").status_code == 200
+    state.runtime.evidence.flush()
+    few = control.expose(["product"], "pytest", rollout=25)
+    assert not few.ok and "fewer than 10" in few.message  # some reads, not enough to judge
     assert control.expose(["product"], "pytest", rollout=0).ok  # down: never gated
     history = control.store.history(5)
     assert history[0]["outcome"] == "exposed" and "DynamoDB serves 0% of readers" in history[0]["reason"]

@@ -179,9 +179,8 @@ class ReadPath:
             if comparison.outcome != MISMATCH:
                 break
             if pause is None:
-                pause_s = self.settings.dual_write_timeout_ms / 1000 - (time.monotonic() - first_read)
-                if pause_s <= 0:
-                    break
+                # Past the deadline already (a loaded machine): the last look is taken at once.
+                pause_s = max(0.0, self.settings.dual_write_timeout_ms / 1000 - (time.monotonic() - first_read))
                 last_look = True
             else:
                 pause_s = pause * recheck

@@ -234,8 +234,7 @@ class PhaseControl:
                 self.store.audit({"who": who, "from": current.label, "to": current.label, "forced": False,
                                   "reason": reason, "gates": [Gate(problem, False).as_dict()], "outcome": "refused"})
                 return Result(False, problem, state=current)
-            gates = [g for name in names if rollout is not None and rollout > _rollout(current, name)
-                     for g in evaluate_canary(Move(self, current, current.phase or 0, entity=name))]
+            gates = self._canary_gates(current, names, rollout)
             refused = [g for g in gates if not g.ok]
             what = _describe_exposure(names, compare_percent, compare_mode, rollout)
             entry = {"who": who, "from": current.label, "to": current.label, "forced": bool(force and refused),
@@ -253,6 +252,11 @@ class PhaseControl:
             emit(log, logging.WARNING, "read exposure changed", {"event": "exposure", "who": who, "what": what,
                                                                  "forced": bool(force and refused), "reason": reason})
             return Result(True, what, gates, self.view.refresh(), bool(force and refused))
+
+    def _canary_gates(self, current: PhaseState, names, rollout) -> list[Gate]:
+        """The gates of every canary this change raises (lowering one is never gated)."""
+        raised = [n for n in names if rollout is not None and rollout > _rollout(current, n)]
+        return [g for name in raised for g in evaluate_canary(Move(self, current, current.phase or 0, entity=name))]
 
     def _exposure_problem(self, names, compare_percent, compare_mode, rollout) -> str:
         if self.runtime.pinned:

@@ -252,11 +252,13 @@ def in_phase_three(move: Move):
                    f" the server is in phase {move.current.label}")
 
 
-def _at_step(move: Move) -> EntityEvidence:
-    """The entity's evidence since its canary last changed (and since phase 3 began), over the window."""
+def _at_step(move: Move, everyone: bool = False):
+    """The entity's evidence since its canary last changed (and since phase 3 began), over the
+    window; with `everyone`, also every entity's over the same window."""
     since, version = move.current.step_of(move.entity)
     found = _window(move, since or now(), version)
-    return found.get(move.entity) or EntityEvidence(move.entity)
+    mine = found.get(move.entity) or EntityEvidence(move.entity)
+    return (mine, found) if everyone else mine
 
 
 @gate("DynamoDB served this step within limits")
@@ -264,10 +266,15 @@ def healthy_at_step(move: Move):
     """Its error rate and p99, with enough reads at this step to say (an idle step refuses)."""
     if move.source != 3:
         return False, "not in phase 3"
-    ev = _at_step(move)
+    ev, everyone = _at_step(move, everyone=True)
+    limits = Limits.of(move.control.settings)
     if not ev.reads("mysql") and not ev.reads("dynamodb"):
-        return True, f"{move.entity}: not read at this step: its canary exposes nobody yet (the guard watches it once read)"
-    verdicts = Limits.of(move.control.settings).verdicts(ev)[1:]
+        # Nobody read it: its canary exposes nobody yet, and the guard watches it once read. An
+        # idle server proves nothing, though: some entity must have been read enough meanwhile.
+        busy = [e for e, other in everyone.items() if other.reads("dynamodb") >= limits.min_samples]
+        return bool(busy), (f"{move.entity}: not read at this step: its canary exposes nobody yet" if busy else
+                            f"{move.entity}: nothing was read at this step: an idle window proves nothing")
+    verdicts = limits.verdicts(ev)[1:]
     return all(v.ok for v in verdicts), f"{move.entity}: " + "; ".join(v.detail for v in verdicts)
 
 
