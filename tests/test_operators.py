@@ -7,6 +7,8 @@ import logging
 import os
 import re
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
@@ -27,9 +29,9 @@ def accounts(tmp_path):
 
 
 @pytest.fixture
-def make(settings, accounts):
+def make(settings, accounts, app):
     """Servers in production mode reading one accounts file and sharing the limiter's counters
-    (two of them are two gunicorn workers)."""
+    (two of them are two gunicorn workers), over the session's prepared stores (`app`)."""
     made = []
     prefix = unique("op")
 
@@ -191,3 +193,21 @@ def test_an_unreadable_accounts_file_lets_nobody_in(make, accounts):
     with open(accounts, "a") as f:
         f.write("this line is not an account\n")
     assert sign_in(app, "alice", ALICE).status_code == 401
+
+
+def test_a_lockout_reached_by_simultaneous_guesses_is_logged_once(make, caplog):
+    """Eight guesses checked at once: several pass the count before the lock, one reaches it."""
+    app = make()
+    add(app, "alice", ALICE)
+    caplog.set_level(logging.INFO, "shop.operators")
+    barrier = threading.Barrier(8)
+
+    def guess(n):
+        barrier.wait()
+        return sign_in(app, "alice", f"simultaneous-guess-{n}", address=f"10.3.0.{n}").status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(guess, range(8)))
+    assert set(codes) <= {401, 429} and codes.count(401) <= 4  # those counted after the 5th see the lock
+    locked = [rec for rec in caplog.records if rec.getMessage() == "operator locked out"]
+    assert [(rec.account, rec.locked) for rec in locked] == [("alice", ["account"])]

@@ -53,9 +53,20 @@ class Lockout:
     def failed(self, account: str, address: str) -> tuple[dict[str, int], list[str]]:
         """Count one failed attempt; then what is locked, as `locked` says, and which of those this
         failure locked (the others were locked by attempts checked at the same time)."""
-        within = {key[2]: self._call("hit", key) for key in self._keys(account, address)}
+        counts = {key[2]: self._count(key) for key in self._keys(account, address)}
         locked = self.locked(account, address)
-        return locked, [kind for kind in locked if within[kind]]
+        # Of attempts checked at the same time, only the one whose failure reached the limit locked it.
+        return locked, [kind for kind in locked if counts[kind] == self.limit.amount]
+
+    def _count(self, key: tuple[str, ...]) -> int:
+        """One more failure under `key` (a fixed window, as the limiter counts); the count now."""
+        item = (self.limit.key_for(*key), self.limit.get_expiry())
+        try:
+            return self.limiter.limiter.storage.incr(*item, amount=1)
+        except Exception as exc:  # noqa: BLE001 - as _call
+            log.warning("operator lockout counted in this worker only: the limiter's storage is unreachable",
+                        extra={"event": "operator", "error_type": type(exc).__name__})
+            return self._fallback.storage.incr(*item, amount=1)
 
     def clear(self, kind: str, value: str) -> None:
         """End a lock: `kind` "account" or "address" (an operator locked out by a stranger)."""
