@@ -57,10 +57,18 @@ def wait_for_port(host: str, port: int, timeout: float = 30.0) -> bool:
     return poll(lambda: _accepts(host, port), timeout, every=0.2)
 
 
+# This session's DynamoDB tables. Never the environment's prefix: that is the developer's own store
+# (`make run`'s "shop"), whose stored phase an app made here would follow and write into.
+SESSION_PREFIX = f"t{uuid.uuid4().hex[:8]}"
+
+
 def make_settings(**overrides) -> Settings:
     # The guard steps reads back on its own thread: off unless a test is about it (tests/test_guard.py).
+    # Without a prefix of its own, an app gets tables nobody creates (its DynamoDB calls fail, as
+    # against an absent store), not the session's nor the developer's.
     base = dict(mysql_database=TEST_DB, bcrypt_rounds=4, rate_limit_enabled=False, testing=True, shop_env="development",
-                secret_key="test-secret-key-that-is-long-enough-0123456789", guard_enabled=False)
+                secret_key="test-secret-key-that-is-long-enough-0123456789", guard_enabled=False,
+                dynamodb_table_prefix=f"{SESSION_PREFIX}none")
     base.update(overrides)
     return Settings.from_env(**base)
 
@@ -68,7 +76,7 @@ def make_settings(**overrides) -> Settings:
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     # Each session has its own DynamoDB tables (a random prefix), deleted at the end.
-    s = make_settings(dynamodb_table_prefix=f"t{uuid.uuid4().hex[:8]}")
+    s = make_settings(dynamodb_table_prefix=SESSION_PREFIX)
     if not wait_for_port(s.mysql_host, s.mysql_port):
         pytest.exit(f"MySQL is not reachable at {s.mysql_host}:{s.mysql_port}; run `make services`", 2)
     endpoint = urlparse(s.dynamodb_endpoint or "http://127.0.0.1:8000")
