@@ -17,3 +17,8 @@ def child_exit(server, worker):
 
 def on_exit(server):
     multiprocess.cleanup()
+
+# gunicorn 25+ opens a control socket at one path per user (~/.gunicorn/gunicorn.ctl): a second
+# server on the machine (make run beside the tests', the benchmarks' or another checkout's) would
+# take it over. Nothing here uses gunicornc; older gunicorns ignore the name.
+control_socket_disable = True

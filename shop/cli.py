@@ -273,6 +273,7 @@ def register_migration(app) -> None:
         for mark, data in sorted(status["marks"].items()):
             click.echo(f"last {mark}: {_mark(data)}")
         _exposure_table(status["exposure"])
+        _history(status.get("history") or [])
         for side in ("next", "previous"):
             if status.get(side):
                 click.echo(f"to phase {status[side]['to']}:")
@@ -314,9 +315,23 @@ def register_migration(app) -> None:
         _outcome(_ddb(lambda: _control().set(target, cli_user(who), force=force, reason=reason, progress=_progress)))
 
 
+def _history(entries, shown: int = 8) -> None:
+    """The last changes and refusals, newest first (the guard's steps among them)."""
+    if not entries:
+        return
+    click.echo("recent changes (newest first; the whole trail: phase status --json, or the flag page):")
+    for e in entries[:shown]:
+        move = f"{e.get('from')} -> {e.get('to')}" if e.get("from") != e.get("to") else f"in {e.get('to')}"
+        reason = (e.get("reason") or "").replace("\n", " ")
+        click.echo(f"  {_utc(e.get('at'))}  {e.get('outcome', ''):<12} {move:<8} by {e.get('who')}"
+                   + (f": {reason[:110]}" if reason else ""))
+
+
 def _entities(given) -> list[str]:
+    """Names as typed: `user product`, `user,product` or `all`."""
     from .migration.entities import NAMES
-    return list(NAMES) if [g.lower() for g in given] == ["all"] else [g.lower() for g in given]
+    names = [n.lower() for g in given for n in g.replace(",", " ").split()]
+    return list(NAMES) if names == ["all"] else names
 
 
 def _outcome(result) -> None:

@@ -305,5 +305,5 @@ def _check_operators(values: dict) -> None:
     reason = weak_operator_secret(password, LEGACY_NAME) if password is not None else None
     if reason:  # in development too: a page that moves the store's data is not guarded by "a"
         raise ConfigError(f"SHOP_FLAGS_PAGE_PASSWORD {reason}: anyone could guess it. Better, give each "
-                          "operator an account of their own (SHOP_OPERATORS_FILE and `flask --app shop "
+                          "operator an account of their own (SHOP_OPERATORS_FILE and `scripts/flask.sh "
                           "operator add NAME`) and unset it.")

@@ -32,6 +32,7 @@ FIELDS = {
     "SHOP_GATE_MIN_COMPARISONS": "gate_min_comparisons", "SHOP_LIMIT_MISMATCH_RATE": "limit_mismatch_rate",
     "SHOP_LIMIT_ERROR_RATE": "limit_error_rate", "SHOP_LIMIT_LATENCY_RATIO": "limit_latency_ratio",
     "SHOP_LIMIT_LATENCY_FLOOR_MS": "limit_latency_floor_ms", "SHOP_GUARD_MIN_SAMPLES": "guard_min_samples",
+    "SHOP_OPERATORS_FILE": "operators_file",  # `operator add` must edit the file the server reads
 }
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from shop import Repositories
 from shop.aspects import PRESETS, use_flags
+from shop.migration.control import PhaseControl
 
 from .conftest import PASSWORD, TEST_DB, Api, forget_phase, unique, wait_for_port
 from .ddb_local import free_port
@@ -138,22 +139,37 @@ def test_switch_phases_from_the_page_and_shop(server, browser, app, client, db, 
 
 
 def test_the_guides_curl_flow_sets_flags(server, app):
-    """The command-line recipe of docs/enable-flags.md, run as written."""
+    """The command-line recipes of docs/enable-flags.md, run as written: a browser's trial that
+    moves nobody else (an operator following the old recipe from phase 3 would have dropped a
+    live server to phase 1), then the server's move, whose answer is printed."""
     guide = (ROOT / "docs" / "enable-flags.md").read_text()
-    block = guide.split("### From the command line")[1].split("```sh")[1].split("```")[0]
-    assert re.search(r"^base=http://\S+$", block, re.M), "the recipe sets its base URL on a line of its own"
-    script = "set -euo pipefail\n" + re.sub(r"^base=http://\S+$", f"base={server}", block, flags=re.M)
+    trial, server_move = guide.split("### From the command line")[1].split("```sh")[1:3]
+    trial, server_move = trial.split("```")[0], server_move.split("```")[0]
+    assert re.search(r"^base=http://\S+$", trial, re.M), "the recipe sets its base URL on a line of its own"
+    trial = re.sub(r"^base=http://\S+$", f"base={server}", trial, flags=re.M)
+    before = PhaseControl(app.extensions["shop"]).view.refresh()
+
+    def run(script):
+        out = subprocess.run(["bash", "-c", "set -euo pipefail\n" + script], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
     try:
-        out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+        out = run(trial)
+        cookie, back = [json.loads(line) for line in out.splitlines() if line.startswith('{"')
+                        and '"success"' not in line][:2]
+        assert cookie["source"] == "cookie" and cookie["flags"]["READ_DDB"] and cookie["flags"]["READ_MYSQL"]
+        assert back["source"] == "server phase" and not back["flags"]["READ_DDB"]  # the reset really forgot it
+        assert '"success":true' in out and not out.startswith("{"), out  # say printed the form's answer
+        after = PhaseControl(app.extensions["shop"]).view.refresh()
+        assert (after.version, after.label) == (before.version, before.label)  # nobody else moved
+        out = run(trial.split("# read DynamoDB too")[0] + server_move)
+        assert out.startswith("Server phase: "), out
+        moved = [json.loads(line) for line in out.splitlines() if line.startswith('{"')][0]
+        assert moved["phase"]["label"] == "2" and moved["source"] == "server phase"
+        assert "10%" in out.splitlines()[-1], out  # the exposure form's answer
     finally:
         forget_phase(app)
-    assert out.returncode == 0, out.stderr
-    first, second, third = [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"')
-                            and '"success"' not in line][:3]
-    assert first["phase"]["label"] == "2" and first["source"] == "server phase"
-    assert second["source"] == "cookie" and second["flags"]["READ_DDB"] and second["flags"]["WRITE_DDB"]
-    assert third["source"] == "server phase" and not third["flags"]["READ_DDB"]  # the reset really forgot it
-    assert '"success":true' in out.stdout
 
 
 REPORT_CSP = """document.addEventListener('securitypolicyviolation',

@@ -257,6 +257,39 @@ def test_raising_a_canary_is_gated_on_the_evidence_at_its_step_lowering_never(fr
     assert history[0]["outcome"] == "exposed" and "DynamoDB serves 0% of readers" in history[0]["reason"]
 
 
+def test_an_entity_read_too_rarely_to_judge_does_not_hold_its_ramp_back(fresh):
+    """Users are read at sign-in and on the profile, far less than products: a canary step of
+    theirs passes with a few clean DynamoDB reads while another entity was read enough (the
+    new-operator walk could not take users past 5% under a shop-like load); an idle server
+    still refuses."""
+    app, api, control, product = fresh
+    state = app.extensions["shop"]
+    assert control.set(2, "pytest").ok and control.set(3, "pytest", force=True, reason="rare entity").ok  # a new step
+    api.register()  # a few user reads, each compared (DynamoDB read too)
+    state.runtime.evidence.flush()
+    alone = control.expose(["user"], "pytest", rollout=5)
+    assert not alone.ok and "too few to judge" in alone.message and "idle window" in alone.message, alone.gates
+    for _ in range(12):
+        assert api.call("GET", f"/api/products/{product['id']}").status_code == 200
+    state.runtime.evidence.flush()
+    result = control.expose(["user"], "pytest", rollout=5)
+    assert result.ok, result.message
+    assert control.store.history(1)[0]["outcome"] == "exposed"
+
+
+def test_an_exposure_sent_again_unchanged_saves_and_audits_nothing(fresh):
+    """Re-sending the same rollout wrote `3 -> 3, exposed` each time, pushing the guard's steps
+    out of the flag page's recent changes (the new-operator walk)."""
+    app, api, control, product = fresh
+    assert control.expose(["product"], "pytest", compare_percent=40).ok
+    version, last = control.view.refresh().version, control.store.history(1)[0]
+    again = control.expose(["product"], "pytest", compare_percent=40, reason="again")
+    assert again.ok and "already so, nothing changed" in again.message
+    assert control.view.refresh().version == version and control.store.history(1)[0] == last
+    assert control.expose(["product", "cart"], "pytest", compare_percent=40).ok  # cart changes: saved
+    assert control.view.refresh().version == version + 1
+
+
 def test_bad_exposure_changes_are_refused_clearly_and_change_nothing(fresh):
     app, api, control, product = fresh
     version = control.view.refresh().version

@@ -75,6 +75,8 @@ def test_injected_mismatches_make_exactly_one_step_back_across_workers():
         assert taken[0]["entity"] == "product" and taken[0]["limits"] == ["mismatch_rate"]
         state = control.view.refresh()
         assert state.phase == 3 and state.doc["entities"]["product"]["read_rollout_percent"] == 25
+        # The document says why, not the operator's reason of the step before (phase status showed it).
+        assert (state.doc["changed_by"], state.doc["reason"]) == ("guard", "product broke a limit at 50% of readers")
         (entry,) = _guard_entries(control)
         assert entry["outcome"] == "stepped back" and "50% -> 25%" in entry["reason"]
         assert any(g["name"] == "mismatch_rate" and "mismatches of" in g["detail"] for g in entry["gates"])

@@ -136,6 +136,10 @@ def test_one_dataset_through_every_phase_and_back(world, control):
     assert api.call("POST", "/api/cart/items", newcomer_token, {"productId": fresh["id"], "quantity": 2}).status_code == 201
     pending = world.extensions["shop"].runtime.journal.counts()
     assert pending[TO_MYSQL] >= 3
+    # The journal is phase 5's way back, not a fault; DynamoDB serves every entity's reads.
+    page = world.test_client().get("/flags").get_data(as_text=True)
+    assert "expected in phase 5" in page and "the next forward gate waits" not in page
+    assert {row["serves"] for row in control.exposure(control.view.refresh())} == {100.0}
 
     # `backfill` used to delete what only DynamoDB held; now it leaves it and says so.
     report = jobs.backfill(world.extensions["shop"])
@@ -183,6 +187,25 @@ def test_gates_refuse_with_reasons_and_force_is_audited(world, control):
     _to(control, 1)
 
 
+def test_a_verify_vouches_only_after_a_backfill_of_this_dual_writing(world, control):
+    """After a return (dual writing begun anew), the backfill gate asked for a new backfill while
+    the verify gate still passed on a verify of the old one (the new-operator walk: 5 -> 4 -> 3 -> 2)."""
+    _to(control, 1)
+    _to(control, 2)
+    _backfill_and_verify(world, control)
+    gates = {g.name: g for g in control.gates(control.view.refresh(), 3, dry=True)}
+    assert gates["verify clean after the backfill"].ok and gates["backfill after dual writing began"].ok
+    _to(control, 1)
+    _to(control, 2)  # dual writing begins anew: what was written in phase 1 only is in neither run
+    gates = {g.name: g for g in control.gates(control.view.refresh(), 3, dry=True)}
+    assert not gates["backfill after dual writing began"].ok
+    verify = gates["verify clean after the backfill"]
+    assert not verify.ok and "waits for a backfill after dual writing began" in verify.detail, verify.detail
+    _backfill_and_verify(world, control)
+    assert all(g.ok for g in control.gates(control.view.refresh(), 3, dry=True)), "every gate to 3 after both"
+    _to(control, 1)
+
+
 def test_a_phase_change_reaches_another_worker_without_a_restart(world, control):
     _to(control, 1)
     other = create_app(world.extensions["shop"].settings)  # a second worker on the same stores
@@ -220,6 +243,11 @@ def test_cli_phase_status_and_set(world, control):
     assert control.store.history(1)[0]["who"] == "ops"
     out = runner.invoke(args=["phase", "status"])
     assert "phase 2" in out.output and "to phase 3" in out.output
+    # Its history, as its help says: the last change, by whom and why.
+    assert re.search(r"recent changes.*\n.*changed\s+1 -> 2\s+by ops: from the cli", out.output), out.output
+    # Names as an operator types them: commas or spaces.
+    out = runner.invoke(args=["phase", "compare", "user,product", "cart", "--percent", "60"])
+    assert out.exit_code == 0 and "user, product, cart: compare 60% of requests" in out.output, out.output
     _to(control, 1)
 
 

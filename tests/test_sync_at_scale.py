@@ -120,7 +120,8 @@ def test_the_batched_backfill_writes_what_the_one_at_a_time_copy_writes(world, s
     lines = []
     again = jobs.backfill(state, chunk=5, progress=lines.append)  # idempotent: nothing differs, nothing written
     assert again.done["copied"] == 0 and again.done["unchanged"] == _entities(world)
-    assert re.fullmatch(r"backfill:auto: done: [\d,]+ MySQL rows and DynamoDB items read in [\d:]+, [\d,]+ a second",
+    assert re.fullmatch(r"backfill:auto: done: [\d,]+ MySQL rows and DynamoDB items read in [\d:]+, [\d,]+ a second"
+                        r" \(an entity is a row in MySQL and one item or more in DynamoDB: the summary counts entities\)",
                         lines[-1]), lines
 
 

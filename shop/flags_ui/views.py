@@ -49,7 +49,7 @@ def check_operator():
                             " http://127.0.0.1, or give operators accounts (SHOP_OPERATORS_FILE).\n", 403,
                             {"Content-Type": "text/plain; charset=utf-8"})
         return Response("The flag page is locked: it changes how the store routes its data. Give operators "
-                        "accounts (SHOP_OPERATORS_FILE, `flask --app shop operator add NAME`) to use it "
+                        "accounts (SHOP_OPERATORS_FILE, `scripts/flask.sh operator add NAME`) to use it "
                         "(or run with SHOP_ENV=development on a developer's machine).\n", 403,
                         {"Content-Type": "text/plain; charset=utf-8"})
     auth = request.authorization

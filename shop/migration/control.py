@@ -89,7 +89,7 @@ class PhaseControl:
                 except Exception:  # noqa: BLE001 - no evidence table yet, or MySQL down: nothing to show
                     windows[key] = {}
             ev = windows[key].get(name) or EntityEvidence(name)
-            serves = 100.0 if current.phase == 4 else policy.read_rollout_percent if current.phase == 3 else 0.0
+            serves = 100.0 if current.phase in (4, 5) else policy.read_rollout_percent if current.phase == 3 else 0.0
             rows.append({"entity": name, **policy.as_dict(), "serves": serves, "since": iso(since),
                          "compared_now": current.flags.dual_read, "evidence": ev.as_dict()})
         return rows
@@ -207,7 +207,7 @@ class PhaseControl:
                                                                "error": str(getattr(exc, "cause", None) or exc)[:300]},
                  exc_info=True)
             result.message += (f"; the late copy back failed ({type(exc).__name__}: {exc}): run"
-                               " `flask --app shop reverse-copy` (journaled writes stay pending until it succeeds)")
+                               " `scripts/flask.sh reverse-copy` (journaled writes stay pending until it succeeds)")
             return result
         result.message += f"; {late.done['copied']} late DynamoDB-only writes copied back"
         if late.failed:  # switched all the same: they stay journaled for `flask repair`
@@ -216,7 +216,7 @@ class PhaseControl:
         result.state = self.view.refresh()
         if result.state.doc.get("mysql_behind_since"):
             result.message += ("; MySQL is still catching up: writes touching what it lacks go to DynamoDB first"
-                               " until `flask --app shop reverse-copy` empties the journal")
+                               " until `scripts/flask.sh reverse-copy` empties the journal")
         return result
 
     # --- exposing reads gradually (shop.aspects.exposure) ---------------------------------
@@ -234,16 +234,19 @@ class PhaseControl:
                 self.store.audit({"who": who, "from": current.label, "to": current.label, "forced": False,
                                   "reason": reason, "gates": [Gate(problem, False).as_dict()], "outcome": "refused"})
                 return Result(False, problem, state=current)
+            what = _describe_exposure(names, compare_percent, compare_mode, rollout)
+            doc = _exposed(current, names, compare_percent, compare_mode, rollout, who)
+            if current.version and doc.get("entities") == (current.doc.get("entities") or {}):
+                # Sent again unchanged: no save, no audit entry crowding out the real changes.
+                return Result(True, f"{what}: already so, nothing changed", [], current)
             gates = self._canary_gates(current, names, rollout)
             refused = [g for g in gates if not g.ok]
-            what = _describe_exposure(names, compare_percent, compare_mode, rollout)
             entry = {"who": who, "from": current.label, "to": current.label, "forced": bool(force and refused),
                      "reason": f"{what}; {reason}" if reason else what, "gates": [g.as_dict() for g in gates]}
             if refused and not force:
                 self.store.audit({**entry, "outcome": "refused"})
                 return Result(False, f"{what} refused: " + "; ".join(f"{g.name} ({g.detail})" for g in refused),
                               gates, current)
-            doc = _exposed(current, names, compare_percent, compare_mode, rollout, who)
             try:
                 self.store.save(doc, current.version)
             except ConcurrentChange as exc:

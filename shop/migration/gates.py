@@ -76,7 +76,7 @@ def _agree(check: dict) -> str:
 
 
 def _divergent(check: dict) -> str:
-    return f"{check.get('divergent')} divergent: run `flask --app shop repair --divergent`, then verify"
+    return f"{check.get('divergent')} divergent: run `scripts/flask.sh repair --divergent`, then verify"
 
 
 # --- the gates ----------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def tables_reachable(move: Move):
             if status != "ACTIVE":
                 missing.append(f"{dynamo.table(name)} is {status}")
     except Exception as exc:  # noqa: BLE001 - the gate says why
-        return False, f"{type(exc).__name__}: {exc}"[:300] + " (run `flask --app shop ddb-create-tables`)"
+        return False, f"{type(exc).__name__}: {exc}"[:300] + " (run `scripts/flask.sh ddb-create-tables`)"
     return not missing, "; ".join(missing) or "all tables active"
 
 
@@ -99,7 +99,7 @@ def nothing_waiting(direction: Direction) -> Check:
     """No journaled write waiting to reach the direction's target."""
     def test(move: Move):
         count = move.control.runtime.journal.count(direction)
-        return count == 0, ("none pending" if count == 0 else f"{count} pending: run `flask --app shop repair`")
+        return count == 0, ("none pending" if count == 0 else f"{count} pending: run `scripts/flask.sh repair`")
     return Check(f"no write waiting to reach {'DynamoDB' if direction.target == 'dynamodb' else 'MySQL'}", test)
 
 
@@ -111,11 +111,11 @@ def backfilled_after_dual_writes(move: Move):
     started, completed = parse(backfill.get("started_at")), parse(backfill.get("completed_at"))
     if since is None and current.source != "stored" and current.flags.dual_write:
         return False, ("the phase comes from SHOP_FLAGS, so when dual writing began is unknown: record it with "
-                       "`flask --app shop phase set 2 --reason ...`, then backfill and verify")
+                       "`scripts/flask.sh phase set 2 --reason ...`, then backfill and verify")
     if since is None:
         return False, "dual writing (phase 2) has not begun"
     if started is None or started < since + propagation:
-        return False, (f"dual writing began {shown(since)}; run `flask --app shop backfill` (it must start after "
+        return False, (f"dual writing began {shown(since)}; run `scripts/flask.sh backfill` (it must start after "
                        f"{shown(since + propagation)}, when every worker dual-writes)")
     if backfill.get("failed"):
         return False, f"the last backfill had {backfill['failed']} failures"
@@ -126,7 +126,7 @@ def _verified_after(check: dict, since, how: str) -> tuple[bool, str]:
     """A verify that started after `since` and found nothing divergent."""
     started = parse(check.get("started_at"))
     if since is None or started is None or started < since:
-        return False, f"run `flask --app shop verify`{how}"
+        return False, f"run `scripts/flask.sh verify`{how}"
     if check.get("divergent") or check.get("failed"):
         return False, _divergent(check)
     return True, _agree(check)
@@ -134,8 +134,13 @@ def _verified_after(check: dict, since, how: str) -> tuple[bool, str]:
 
 @gate("verify clean after the backfill")
 def verified_after_backfill(move: Move):
-    completed = parse(move.current.mark("backfill").get("completed_at"))
-    return _verified_after(move.current.mark("verify"), completed, " after the backfill")
+    backfill = move.current.mark("backfill")
+    since = parse(move.current.doc.get("dual_write_since"))
+    started = parse(backfill.get("started_at"))
+    if since is not None and (started is None or started < since + move.control.propagation):
+        # A backfill from before this dual writing (a return from phase 5) vouches for nothing.
+        return False, "waits for a backfill after dual writing began (above), then `scripts/flask.sh verify`"
+    return _verified_after(move.current.mark("verify"), parse(backfill.get("completed_at")), " after the backfill")
 
 
 def _window(move: Move, since: datetime, version: int) -> dict:
@@ -163,8 +168,11 @@ def compared_enough(move: Move):
         return need == 0, ("no reads in phase 3 yet: an idle window proves nothing" if need else
                            "no reads yet (SHOP_GATE_MIN_COMPARISONS=0 asks for none)")
     short = [e for e, ev in read.items() if ev.compared < need]
-    return not short, ", ".join(f"{e} {ev.compared}" + (f" ({ev.mismatches} mismatches)" if ev.mismatches else "")
-                                for e, ev in read.items()) + f" compared (at least {need} each)"
+    found = ", ".join(f"{e} {ev.compared}" + (f" ({ev.mismatches} mismatches)" if ev.mismatches else "")
+                      for e, ev in read.items()) + f" compared (at least {need} each)"
+    if short:  # a rarely read entity (users) gets there sooner with every read compared
+        found += f"; compare more of {' '.join(short)}: `scripts/flask.sh phase compare {' '.join(short)} --percent 100`"
+    return not short, found
 
 
 @gate("DynamoDB's errors and latency within limits")
@@ -198,7 +206,7 @@ def no_mismatch_in_three(move: Move):
     except Exception as exc:  # noqa: BLE001
         return False, f"cannot read: {type(exc).__name__}"
     if n:
-        return False, (f"{n} mismatches since {shown(verified if clean else since)}: run `flask --app shop repair"
+        return False, (f"{n} mismatches since {shown(verified if clean else since)}: run `scripts/flask.sh repair"
                        " --divergent`, then `verify`")
     return True, (f"{before} mismatches before the clean verify of {shown(verified)}, none since" if before
                   else "none recorded")
@@ -263,17 +271,25 @@ def _at_step(move: Move, everyone: bool = False):
 
 @gate("DynamoDB served this step within limits")
 def healthy_at_step(move: Move):
-    """Its error rate and p99, with enough reads at this step to say (an idle step refuses)."""
+    """Its error rate and p99, with enough reads at this step to say. An entity read too rarely
+    to judge (users: sign-ins and profiles) does not hold the ramp back as long as none of its
+    DynamoDB reads failed, the guard watches it as reads come, and the server was busy meanwhile:
+    some entity read enough at this step (an idle window proves nothing)."""
     if move.source != 3:
         return False, "not in phase 3"
     ev, everyone = _at_step(move, everyone=True)
     limits = Limits.of(move.control.settings)
-    if not ev.reads("mysql") and not ev.reads("dynamodb"):
-        # Nobody read it: its canary exposes nobody yet, and the guard watches it once read. An
-        # idle server proves nothing, though: some entity must have been read enough meanwhile.
+    n = ev.reads("dynamodb")
+    if n < limits.min_samples:
+        failed = n - ev.n("read.dynamodb.ok")
+        if failed:
+            return False, f"{move.entity}: {failed} of its {n} DynamoDB reads at this step failed"
         busy = [e for e, other in everyone.items() if other.reads("dynamodb") >= limits.min_samples]
-        return bool(busy), (f"{move.entity}: not read at this step: its canary exposes nobody yet" if busy else
-                            f"{move.entity}: nothing was read at this step: an idle window proves nothing")
+        few = (f"not read from DynamoDB at this step: its canary exposes nobody yet" if not n else
+               f"{n} DynamoDB reads at this step, too few to judge (fewer than {limits.min_samples}), none failed")
+        if not busy:
+            return False, f"{move.entity}: {few}; no entity was read enough meanwhile: an idle window proves nothing"
+        return True, f"{move.entity}: {few}; {', '.join(busy)} read enough meanwhile"
     verdicts = limits.verdicts(ev)[1:]
     return all(v.ok for v in verdicts), f"{move.entity}: " + "; ".join(v.detail for v in verdicts)
 

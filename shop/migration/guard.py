@@ -101,7 +101,7 @@ def _stepped(state: PhaseState, entity: str, names) -> tuple[dict, str, str]:
         doc = dict(state.doc)
         doc["entities"] = {**policies, entity: {**(policies.get(entity) or {}), "read_rollout_percent": step_below(rollout),
                                                 "since": at, "since_version": state.version + 1}}
-        doc.update(changed_at=at, changed_by=WHO)
+        doc.update(changed_at=at, changed_by=WHO, reason=f"{entity} broke a limit at {rollout:g}% of readers")
         return doc, "3", f"{entity} reads on DynamoDB {rollout:g}% -> {step_below(rollout):g}% of readers"
     doc = next_doc(state, 2, WHO, f"{entity} broke a limit in phase 3", False)
     return doc, "2", "phase 3 -> 2: reads from MySQL only"

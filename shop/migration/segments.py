@@ -95,7 +95,8 @@ class Meter:
             total = max(self.total, self.rows)
             if final:  # rows counts MySQL ids walked and DynamoDB items scanned alike
                 self.progress(f"{self.label}: done: {self.rows:,} MySQL rows and DynamoDB items read"
-                              f" in {timedelta(seconds=round(elapsed))}, {rate:,.0f} a second")
+                              f" in {timedelta(seconds=round(elapsed))}, {rate:,.0f} a second (an entity is"
+                              " a row in MySQL and one item or more in DynamoDB: the summary counts entities)")
                 return
             eta = timedelta(seconds=round((total - self.rows) / rate)) if rate > 0 else "?"
             self.progress(f"{self.label}: {step}: {self.rows:,} of ~{total:,} rows, {rate:,.0f} rows/s, ETA {eta}")

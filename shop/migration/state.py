@@ -311,6 +311,9 @@ class PhaseView:
             with suppress_instrumentation():  # a poll every few seconds is not a trace worth keeping
                 state = self.store.load(self.default, wait_s)
         except Exception as exc:  # noqa: BLE001 - keep routing by the last known phase
+            if isinstance(exc, RuntimeError) and "schedule new futures after" in str(exc):
+                self._stop.set()  # the worker is exiting (its pools refuse work): not an outage
+                return
             if not self._failing:  # once per outage, not once per poll
                 log.warning("migration phase could not be read; keeping the last known one",
                             extra={"event": "phase", "error_type": type(exc).__name__, "phase": self._state.label})
@@ -325,8 +328,11 @@ class PhaseView:
         if wait_s is not None and state.version < self._state.version:
             return  # a poll that read before an explicit refresh read a newer version
         if state.version != self._state.version and self._state.version:
-            log.info("migration phase changed", extra={"event": "phase", "from": self._state.label,
-                                                       "to": state.label, "version": state.version})
+            # A mark (backfill, verify) or an exposure change is a new version of the same phase.
+            moved = state.label != self._state.label
+            log.log(logging.INFO if moved else logging.DEBUG,
+                    "migration phase changed" if moved else "migration phase document changed",
+                    extra={"event": "phase", "from": self._state.label, "to": state.label, "version": state.version})
         self._state = state
         if self.on_read is not None:
             self.on_read(state, self.read_at)

@@ -4,7 +4,7 @@
 They live in a file (SHOP_OPERATORS_FILE), one `name:bcrypt-hash` line each, not in a database:
 the flag page is what an operator uses when a store misbehaves, so it must let them in whichever
 store is down, and in phase 5 with MySQL retired. Every worker re-reads the file when it changes
-(`flask --app shop operator add|rotate|remove`), so a removed operator is out within one request.
+(`scripts/flask.sh operator add|rotate|remove`), so a removed operator is out within one request.
 """
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ class Operators:
         if legacy_password:
             log.warning("SHOP_FLAGS_PAGE_PASSWORD is deprecated: it is one account, named 'operator', shared by"
                         " whoever knows it; give each operator an account of their own (SHOP_OPERATORS_FILE,"
-                        " `flask --app shop operator add NAME`), then unset it")
+                        " `scripts/flask.sh operator add NAME`), then unset it")
 
     @property
     def configured(self) -> bool:
@@ -143,7 +143,7 @@ class Operators:
                     self._accounts = read(self.path)
                     if not self._accounts and not self.legacy_password:
                         log.warning("no operator accounts yet: nobody can sign in to the flag page until"
-                                    " `flask --app shop operator add NAME`", extra={"event": "operator",
+                                    " `scripts/flask.sh operator add NAME`", extra={"event": "operator",
                                                                                    "path": self.path})
                 except (OSError, ValueError) as exc:
                     # Fail closed: nobody gets in on a file that cannot be read.
