@@ -160,8 +160,10 @@ def http(args, mode: str) -> None:
         results = {name: [] for name, _, _ in servers}
         for _, port, _ in servers:  # warm-up
             wrk(f"http://127.0.0.1:{port}{path}", 1, args.connections)
-        for _ in range(args.rounds):
-            for name, port, _ in servers:
+        for r in range(args.rounds):
+            # Each round starts from another server: the first loaded after a pause ran slower or
+            # faster by more than sampling costs (a run measured phase 2 below phase 3 at 10%).
+            for name, port, _ in servers[r % len(servers):] + servers[:r % len(servers)]:
                 results[name].append(wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections))
     finally:
         for _, _, proc in servers:
@@ -173,11 +175,13 @@ def http(args, mode: str) -> None:
         FOUND["ddb_cpu_s"] = dynamodb_read_cpu(_ddb_read(product.id))
     print(f"\n## HTTP GET {path} ({mode}): wrk -t2 -c{args.connections}, {args.rounds} rounds of {args.seconds}s"
           " per scenario, gunicorn 2 workers x 4 threads; ratio to phase 2")
-    print(f"{'scenario':42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s ratio':>12}")
+    print(f"{'scenario':42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s ratio':>12} {'rounds: low-high':>17}")
+    phase2 = results[SCENARIOS[0][0]]
     for name, rows in results.items():
         rps = sum(r[0] for r in rows) / len(rows)
+        each = [r[0] / p[0] for r, p in zip(rows, phase2)]  # against phase 2 in the same round
         print(f"{name:42} {rps:9.1f} {sum(r[1] for r in rows) / len(rows):8.2f} {max(r[2] for r in rows):8.2f}"
-              f" {rps / base:12.3f}")
+              f" {rps / base:12.3f} {min(each):8.3f}-{max(each):.3f}")
     cpu = FOUND.get("ddb_cpu_s")
     if cpu:
         # Saturated, the two cores are the limit: a request of phase 2 costs 2/base CPU seconds;
@@ -201,7 +205,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=400)
     parser.add_argument("--busy", action="store_true", help="keep another core busy during the run")
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5, help="HTTP rounds; each starts from the next server")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--no-http", action="store_true", help="the per-read table only")
     parser.add_argument("--http-only", action="store_true", help="the HTTP table only")

@@ -239,3 +239,43 @@ def test_parallel_cart_adds_through_the_api_in_phase_3_all_succeed_and_converge(
         from shop.repositories.dynamodb.tables import delete_tables
         delete_tables(phase3.extensions["shop"].dynamo)
         phase3.extensions["shop"].runtime.close()
+
+
+def test_a_late_copy_older_than_what_dynamodb_holds_is_dropped_for_every_versioned_write(world):
+    """The order of events the races above only sometimes produce, made on purpose: MySQL commits
+    version n, then n+1; the copy of n+1 reaches DynamoDB first and the copy of n arrives late.
+    Without the version condition the late copy won (30 parallel cart adds left MySQL at 40 and
+    DynamoDB at 30); now it is Superseded and DynamoDB keeps n+1."""
+    from shop.repositories.dynamodb.errors import Superseded
+    routed, mysql, ddb, sync, state = world
+    flags = PRESETS[1].flags  # phase 2: both stores hold each row
+    seller, category, product = _seller_with_product(routed, flags)
+    mysql_only = PRESETS[0].flags
+
+    def late_copy(entity, entity_id, write, mirror, read):
+        """Two MySQL writes; their copies applied newest first; DynamoDB keeps the newest."""
+        with use_flags(mysql_only):
+            older, newer = write(1), write(2)
+        assert newer.version > older.version
+        mirror(newer)
+        with pytest.raises(Superseded):
+            mirror(older)
+        assert read().version == newer.version
+        assert not sync.compare(entity, entity_id), f"{entity}: DynamoDB is not MySQL's last state"
+
+    late_copy("product", product.id,
+              lambda i: routed.products.update(product.id, {"description": f"late {i}"}),
+              lambda row: ddb.products.update(product.id, {"description": row.description}, mirror_of=row),
+              lambda: ddb.products.get_by_id(product.id))
+    late_copy("product", product.id,
+              lambda i: routed.products.set_inventory(product.id, 500 + i),
+              lambda row: ddb.products.set_inventory(product.id, row.inventory_quantity, mirror_of=row),
+              lambda: ddb.products.get_by_id(product.id))
+    late_copy("user", seller.id,
+              lambda i: routed.users.update_profile(seller.id, {"first_name": f"Late{i}"}),
+              lambda row: ddb.users.update_profile(seller.id, {"first_name": row.first_name}, mirror_of=row),
+              lambda: ddb.users.get_by_id(seller.id))
+    late_copy("category", category.id,
+              lambda i: routed.categories.update(category.id, {"name": unique(f"Late {i} ")}),
+              lambda row: ddb.categories.update(category.id, {"name": row.name}, mirror_of=row),
+              lambda: ddb.categories.get_by_id(category.id))
