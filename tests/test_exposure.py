@@ -240,7 +240,7 @@ def test_raising_a_canary_is_gated_on_the_evidence_at_its_step_lowering_never(fr
     assert not refused.ok and "the server is in phase 3" in refused.message  # phase 2: DynamoDB not verified
     assert control.set(3, "pytest", force=True, reason="back to 3").ok
     idle = control.expose(["product"], "pytest", rollout=5)
-    assert not idle.ok and "an idle window proves nothing" in idle.message  # no reads at this step
+    assert not idle.ok and "no other entity's DynamoDB reads were enough" in idle.message  # no reads at this step
     for _ in range(12):
         assert api.call("GET", f"/api/products/{product['id']}").status_code == 200
     state.runtime.evidence.flush()
@@ -268,13 +268,54 @@ def test_an_entity_read_too_rarely_to_judge_does_not_hold_its_ramp_back(fresh):
     api.register()  # a few user reads, each compared (DynamoDB read too)
     state.runtime.evidence.flush()
     alone = control.expose(["user"], "pytest", rollout=5)
-    assert not alone.ok and "too few to judge" in alone.message and "idle window" in alone.message, alone.gates
+    assert not alone.ok and "too few to judge" in alone.message and "no other entity" in alone.message, alone.gates
     for _ in range(12):
         assert api.call("GET", f"/api/products/{product['id']}").status_code == 200
     state.runtime.evidence.flush()
     result = control.expose(["user"], "pytest", rollout=5)
     assert result.ok, result.message
     assert control.store.history(1)[0]["outcome"] == "exposed"
+
+
+def test_too_few_to_judge_never_covers_a_failing_store_or_an_entity_dynamodb_was_hardly_asked(fresh):
+    """The rule for rarely read entities has three ways to refuse: one of its own DynamoDB reads
+    failed; it was read often (from MySQL) and DynamoDB hardly asked; the other entities'
+    evidence is failures (breaker open: skipped reads), not health."""
+    app, api, control, product = fresh
+    state = app.extensions["shop"]
+    evidence = state.runtime.evidence
+
+    def step(name):  # a new phase-3 step with nothing recorded yet
+        assert control.set(2, "pytest").ok and control.set(3, "pytest", force=True, reason=name).ok
+
+    def healthy_products(n=12):
+        for _ in range(n):
+            evidence.read("product", "dynamodb", 0.002, failed=False)
+            evidence.read("product", "mysql", 0.001, failed=False)
+
+    step("one failed")
+    healthy_products()
+    evidence.read("user", "dynamodb", 0.002, failed=False)
+    evidence.read("user", "dynamodb", 0.002, failed=True)
+    evidence.flush()
+    r = control.expose(["user"], "pytest", rollout=5)
+    assert not r.ok and "user: 1 of its 2 DynamoDB reads at this step failed" in r.message, r.message
+
+    step("hardly asked")
+    healthy_products()
+    for _ in range(15):
+        evidence.read("user", "mysql", 0.001, failed=False)
+    evidence.flush()
+    r = control.expose(["user"], "pytest", rollout=5)
+    assert not r.ok and "read 15 times at this step, 0 of them from DynamoDB" in r.message, r.message
+
+    step("busy failing")
+    for _ in range(12):
+        evidence.skipped("product", "dynamodb")  # its breaker open: reads, none healthy
+    evidence.read("user", "dynamodb", 0.002, failed=False)
+    evidence.flush()
+    r = control.expose(["user"], "pytest", rollout=5)
+    assert not r.ok and "no other entity's DynamoDB reads were enough and within limits" in r.message, r.message
 
 
 def test_an_exposure_sent_again_unchanged_saves_and_audits_nothing(fresh):

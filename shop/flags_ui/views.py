@@ -155,7 +155,7 @@ def _render(status=200, confirm=None):
     refresh = 5 if waiting and request.args.get("refresh") != "off" else None
     return render_template("flags.html", h=data, flags=_effective(), names=NAMES, presets=PRESETS, confirm=confirm,
                            jaeger=jaeger, wanted=wanted, server=server, phase=phase, switching=switching,
-                           waiting=waiting, refresh=refresh, runs=runs,
+                           waiting=waiting, refresh=refresh, runs=runs, raises=settings.dual_read_mode == "raise",
                            where={"database": settings.mysql_database, "prefix": settings.dynamodb_table_prefix}), status
 
 

@@ -171,7 +171,7 @@ def compared_enough(move: Move):
     found = ", ".join(f"{e} {ev.compared}" + (f" ({ev.mismatches} mismatches)" if ev.mismatches else "")
                       for e, ev in read.items()) + f" compared (at least {need} each)"
     if short:  # a rarely read entity (users) gets there sooner with every read compared
-        found += f"; compare more of {' '.join(short)}: `scripts/flask.sh phase compare {' '.join(short)} --percent 100`"
+        found += f"; compare more of {' '.join(short)}: `scripts/flask.sh phase compare {' '.join(short)} --percent 100 --mode shadow`"
     return not short, found
 
 
@@ -272,24 +272,27 @@ def _at_step(move: Move, everyone: bool = False):
 @gate("DynamoDB served this step within limits")
 def healthy_at_step(move: Move):
     """Its error rate and p99, with enough reads at this step to say. An entity read too rarely
-    to judge (users: sign-ins and profiles) does not hold the ramp back as long as none of its
-    DynamoDB reads failed, the guard watches it as reads come, and the server was busy meanwhile:
-    some entity read enough at this step (an idle window proves nothing)."""
+    to judge in either store (users: sign-ins and profiles) does not hold the ramp back as long
+    as none of its DynamoDB reads failed and another entity's DynamoDB reads at this step were
+    enough and within the limits (an idle or failing store proves nothing)."""
     if move.source != 3:
         return False, "not in phase 3"
     ev, everyone = _at_step(move, everyone=True)
     limits = Limits.of(move.control.settings)
-    n = ev.reads("dynamodb")
-    if n < limits.min_samples:
+    need, n, m = limits.min_samples, ev.reads("dynamodb"), ev.reads("mysql")
+    if n < need:
         failed = n - ev.n("read.dynamodb.ok")
         if failed:
             return False, f"{move.entity}: {failed} of its {n} DynamoDB reads at this step failed"
-        busy = [e for e, other in everyone.items() if other.reads("dynamodb") >= limits.min_samples]
-        few = (f"not read from DynamoDB at this step: its canary exposes nobody yet" if not n else
-               f"{n} DynamoDB reads at this step, too few to judge (fewer than {limits.min_samples}), none failed")
-        if not busy:
-            return False, f"{move.entity}: {few}; no entity was read enough meanwhile: an idle window proves nothing"
-        return True, f"{move.entity}: {few}; {', '.join(busy)} read enough meanwhile"
+        if m >= need:  # read often enough to judge, but DynamoDB was hardly asked
+            return False, (f"{move.entity}: read {m} times at this step, {n} of them from DynamoDB, fewer than {need}:"
+                           f" compare more (`scripts/flask.sh phase compare {move.entity} --percent 100 --mode shadow`)")
+        healthy = [e for e, other in everyone.items() if e != move.entity and other.n("read.dynamodb.ok") >= need
+                   and not limits.broken(other)]
+        few = f"{n + m} reads at this step ({n} from DynamoDB, none failed), too few to judge (fewer than {need})"
+        if not healthy:
+            return False, f"{move.entity}: {few}; no other entity's DynamoDB reads were enough and within limits meanwhile"
+        return True, f"{move.entity}: {few}; {', '.join(healthy)} served within limits meanwhile"
     verdicts = limits.verdicts(ev)[1:]
     return all(v.ok for v in verdicts), f"{move.entity}: " + "; ".join(v.detail for v in verdicts)
 

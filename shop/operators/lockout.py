@@ -6,7 +6,7 @@ account, or the address, is locked until the window ends: every attempt is refus
 Retry-After, the right secret included, so guessing on stops paying. Per account stops many
 addresses guessing one account; per address stops one address trying many names. The price: a
 stranger can lock an operator out of the page for a window (the CLI still works, and
-`flask --app shop operator unlock NAME` ends it).
+`scripts/flask.sh operator unlock NAME` ends it).
 
 Independent of RATE_LIMIT_ENABLED: that switch is about request volume, this about guessing.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 
 from limits import parse
@@ -30,6 +31,7 @@ class Lockout:
         self.limit = parse(limit)
         self.prefix = prefix
         self._fallback = FixedWindowRateLimiter(MemoryStorage())
+        self._counting = threading.Lock()  # counts as the fixed window the limiter's default strategy keeps
 
     def _keys(self, account: str, address: str) -> list[tuple[str, ...]]:
         return [(self.prefix, SCOPE, "account", account), (self.prefix, SCOPE, "address", address)]
@@ -61,12 +63,15 @@ class Lockout:
     def _count(self, key: tuple[str, ...]) -> int:
         """One more failure under `key` (a fixed window, as the limiter counts); the count now."""
         item = (self.limit.key_for(*key), self.limit.get_expiry())
-        try:
-            return self.limiter.limiter.storage.incr(*item, amount=1)
-        except Exception as exc:  # noqa: BLE001 - as _call
-            log.warning("operator lockout counted in this worker only: the limiter's storage is unreachable",
-                        extra={"event": "operator", "error_type": type(exc).__name__})
-            return self._fallback.storage.incr(*item, amount=1)
+        # Redis increments and answers atomically; the in-memory storage (no Redis, or the limiter's
+        # fallback) reads the count back after its own lock: two threads could both see the limit.
+        with self._counting:
+            try:
+                return self.limiter.limiter.storage.incr(*item, amount=1)
+            except Exception as exc:  # noqa: BLE001 - as _call
+                log.warning("operator lockout counted in this worker only: the limiter's storage is unreachable",
+                            extra={"event": "operator", "error_type": type(exc).__name__})
+                return self._fallback.storage.incr(*item, amount=1)
 
     def clear(self, kind: str, value: str) -> None:
         """End a lock: `kind` "account" or "address" (an operator locked out by a stranger)."""
