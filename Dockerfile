@@ -1,6 +1,7 @@
 FROM python:3.11-slim
 WORKDIR /app
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# PYTHONNODEBUGRANGES: see the Makefile (a CPython 3.11 race between tracebacks and ast.parse on threads)
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONNODEBUGRANGES=1
 COPY setup.cfg pyproject.toml README.md ./
 COPY shop ./shop
 COPY observability ./observability

@@ -10,6 +10,12 @@ HOST ?= 127.0.0.1
 WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
+# CPython 3.11 keeps one AST recursion counter per interpreter: a traceback formatted on one thread
+# (its carets come from ast.parse) while another parses (werkzeug compiles each route with ast.parse
+# in create_app) raises "SystemError: AST constructor recursion depth mismatch" on either. Without
+# column ranges a traceback parses nothing; 3.12 fixed the counter. Every command here runs so.
+export PYTHONNODEBUGRANGES := 1
+
 # MYSQL_*, DYNAMODB_* and the rest default in the app (shop/config.py) and scripts/services.sh.
 # Outside SHOP_ENV=development the app refuses a missing or published key: use this machine's
 # generated one (kept outside git by scripts/secret-key.sh) unless SECRET_KEY is given.

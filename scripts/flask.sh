@@ -7,6 +7,7 @@
 #   scripts/flask.sh phase status        scripts/flask.sh backfill        scripts/flask.sh verify
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONNODEBUGRANGES=1  # the Makefile says why (CPython 3.11: tracebacks and ast.parse on threads)
 [ -x .venv/bin/flask ] || { echo "run 'make run' (or 'make install') first: no .venv here" >&2; exit 1; }
 SAVED=${SHOP_RUN_SETTINGS:-.run/settings.env}
 if [ -f "$SAVED" ]; then
