@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -215,12 +216,29 @@ def test_a_server_exports_over_otlp_by_default(monkeypatch):
     assert observability.export_settings()["exporter"] == "none"
 
 
+class _StartedHere(SpanProcessor):
+    """Spans started on one thread: the test client serves a request on the caller's, while
+    other tests' applications may still finish background work (shadow comparisons, a phase
+    read) into the same provider at any moment."""
+
+    def __init__(self):
+        self.thread, self.ids = threading.get_ident(), []
+
+    def on_start(self, span, parent_context=None):
+        if threading.get_ident() == self.thread:
+            self.ids.append(span.context.span_id)
+
+
 def test_metrics_scrapes_are_not_traced(client, memory):
+    here = _StartedHere()
+    observability.add_span_processor(here)
     memory.clear()
     for path in ("/metrics", "/metrics?name[]=shop_repairs_pending"):
         r = client.get(path)
         assert r.status_code == 200 and "shop_repairs_pending " in r.get_data(as_text=True)
-    assert memory.get_finished_spans() == ()  # neither the request nor its repair-count query
+    mine = [s.name for s in memory.get_finished_spans() if s.context.span_id in here.ids]
+    assert mine == []  # neither the request nor its repair-count query
+    here.thread = None  # the processor stays registered: it records nothing more
     assert client.get("/api/health").status_code == 200
     assert "GET /api/health" in [s.name for s in memory.get_finished_spans()]  # other requests still are
 
