@@ -17,14 +17,13 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 from common import PREFIX, interleaved, make_app, pct, seed_products
-from http_load import free_port, wait_ready, wrk
+from http_load import load_side_by_side
 from peers import _cpu_seconds, busy_core
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,34 +141,10 @@ def http(args, mode: str) -> None:
     _, _, (product,) = seed_products(app)
     settings = app.extensions["shop"].settings
     app.extensions["shop"].runtime.close()
-    servers = []
-    try:
-        for name, flags, percent, how in SCENARIOS:
-            port = free_port()
-            env = {**os.environ, "MYSQL_DATABASE": settings.mysql_database, "DYNAMODB_TABLE_PREFIX": PREFIX,
-                   "SECRET_KEY": settings.secret_key, "RATE_LIMIT_ENABLED": "false", "OTEL_TRACES_EXPORTER": "none",
-                   "LOG_LEVEL": "WARNING", "SHOP_CALL_LOG_LEVEL": "DEBUG", "SHOP_FLAGS": flags,
-                   "SHOP_FLAGS_PINNED": "true", "SHOP_COMPARE_PERCENT": str(percent), "SHOP_COMPARE_MODE": how}
-            proc = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}",
-                                     "--workers", "2", "--threads", "4", "shop:create_app()"], cwd=ROOT, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            servers.append((name, port, proc))
-        for _, port, _ in servers:
-            wait_ready(f"http://127.0.0.1:{port}/api/health")
-        path = f"/api/products/{product.id}"
-        results = {name: [] for name, _, _ in servers}
-        for _, port, _ in servers:  # warm-up
-            wrk(f"http://127.0.0.1:{port}{path}", 1, args.connections)
-        for r in range(args.rounds):
-            # Each round starts from another server: the first loaded after a pause ran slower or
-            # faster by more than sampling costs (a run measured phase 2 below phase 3 at 10%).
-            for name, port, _ in servers[r % len(servers):] + servers[:r % len(servers)]:
-                results[name].append(wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections))
-    finally:
-        for _, _, proc in servers:
-            proc.terminate()
-        for _, _, proc in servers:
-            proc.wait(15)
+    path = f"/api/products/{product.id}"
+    scenarios = [(name, {"SHOP_FLAGS": flags, "SHOP_FLAGS_PINNED": "true", "SHOP_COMPARE_PERCENT": str(percent),
+                         "SHOP_COMPARE_MODE": how}) for name, flags, percent, how in SCENARIOS]
+    results = load_side_by_side(settings, scenarios, path, args.rounds, args.seconds, args.connections, rotate=True)
     base = sum(r[0] for r in results[SCENARIOS[0][0]]) / args.rounds
     if "ddb_cpu_s" not in FOUND:
         FOUND["ddb_cpu_s"] = dynamodb_read_cpu(_ddb_read(product.id))

@@ -63,6 +63,27 @@ def main() -> None:
     settings = app.extensions["shop"].settings
     scenarios = [("aspects uninstalled", {"SHOP_ASPECTS": "off", "SHOP_FLAGS": str(PRESETS[0].flags)})] + [
         (f"{p.number}. {p.name}", {"SHOP_FLAGS": str(p.flags)}) for p in PRESETS]
+    path = f"/api/products/{product.id}"
+    results = load_side_by_side(settings, scenarios, path, args.rounds, args.seconds, args.connections)
+
+    base = sum(r[0] for r in results["aspects uninstalled"]) / args.rounds
+    print(f"\n## HTTP GET {path}: wrk -t2 -c{args.connections}, {args.rounds} rounds of {args.seconds}s per scenario,"
+          " gunicorn 2 workers x 4 threads")
+    print(f"{'scenario':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s ratio':>12}")
+    for name, rows in results.items():
+        rps = sum(r[0] for r in rows) / len(rows)
+        p50 = sum(r[1] for r in rows) / len(rows)
+        p99 = max(r[2] for r in rows)
+        print(f"{name:34} {rps:9.1f} {p50:8.2f} {p99:8.2f} {rps / base:12.3f}")
+
+
+
+def load_side_by_side(settings, scenarios, path: str, rounds: int, seconds: int, connections: int,
+                      rotate: bool = False) -> dict:
+    """One gunicorn (2 workers x 4 threads) per scenario (name, extra environment), all started
+    first, then loaded in turn with wrk round after round: {name: [(req/s, p50 ms, p99 ms), ...]}.
+    With `rotate`, each round starts from the next server (the first loaded after a pause ran
+    slower or faster by more than some scenarios differ)."""
     servers = []
     try:
         for name, extra in scenarios:
@@ -76,29 +97,19 @@ def main() -> None:
             servers.append((name, port, proc))
         for _, port, _ in servers:
             wait_ready(f"http://127.0.0.1:{port}/api/health")
-        path = f"/api/products/{product.id}"
         results = {name: [] for name, _, _ in servers}
         for _, port, _ in servers:  # warm-up
-            wrk(f"http://127.0.0.1:{port}{path}", 1, args.connections)
-        for _ in range(args.rounds):
-            for name, port, _ in servers:
-                results[name].append(wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections))
+            wrk(f"http://127.0.0.1:{port}{path}", 1, connections)
+        for r in range(rounds):
+            turn = r % len(servers) if rotate else 0
+            for name, port, _ in servers[turn:] + servers[:turn]:
+                results[name].append(wrk(f"http://127.0.0.1:{port}{path}", seconds, connections))
+        return results
     finally:
         for _, _, proc in servers:
             proc.terminate()
         for _, _, proc in servers:
             proc.wait(15)
-
-    base = sum(r[0] for r in results["aspects uninstalled"]) / args.rounds
-    print(f"\n## HTTP GET {path}: wrk -t2 -c{args.connections}, {args.rounds} rounds of {args.seconds}s per scenario,"
-          " gunicorn 2 workers x 4 threads")
-    print(f"{'scenario':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s ratio':>12}")
-    for name, rows in results.items():
-        rps = sum(r[0] for r in rows) / len(rows)
-        p50 = sum(r[1] for r in rows) / len(rows)
-        p99 = max(r[2] for r in rows)
-        print(f"{name:34} {rps:9.1f} {p50:8.2f} {p99:8.2f} {rps / base:12.3f}")
-
 
 if __name__ == "__main__":
     main()
