@@ -108,18 +108,29 @@ def backfilled_after_dual_writes(move: Move):
     current, propagation = move.current, move.control.propagation
     since = parse(current.doc.get("dual_write_since"))
     backfill = current.mark("backfill")
-    started, completed = parse(backfill.get("started_at")), parse(backfill.get("completed_at"))
+    completed = parse(backfill.get("completed_at"))
     if since is None and current.source != "stored" and current.flags.dual_write:
         return False, ("the phase comes from SHOP_FLAGS, so when dual writing began is unknown: record it with "
                        "`scripts/flask.sh phase set 2 --reason ...`, then backfill and verify")
     if since is None:
         return False, "dual writing (phase 2) has not begun"
-    if started is None or started < since + propagation:
+    if not _after_dual_writes_began(move):
         return False, (f"dual writing began {shown(since)}; run `scripts/flask.sh backfill` (it must start after "
                        f"{shown(since + propagation)}, when every worker dual-writes)")
     if backfill.get("failed"):
         return False, f"the last backfill had {backfill['failed']} failures"
     return True, f"backfill finished {shown(completed)}"
+
+
+def _after_dual_writes_began(move: Move) -> bool:
+    """Whether the last backfill started once every worker was dual-writing."""
+    since = parse(move.current.doc.get("dual_write_since"))
+    started = parse(move.current.mark("backfill").get("started_at"))
+    return since is not None and started is not None and started >= since + move.control.propagation
+
+
+def _compare_all(names) -> str:
+    return f"`scripts/flask.sh phase compare {' '.join(names)} --percent 100 --mode shadow`"
 
 
 def _verified_after(check: dict, since, how: str) -> tuple[bool, str]:
@@ -135,9 +146,7 @@ def _verified_after(check: dict, since, how: str) -> tuple[bool, str]:
 @gate("verify clean after the backfill")
 def verified_after_backfill(move: Move):
     backfill = move.current.mark("backfill")
-    since = parse(move.current.doc.get("dual_write_since"))
-    started = parse(backfill.get("started_at"))
-    if since is not None and (started is None or started < since + move.control.propagation):
+    if move.current.doc.get("dual_write_since") and not _after_dual_writes_began(move):
         # A backfill from before this dual writing (a return from phase 5) vouches for nothing.
         return False, "waits for a backfill after dual writing began (above), then `scripts/flask.sh verify`"
     return _verified_after(move.current.mark("verify"), parse(backfill.get("completed_at")), " after the backfill")
@@ -171,7 +180,7 @@ def compared_enough(move: Move):
     found = ", ".join(f"{e} {ev.compared}" + (f" ({ev.mismatches} mismatches)" if ev.mismatches else "")
                       for e, ev in read.items()) + f" compared (at least {need} each)"
     if short:  # a rarely read entity (users) gets there sooner with every read compared
-        found += f"; compare more of {' '.join(short)}: `scripts/flask.sh phase compare {' '.join(short)} --percent 100 --mode shadow`"
+        found += f"; compare more of {' '.join(short)}: {_compare_all(short)}"
     return not short, found
 
 
@@ -286,7 +295,7 @@ def healthy_at_step(move: Move):
             return False, f"{move.entity}: {failed} of its {n} DynamoDB reads at this step failed"
         if m >= need:  # read often enough to judge, but DynamoDB was hardly asked
             return False, (f"{move.entity}: read {m} times at this step, {n} of them from DynamoDB, fewer than {need}:"
-                           f" compare more (`scripts/flask.sh phase compare {move.entity} --percent 100 --mode shadow`)")
+                           f" compare more ({_compare_all([move.entity])})")
         healthy = [e for e, other in everyone.items() if e != move.entity and other.n("read.dynamodb.ok") >= need
                    and not limits.broken(other)]
         few = f"{n + m} reads at this step ({n} from DynamoDB, none failed), too few to judge (fewer than {need})"
