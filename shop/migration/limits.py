@@ -8,7 +8,8 @@ what each limit divides by (fewer say nothing either way):
   breaker was open (SHOP_LIMIT_ERROR_RATE);
 - DynamoDB's latency: its p99 above SHOP_LIMIT_LATENCY_RATIO times MySQL's p99 over the same
   window, and above SHOP_LIMIT_LATENCY_FLOOR_MS (a ratio alone would fire on a 3 ms p99 against
-  MySQL's 0.5 ms).
+  MySQL's 0.5 ms), once there are at least P99_MIN_READS timed reads: the p99 of fewer is their
+  slowest one, and one pause (a collection, a cold connection) would step an entity back.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from .evidence import EntityEvidence
 
 MISMATCH_RATE, ERROR_RATE, LATENCY = "mismatch_rate", "error_rate", "latency"
+P99_MIN_READS = 100
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,9 @@ class Limits:
                        f"DynamoDB failed {rate:.2%} of {n} reads (limit {self.error_rate:.2%})")
 
     def _latency(self, ev: EntityEvidence) -> Verdict:
-        answered = ev.n("read.dynamodb.ok") + ev.n("read.dynamodb.error")
-        if answered < self.min_samples:
-            return Verdict(LATENCY, None, f"{answered} timed DynamoDB reads, fewer than {self.min_samples}")
+        answered, need = ev.n("read.dynamodb.ok") + ev.n("read.dynamodb.error"), max(self.min_samples, P99_MIN_READS)
+        if answered < need:
+            return Verdict(LATENCY, None, f"{answered} timed DynamoDB reads, fewer than the {need} a p99 needs")
         ddb, mysql = ev.percentile_ms("dynamodb", 0.99), ev.percentile_ms("mysql", 0.99)
         limit = max(self.latency_floor_ms, self.latency_ratio * mysql if mysql else 0.0)
         against = f"{self.latency_ratio:g}x MySQL's {mysql} ms, at least {self.latency_floor_ms:g} ms" if mysql \
