@@ -28,6 +28,14 @@ class ShopState:
     guard: object = None   # shop.migration.guard.Guard (None: SHOP_GUARD=off or pinned flags)
     watch: object = None   # the worker's thread that keeps evidence and lets the guard look
 
+    def close(self) -> None:
+        """Stop the application's threads and pools (tests and tools that build applications):
+        the watch first, so no evidence of its is flushed into stores others use afterwards."""
+        if self.watch is not None:
+            self.watch.close()
+        if self.runtime is not None:
+            self.runtime.close()
+
 
 def create_app(settings: Settings | None = None, **overrides) -> Flask:
     """Build the application; no connection is opened until a request needs one."""
@@ -89,8 +97,8 @@ def _on_phase_read(runtime, names):
         runtime.stats.phase_seen(state, at)
         for name in names:
             policy = runtime.exposure(name)
-            rollout = 100.0 if state.phase == 4 else policy.read_rollout_percent if state.phase == 3 else 0.0
-            runtime.stats.exposed(name, policy.compare_percent if state.flags.dual_read else 0.0, rollout)
+            runtime.stats.exposed(name, policy.compare_percent if state.flags.dual_read else 0.0,
+                                  policy.serves(state.phase))
     return seen
 
 

@@ -1,6 +1,6 @@
 """Who is reading: the stable key a read canary places a request by (shop.aspects.exposure).
 
-A signed-in shopper is their user id (the API's bearer token, or the storefront's session), so
+A signed-in shopper is their user id (the API's token, or the storefront's session), so
 their place in a canary is the same on every device. An anonymous browser gets a random visitor
 cookie the first time a canary needs it; an anonymous API client without cookies is its address
 (a cross-origin frontend does not send cookies to the API unless asked to).
@@ -15,6 +15,7 @@ import secrets
 
 from flask import Flask, current_app, g, request, session
 
+from .api.common import bearer_token
 from .aspects import exposure
 
 VISITOR_COOKIE = "shop_visitor"
@@ -24,19 +25,19 @@ _YEAR_S = 365 * 24 * 3600
 
 def key() -> str | None:
     """This request's reader, asked only when a canary between 0 and 100 % needs it."""
-    bearer = request.headers.get("Authorization", "")
-    if bearer[:7].lower() == "bearer ":
+    api = request.path.startswith("/api/")
+    user_id = g.get("user_id") if api else session.get("user_id")  # the API never reads the session (Vary: Cookie)
+    if api and user_id is None and bearer_token():  # a public endpoint called with a token: its user
         try:
-            return f"user:{current_app.extensions['shop'].services.auth.verify_token(bearer[7:].strip())}"
+            user_id = current_app.extensions["shop"].services.auth.verify_token(bearer_token())
         except Exception:  # noqa: BLE001 - a bad token: the request fails later, clearly; anonymous here
             pass
-    user_id = session.get("user_id")
     if isinstance(user_id, int):
         return f"user:{user_id}"
     visitor = request.cookies.get(VISITOR_COOKIE, "")
     if _TOKEN.fullmatch(visitor):
         return f"visitor:{visitor}"
-    if request.path.startswith("/api/"):
+    if api:
         return f"address:{request.remote_addr}" if request.remote_addr else None
     g.new_visitor = secrets.token_urlsafe(16)
     return f"visitor:{g.new_visitor}"

@@ -28,7 +28,7 @@ def shop():
                           shadow_workers=1, shadow_queue=0)
     api, control, product = in_phase_3(app)
     yield app, api, control, product
-    app.extensions["shop"].runtime.close()
+    app.extensions["shop"].close()  # its watch too: it would flush evidence into the next module's journey
 
 
 @pytest.fixture
@@ -110,6 +110,26 @@ def test_a_canary_is_sticky_per_reader_and_taken_back_at_once(fresh):
                 == "Lamp"
     finally:
         _tamper_name(app, product["id"], "Lamp")
+
+
+def test_a_canary_places_an_api_reader_without_touching_the_session(fresh):
+    """The API's readers are placed by their token, however it is sent (a bare token is the
+    reference API's other form), and never by the session: reading it would make every API
+    answer vary by Cookie."""
+    from shop import readers
+    app, api, control, product = fresh
+    user, token = api.register()
+    with app.test_request_context("/api/products/1", headers={"Authorization": token}):
+        assert readers.key() == f"user:{user['id']}"
+    with app.test_request_context("/api/products/1", headers={"Authorization": f"Bearer {token}"}):
+        assert readers.key() == f"user:{user['id']}"
+    assert control.expose(["product"], "pytest", rollout=50, force=True, reason="no evidence in this test").ok
+    try:
+        for who in (None, token):
+            answer = api.call("GET", f"/api/products/{product['id']}", who)
+            assert answer.status_code == 200 and "Cookie" not in answer.headers.get("Vary", ""), answer.headers
+    finally:
+        assert control.expose(["product"], "pytest", rollout=0).ok
 
 
 def test_an_anonymous_browser_is_a_visitor_and_stays_one(fresh):
@@ -196,6 +216,30 @@ def test_a_full_shadow_pool_drops_and_counts_never_queues(fresh):
         release.set()
         unhook()
     assert runtime.shadow.drain(10)
+
+
+def test_shadow_comparisons_respect_an_open_breaker(fresh):
+    """With DynamoDB's breaker open, a shadow comparison does not ask it (as an inline one does
+    not): the skip is counted against DynamoDB, and no lucky answer closes the breaker behind
+    its half-open probe."""
+    app, api, control, product = fresh
+    runtime = app.extensions["shop"].runtime
+    assert control.expose(["product"], "pytest", compare_mode="shadow").ok
+    asked = _entity_metric(runtime, "shop_store_duration_seconds_count", store="dynamodb",
+                           operation="ProductRepository.get_by_id")
+    skipped = runtime.stats.snapshot()["comparisons"].get("skipped", 0)
+    for _ in range(runtime.breaker.threshold):
+        runtime.breaker.failure()
+    try:
+        assert runtime.breaker.state == "open"
+        assert api.call("GET", f"/api/products/{product['id']}").status_code == 200
+        assert runtime.shadow.drain(10)
+        assert _entity_metric(runtime, "shop_store_duration_seconds_count", store="dynamodb",
+                              operation="ProductRepository.get_by_id") == asked
+        assert runtime.stats.snapshot()["comparisons"].get("skipped", 0) == skipped + 1
+        assert runtime.breaker.state == "open"
+    finally:
+        runtime.breaker.success()
 
 
 def test_inline_raises_a_mismatch_shadow_reports_it(fresh):
@@ -402,3 +446,12 @@ def test_a_mismatch_refuses_phase_4_until_a_clean_verify_after_it(fresh):
     gate = {g.name: g for g in control.gates(control.view.refresh(), 4, dry=True)}
     explained = gate["no unexplained dual-read mismatch in phase 3"]
     assert explained.ok and "1 mismatches before the clean verify" in explained.detail, explained.detail
+
+
+def test_the_share_dynamodb_serves_follows_the_phase_one_rule_for_metrics_and_status():
+    """/metrics (shop_exposure_percent, rollout) and `phase status` / the flag page say the same:
+    none before phase 3, the canary's share in 3, every reader from phase 4 on (phase 5's
+    metric said 0 while the page said 100)."""
+    from shop.aspects.exposure import Exposure
+    canary = Exposure(read_rollout_percent=25)
+    assert [canary.serves(p) for p in (None, 1, 2, 3, 4, 5)] == [0, 0, 0, 25, 100, 100]

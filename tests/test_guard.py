@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import pytest
 
 from reliability.proxy import Proxy
+from shop.aspects.pace import Recent
 from shop.repositories.dynamodb import keys
 from shop.repositories.dynamodb.client import encode
 
@@ -29,8 +30,7 @@ def _apps(n=2, **overrides):
 
 def _close(apps):
     for app in apps:
-        app.extensions["shop"].watch.close()
-        app.extensions["shop"].runtime.close()
+        app.extensions["shop"].close()
 
 
 def _shop(app):
@@ -144,3 +144,59 @@ def test_a_stalled_dynamodb_in_phase_4_steps_reads_back_to_3(stalled):
     assert rollouts["product"] == 50 and all(v == 100 for e, v in rollouts.items() if e != "product"), rollouts
     (entry,) = _guard_entries(control)
     assert "DynamoDB failed" in entry["reason"]
+
+
+def _timed_dynamodb_reads(app, operation):
+    return sum(s.value for f in app.extensions["shop"].runtime.stats.registry.collect() for s in f.samples
+               if s.name == "shop_store_duration_seconds_count" and s.labels.get("store") == "dynamodb"
+               and s.labels.get("operation") == operation)
+
+
+@pytest.mark.parametrize("thread", ["pool", "caller"])
+def test_a_read_given_up_at_its_limit_counts_once_as_failed_however_late_its_answer(stalled, thread):
+    """A DynamoDB read abandoned at the limit on the pool is one failed read in the evidence,
+    not a failure now and a success when its answer comes (counted twice, late answers would
+    dilute the error rate the guard and the gates judge). On the request's thread the client
+    itself gives up at the limit: one failure too (tests/test_read_tally.py: an answer that
+    came late there all the same)."""
+    app, proxy = stalled
+    api, control, product = _shop(app)
+    assert control.set(4, "pytest", force=True, reason="late answers").ok
+    runtime = app.extensions["shop"].runtime
+    state = runtime.phase.refresh()
+    pace = runtime.pace("ProductRepository.get_by_id")
+    for _ in range(Recent.WINDOW):  # recent answers decide the thread: all fast, the request's own
+        pace.dynamodb.add(0.001 if thread == "caller" else 10.0)
+    runtime.evidence.flush()
+    timed = _timed_dynamodb_reads(app, "ProductRepository.get_by_id")
+    proxy.latency = 0.8  # every DynamoDB answer comes after the 300 ms limit
+    try:
+        answer = api.call("GET", f"/api/products/{product['id']}")
+        assert answer.status_code == 200 and answer.get_json()["data"]["product"]["name"] == "Kettle"  # MySQL's
+        # The late answer arrives (on the pool, after the request) and is timed like any other.
+        assert poll(lambda: _timed_dynamodb_reads(app, "ProductRepository.get_by_id") > timed, timeout=20)
+    finally:
+        proxy.latency = 0.0
+    runtime.evidence.flush()
+    ev = runtime.evidence.window(*state.step_of("product"))["product"]
+    assert ev.n("read.dynamodb.ok") == 0 and ev.n("read.dynamodb.error") >= 1, dict(ev.counts)
+    assert ev.error_rate("dynamodb") == 1.0 and ev.fallbacks == ev.n("read.dynamodb.error")
+
+
+def test_phase_5_keeps_no_evidence_nothing_could_judge_or_store():
+    """In phase 5 nothing judges reads and MySQL, where evidence is kept, may be retired:
+    counting there would pile up in memory, retried every second."""
+    (app,) = _apps(1)
+    try:
+        api, control, product = _shop(app)
+        runtime = app.extensions["shop"].runtime
+        for target in (4, 5):
+            assert control.set(target, "pytest", force=True, reason="evidence in phase 5").ok
+        assert runtime.phase.refresh().phase == 5
+        runtime.evidence.flush()
+        answer = api.call("GET", f"/api/products/{product['id']}")
+        assert answer.status_code == 200 and answer.get_json()["data"]["product"]["name"] == "Kettle"
+        assert runtime.evidence.flush() == 0
+        assert _timed_dynamodb_reads(app, "ProductRepository.get_by_id") >= 1  # /metrics still saw the read
+    finally:
+        _close([app])

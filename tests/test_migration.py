@@ -39,7 +39,7 @@ def _close(app):
     from shop.repositories.dynamodb.tables import delete_tables
     state = app.extensions["shop"]
     delete_tables(state.dynamo)
-    state.runtime.close()
+    state.close()
     state.db.close()
 
 

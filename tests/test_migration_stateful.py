@@ -56,7 +56,7 @@ def _cleanup():
         from shop.repositories.dynamodb.tables import delete_tables
         state = app.extensions["shop"]
         delete_tables(state.dynamo)
-        state.runtime.close()
+        state.close()
         state.db.close()
 
 

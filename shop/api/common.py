@@ -69,16 +69,22 @@ def services():
     return current_app.extensions["shop"].services
 
 
+def bearer_token() -> str:
+    """The request's token: `Authorization: Bearer <token>`, or the bare token (as the reference
+    API takes it); empty without one."""
+    header = request.headers.get("Authorization", "")
+    return (header[7:] if header.startswith("Bearer ") else header).strip()
+
+
 def auth_required(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        header = request.headers.get("Authorization", "")
-        if not header:
+        if not request.headers.get("Authorization", ""):
             raise AuthenticationError("Authorization header is required")
-        token = header[7:] if header.startswith("Bearer ") else header
-        if not token.strip():
+        token = bearer_token()
+        if not token:
             raise AuthenticationError("Token is required")
-        g.user_id = services().auth.verify_token(token.strip())
+        g.user_id = services().auth.verify_token(token)
         return view(*args, **kwargs)
     return wrapper
 

@@ -42,6 +42,11 @@ class Exposure:
         return {"compare_percent": self.compare_percent, "compare_mode": self.compare_mode,
                 "read_rollout_percent": self.read_rollout_percent}
 
+    def serves(self, phase: int | None) -> float:
+        """The share of readers DynamoDB serves in `phase`: every one from phase 4 on, the
+        canary's in phase 3, none before."""
+        return 100.0 if phase in (4, 5) else self.read_rollout_percent if phase == 3 else 0.0
+
 
 def step_below(percent: float) -> float:
     """The ramp's step under `percent` (50 -> 25, 7 -> 5, 1 -> 0)."""

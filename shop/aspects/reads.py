@@ -23,6 +23,7 @@ from .comparison import (ALARMING, MATCH, MISMATCH, PENDING_REPAIR, SKIPPED, TRA
 from .compare import in_flight, record_versions, same_version_differs
 from .errors import DualReadMismatch
 from .pace import CONCURRENT, INLINE, MYSQL_POOLED, SENT_WAIT_S, Pace
+from .tally import ReadTally, tallied
 
 log = logging.getLogger("shop.aspects")
 tracer = trace.get_tracer("shop.aspects")
@@ -111,7 +112,7 @@ class ReadPath:
         if budget.left(budget.READ, 1) <= 0:
             return True
         if not self.breaker.allow():
-            self._evidence_read(call, "dynamodb", 0.0, skipped=True)
+            self._skipped(call, "dynamodb")
             return True
         return False
 
@@ -150,6 +151,10 @@ class ReadPath:
             call = replace(call, span=span)
             if call.authority == "mysql":
                 mysql = served
+                if not self.breaker.allow():  # open: DynamoDB not asked, as inline reads do not ask it
+                    self._skipped(call, "dynamodb")
+                    self._compared(call, Comparison(call.name, SKIPPED))
+                    return
                 with impatient():
                     ddb = self._store("dynamodb", call.route, call.dynamodb)
                 self._feed_breaker(ddb.error)
@@ -225,10 +230,13 @@ class ReadPath:
         return self._store("mysql", call.route, call.mysql), "mysql"
 
     def _pooled_dynamodb(self, call: Call, pace, timeout) -> Outcome:
+        counted = self._tally(call)
+
         def timed_ddb():
             running = pace.dynamodb.start()
             try:
-                return self._store("dynamodb", call.route, call.dynamodb)
+                with tallied(counted):
+                    return self._store("dynamodb", call.route, call.dynamodb)
             finally:
                 pace.dynamodb.finish(running)
         future = self._pool.submit(contextvars.copy_context().run, timed_ddb)
@@ -236,12 +244,17 @@ class ReadPath:
             return future.result(timeout=timeout)
         except FutureTimeout:
             future.cancel()
-            return self._abandoned(call, timeout)
+            return self._abandoned(counted, timeout)
 
-    def _abandoned(self, call: Call, waited_s: float) -> Outcome:
-        """DynamoDB's read given up at its time limit: a failure in the evidence now (its late
-        answer, if any, is counted when it comes)."""
-        self._evidence_read(call, "dynamodb", waited_s, failed=True)
+    def _tally(self, call: Call, hold: bool = False) -> ReadTally:
+        """How this DynamoDB read is counted once, whether its caller waits for it or not."""
+        return ReadTally(lambda seconds, failed: self._record_read(call.entity, "dynamodb", seconds, failed), hold)
+
+    @staticmethod
+    def _abandoned(counted: ReadTally, waited_s: float) -> Outcome:
+        """DynamoDB's read given up at its time limit: a failure now, unless its answer was
+        counted first (an answer coming later is not counted again)."""
+        counted.settle(waited_s, late=True)
         return timed_out()
 
     def _read_both(self, call: Call) -> tuple[Outcome, Outcome, Comparison]:
@@ -311,13 +324,14 @@ class ReadPath:
         """DynamoDB on the pool, MySQL on the caller's thread once DynamoDB's first request is
         on the wire (shop.inflight); DynamoDB waited for at most the dual-read timeout (or what
         the request has left of it)."""
-        sent = threading.Event()
+        sent, counted = threading.Event(), self._tally(call)
 
         def timed_ddb():
             running = pace.dynamodb.start()
             token = REQUEST_SENT.set(sent)
             try:
-                return self._store("dynamodb", call.route, call.dynamodb)
+                with tallied(counted):
+                    return self._store("dynamodb", call.route, call.dynamodb)
             finally:
                 REQUEST_SENT.reset(token)
                 sent.set()
@@ -332,7 +346,7 @@ class ReadPath:
             ddb = future.result(timeout=timeout)
         except FutureTimeout:
             future.cancel()
-            ddb = self._abandoned(call, timeout)
+            ddb = self._abandoned(counted, timeout)
         return mysql, ddb
 
     def _read_mysql_pooled(self, call: Call, pace) -> tuple[Outcome, Outcome]:
@@ -349,14 +363,17 @@ class ReadPath:
     def _caller_dynamodb(self, call: Call, pace) -> Outcome:
         """DynamoDB on the caller's thread, which nothing can abandon: its client makes one
         attempt whose waits end at the timeout (impatient), and an answer later than the timeout
-        still counts as a timeout and sends the route back to concurrent reads (Pace)."""
-        running = pace.dynamodb.start()
+        still counts as a timeout (in the evidence too) and sends the route back to concurrent
+        reads (Pace)."""
+        running, counted = pace.dynamodb.start(), self._tally(call, hold=True)
         try:
-            with impatient():
+            with impatient(), tallied(counted):
                 ddb = self._store("dynamodb", call.route, call.dynamodb)
         finally:
             took = pace.dynamodb.finish(running)
-        return timed_out() if took * 1000 > self.settings.dual_read_timeout_ms else ddb
+            late = took * 1000 > self.settings.dual_read_timeout_ms
+            counted.settle(took, late)
+        return timed_out() if late else ddb
 
     def _read_inline(self, call: Call, pace) -> tuple[Outcome, Outcome]:
         """Both on the caller's thread, one after the other: no hand-off between threads. Chosen

@@ -17,6 +17,7 @@ from observability.events import emit, wanted
 from ..errors import ShopError, StoreUnavailableError
 from ..repositories.dynamodb.errors import Diverged, Superseded
 from . import flags as flags_mod
+from . import tally
 from .breaker import CircuitBreaker
 from .call import Call, Outcome
 from .exposure import Exposure
@@ -160,29 +161,33 @@ class Runtime(ReadPath, WritePath):
         if entity is None:
             return
         failed = isinstance(error, (StoreUnavailableError, TimeoutError))
+        waiting = tally.current() if store == "dynamodb" else None
+        if waiting is not None:  # its caller may give up on it: counted once, by whoever settles it
+            waiting.answered(seconds, failed)
+        else:
+            self._record_read(entity, store, seconds, failed)
+
+    def _record_read(self, entity: str | None, store: str, seconds: float, failed: bool) -> None:
+        if entity is None:
+            return
         self.stats.entity_read(entity, store, seconds, failed)
         if self._keeps_evidence():
             self.evidence.read(entity, store, seconds, failed)
 
     def _keeps_evidence(self) -> bool:
         """Whether this call is the server's evidence: what its phase served. A browser's trial
-        (its cookie) and trusted code's own flags (use_flags: the CLI, jobs) are not."""
+        (its cookie) and trusted code's own flags (use_flags: the CLI, jobs) are not; nor is
+        anything in phase 5, where nothing judges it and MySQL, which keeps it, may be retired
+        (counts that could never be written would pile up in memory)."""
         if self.evidence is None or flags_mod.explicit() is not None:
             return False
-        return flags_mod.browser() is None or self.flags() == self.server_flags()
+        server = self.server_flags()
+        return server.write_mysql and (flags_mod.browser() is None or self.flags() == server)
 
-    def _evidence_read(self, call: Call, store: str, seconds: float, failed: bool = False,
-                       skipped: bool = False) -> None:
-        """A read that did not come back through _store: given up (failed) or never asked (skipped)."""
-        if call.entity is None:
-            return
-        if failed:
-            self.stats.entity_read(call.entity, store, seconds, True)
-        if self._keeps_evidence():
-            if skipped:
-                self.evidence.skipped(call.entity, store)
-            else:
-                self.evidence.read(call.entity, store, seconds, failed)
+    def _skipped(self, call: Call, store: str) -> None:
+        """A read the store was not asked for (its breaker open): evidence against it."""
+        if call.entity is not None and self._keeps_evidence():
+            self.evidence.skipped(call.entity, store)
 
     def _feed_breaker(self, error):
         if error is None:

@@ -89,8 +89,7 @@ class PhaseControl:
                 except Exception:  # noqa: BLE001 - no evidence table yet, or MySQL down: nothing to show
                     windows[key] = {}
             ev = windows[key].get(name) or EntityEvidence(name)
-            serves = 100.0 if current.phase in (4, 5) else policy.read_rollout_percent if current.phase == 3 else 0.0
-            rows.append({"entity": name, **policy.as_dict(), "serves": serves, "since": iso(since),
+            rows.append({"entity": name, **policy.as_dict(), "serves": policy.serves(current.phase), "since": iso(since),
                          "compared_now": current.flags.dual_read, "evidence": ev.as_dict()})
         return rows
 

@@ -12,7 +12,8 @@ phase or a step began; the guard reads the last minute of them. Rows older than
 SHOP_EVIDENCE_RETENTION_H are removed.
 
 MySQL holds it because it is written in every phase that has evidence to gather (1-4); in
-phase 5 the counts stay in memory, and only /metrics shows them.
+phase 5 nothing is counted here (nothing judges it, and MySQL may be retired): /metrics still
+shows the reads.
 """
 from __future__ import annotations
 
