@@ -154,6 +154,7 @@ def _control():
 
 def register_migration(app) -> None:
     from .migration import jobs
+    from .migration.entities import parse_names
 
     @app.cli.command("repair")
     @click.option("--divergent", is_flag=True,
@@ -290,7 +291,7 @@ def register_migration(app) -> None:
     @click.option("--who", default=None, help="Who is changing it (default: login@host).")
     def phase_compare(entities, percent, mode, reason, who):
         """How phase 3 compares the reads of ENTITIES (names, or `all`): how many, and how."""
-        _outcome(_ddb(lambda: _control().expose(_entities(entities), cli_user(who), compare_percent=percent,
+        _outcome(_ddb(lambda: _control().expose(parse_names(entities), cli_user(who), compare_percent=percent,
                                                  compare_mode=mode, reason=reason)))
 
     @phase_group.command("rollout")
@@ -302,7 +303,7 @@ def register_migration(app) -> None:
     def phase_rollout(percent, entities, force, reason, who):
         """In phase 3, let DynamoDB serve the reads of ENTITIES (names, or `all`) for PERCENT of
         readers (sticky per user); up is gated on the evidence at the current step, down never."""
-        _outcome(_ddb(lambda: _control().expose(_entities(entities), cli_user(who), rollout=percent, force=force,
+        _outcome(_ddb(lambda: _control().expose(parse_names(entities), cli_user(who), rollout=percent, force=force,
                                                  reason=reason)))
 
     @phase_group.command("set")
@@ -325,13 +326,6 @@ def _history(entries, shown: int = 8) -> None:
         reason = (e.get("reason") or "").replace("\n", " ")
         click.echo(f"  {_utc(e.get('at'))}  {e.get('outcome', ''):<12} {move:<8} by {e.get('who')}"
                    + (f": {reason[:110]}" if reason else ""))
-
-
-def _entities(given) -> list[str]:
-    """Names as typed: `user product`, `user,product` or `all`."""
-    from .migration.entities import NAMES
-    names = [n.lower() for g in given for n in g.replace(",", " ").split()]
-    return list(NAMES) if names == ["all"] else names
 
 
 def _outcome(result) -> None:

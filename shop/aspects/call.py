@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from opentelemetry.trace import Span
 
+from ..errors import StoreUnavailableError
 from .flags import Flags
 from .table import READ, Route
 
@@ -25,6 +26,11 @@ class Outcome:
 
     def describe(self) -> str:
         return f"raised {type(self.error).__name__}" if self.error else "returned a value"
+
+
+def store_failed(error) -> bool:
+    """Whether an error is the store failing (down, or too late), not an answer such as NotFound."""
+    return isinstance(error, (StoreUnavailableError, TimeoutError))
 
 
 def timed_out(what: str = "DynamoDB read exceeded the dual-read timeout") -> Outcome:

@@ -147,13 +147,22 @@ def own(value):
     return replace(value, **changes) if changes else value
 
 
+def records_of(value) -> list:
+    """The records a read returned: a record, a list of them, or a page's items."""
+    records = value.items if isinstance(getattr(value, "items", None), list) else value
+    return records if isinstance(records, list) else [records]
+
+
+def _versioned(value) -> dict:
+    """{(record type, id): record} of the records a read returned that carry a version."""
+    return {(type(r).__name__, r.id): r for r in records_of(value)
+            if dataclasses.is_dataclass(r) and getattr(r, "version", 0) and getattr(r, "id", None) is not None}
+
+
 def record_versions(value) -> dict[tuple[str, int], int]:
     """{(record type, id): version} of the records a read returned (a record, a list, a page),
     where the stores keep a version for them (0: none known)."""
-    records = value.items if isinstance(getattr(value, "items", None), list) else value
-    records = records if isinstance(records, list) else [records]
-    return {(type(r).__name__, r.id): r.version for r in records
-            if dataclasses.is_dataclass(r) and getattr(r, "version", 0) and getattr(r, "id", None) is not None}
+    return {k: r.version for k, r in _versioned(value).items()}
 
 
 def in_flight(first_mysql: dict, last_mysql: dict, last_dynamodb: dict) -> bool:
@@ -172,12 +181,7 @@ def same_version_differs(mysql, dynamodb) -> bool:
     """Whether a record both stores hold at one version differs between them: no write in
     flight explains that (a copy carries its version), so it is a divergence, whatever else is
     being written meanwhile (an item changed behind the application keeps its version)."""
-    def by_key(value):
-        records = value.items if isinstance(getattr(value, "items", None), list) else value
-        records = records if isinstance(records, list) else [records]
-        return {(type(r).__name__, r.id): r for r in records
-                if dataclasses.is_dataclass(r) and getattr(r, "version", 0) and getattr(r, "id", None) is not None}
-    ours, theirs = by_key(mysql), by_key(dynamodb)
+    ours, theirs = _versioned(mysql), _versioned(dynamodb)
     return any(theirs[k].version == r.version and diff(own(r), own(theirs[k]))
                for k, r in ours.items() if k in theirs)
 

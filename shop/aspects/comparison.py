@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import StoreUnavailableError
-from .call import Outcome
+from .call import Outcome, store_failed
 from .compare import Difference, attribute_names, diff, own
 
 # What a dual read can come to. Only `mismatch` is a disagreement; the others are counted.
@@ -42,7 +42,7 @@ def compare(route, mysql: Outcome, ddb: Outcome, authority: Outcome, candidate: 
     """Availability failures are not disagreements: the authority's failure fails the call; the
     candidate's is counted and the authority's answer stands. Both raising the same domain error
     is a match."""
-    if isinstance(authority.error, (StoreUnavailableError, TimeoutError)):
+    if store_failed(authority.error):
         return Comparison(route.name, AUTHORITY_ERROR)
     if isinstance(candidate.error, TimeoutError):
         return Comparison(route.name, TIMEOUT)

@@ -13,14 +13,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from observability.events import emit, wanted
 
-from ..errors import StoreUnavailableError
 from ..inflight import REQUEST_SENT
 from ..repositories.dynamodb.client import impatient
 from . import budget, exposure
 from . import flags as flags_mod
-from .call import Call, Outcome, timed_out
+from .call import Call, Outcome, store_failed, timed_out
 from .comparison import (ALARMING, MATCH, MISMATCH, PENDING_REPAIR, SKIPPED, TRANSIENT, Comparison, compare)
-from .compare import in_flight, record_versions, same_version_differs
+from .compare import in_flight, record_versions, records_of, same_version_differs
 from .errors import DualReadMismatch
 from .pace import CONCURRENT, INLINE, MYSQL_POOLED, SENT_WAIT_S, Pace
 from .tally import ReadTally, tallied
@@ -37,10 +36,6 @@ class ReadPlan:
     shadow: bool = False     # ... after the answer, on the shadow pool
     fallback: bool = False   # MySQL (written) answers when DynamoDB, the authority, fails
     trial: bool = False      # a browser's trial of dual reads: reported apart, never raised
-
-
-def _unavailable(error) -> bool:
-    return isinstance(error, (StoreUnavailableError, TimeoutError))
 
 
 class ReadPath:
@@ -60,9 +55,8 @@ class ReadPath:
             return self._read_then_shadow(call, plan)
         if (plan.authority == "mysql" or plan.fallback) and self._dynamodb_refused(call):
             self._compared(call, Comparison(call.name, SKIPPED), plan.trial)
-            if plan.authority == "mysql":
-                return self._store("mysql", call.route, call.mysql).unwrap()
-            self._fell_back(call, "not asked")
+            if plan.authority != "mysql":
+                self._fell_back(call, "not asked")
             return self._store("mysql", call.route, call.mysql).unwrap()
         mysql, ddb, comparison = self._read_looking_again(call)
         self._judged(call, comparison, plan.trial)
@@ -72,7 +66,7 @@ class ReadPath:
             raise DualReadMismatch(call.name, call.key, comparison.differences)
         if plan.authority == "mysql":
             return mysql.unwrap()
-        if plan.fallback and _unavailable(ddb.error) and mysql.error is None:
+        if plan.fallback and store_failed(ddb.error) and mysql.error is None:
             self._fell_back(call, type(ddb.error).__name__)
             return mysql.unwrap()
         return ddb.unwrap()
@@ -135,7 +129,7 @@ class ReadPath:
             served, store = self._store("mysql", call.route, call.mysql), "mysql"
         else:
             served, store = self._dynamodb_or_mysql(call)
-        if store == plan.authority and not _unavailable(served.error):
+        if store == plan.authority and not store_failed(served.error):
             if not self.shadow.submit(lambda: self._shadow_compare(call, served)):
                 self.stats.dropped(call.entity or call.name)
                 if self.evidence is not None and call.entity:
@@ -224,7 +218,7 @@ class ReadPath:
                 else:
                     ddb = self._pooled_dynamodb(call, pace, timeout)
             self._feed_breaker(ddb.error)
-        if not _unavailable(ddb.error):
+        if not store_failed(ddb.error):
             return ddb, "dynamodb"
         self._fell_back(call, type(ddb.error).__name__)
         return self._store("mysql", call.route, call.mysql), "mysql"
@@ -413,10 +407,4 @@ class ReadPath:
 
 def _ids(*outcomes) -> set[int]:
     """The ids of the records reads returned (a record, a list of them, or a page)."""
-    out = set()
-    for outcome in outcomes:
-        value = outcome.value
-        records = value.items if isinstance(getattr(value, "items", None), list) else value
-        records = records if isinstance(records, list) else [records]
-        out |= {int(r.id) for r in records if isinstance(getattr(r, "id", None), int)}
-    return out
+    return {int(r.id) for outcome in outcomes for r in records_of(outcome.value) if isinstance(getattr(r, "id", None), int)}

@@ -19,7 +19,7 @@ from ..repositories.dynamodb.errors import Diverged, Superseded
 from . import flags as flags_mod
 from . import tally
 from .breaker import CircuitBreaker
-from .call import Call, Outcome
+from .call import Call, Outcome, store_failed
 from .exposure import Exposure
 from .pace import Pace
 from .reads import ReadPath
@@ -96,7 +96,7 @@ class Runtime(ReadPath, WritePath):
             self._exposures = (version, cache)
         found = cache.get(entity)
         if found is None:
-            policy = (state.doc.get("entities") or {}).get(entity) or {} if state is not None else {}
+            policy = state.policy(entity) if state is not None else {}
             found = cache[entity] = Exposure(
                 float(policy.get("compare_percent", self.settings.compare_percent)),
                 policy.get("compare_mode", self.settings.compare_mode),
@@ -160,7 +160,7 @@ class Runtime(ReadPath, WritePath):
         entity = self._entity(route)
         if entity is None:
             return
-        failed = isinstance(error, (StoreUnavailableError, TimeoutError))
+        failed = store_failed(error)
         waiting = tally.current() if store == "dynamodb" else None
         if waiting is not None:  # its caller may give up on it: counted once, by whoever settles it
             waiting.answered(seconds, failed)
@@ -192,7 +192,7 @@ class Runtime(ReadPath, WritePath):
     def _feed_breaker(self, error):
         if error is None:
             self.breaker.success()
-        elif isinstance(error, (StoreUnavailableError, TimeoutError)):
+        elif store_failed(error):
             self.breaker.failure()
         else:
             self.breaker.release()

@@ -342,10 +342,9 @@ def set_phase():
 @bp.post("/exposure")
 def set_exposure():
     """How far an entity's reads are exposed: the same rules as `flask phase compare` and `rollout`."""
-    from ..migration.entities import NAMES as ENTITIES
+    from ..migration.entities import parse_names
 
-    entity = request.form.get("entity", "")
-    names = list(ENTITIES) if entity == "all" else [entity]
+    names = parse_names([request.form.get("entity", "")])
     try:
         compare_percent = _percent(request.form.get("compare_percent"))
         rollout = _percent(request.form.get("rollout_percent"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from opentelemetry import trace
 
@@ -23,7 +23,7 @@ from ..aspects.exposure import MODES
 from . import entities
 from .gates import PHASES, Gate, Move, counters_raised, evaluate, evaluate_canary
 from .evidence import EntityEvidence
-from .state import ConcurrentChange, PhaseState, iso, next_doc, now, update_state
+from .state import ConcurrentChange, PhaseState, at_step, iso, next_doc, now, update_state
 
 log = logging.getLogger("shop.migration")
 tracer = trace.get_tracer("shop.migration")
@@ -77,20 +77,17 @@ class PhaseControl:
 
     def exposure(self, current: PhaseState) -> list[dict]:
         """Per entity: how far its reads are exposed now, and the evidence since its step began."""
-        windows: dict = {}
+        try:
+            found = self.evidence.at_steps(current, entities.NAMES)
+        except Exception:  # noqa: BLE001 - no evidence table yet, or MySQL down: nothing to show
+            found = {}
         rows = []
         for name in entities.NAMES:
             policy = self.runtime.exposure(name)
-            since, version = current.step_of(name)
-            key = (since or _EPOCH, version)
-            if key not in windows:
-                try:
-                    windows[key] = self.evidence.window(*key)
-                except Exception:  # noqa: BLE001 - no evidence table yet, or MySQL down: nothing to show
-                    windows[key] = {}
-            ev = windows[key].get(name) or EntityEvidence(name)
-            rows.append({"entity": name, **policy.as_dict(), "serves": policy.serves(current.phase), "since": iso(since),
-                         "compared_now": current.flags.dual_read, "evidence": ev.as_dict()})
+            ev = found.get(name) or EntityEvidence(name)
+            rows.append({"entity": name, **policy.as_dict(), "serves": policy.serves(current.phase),
+                         "since": iso(current.step_of(name)[0]), "compared_now": current.flags.dual_read,
+                         "evidence": ev.as_dict()})
         return rows
 
     # --- the gates ----------------------------------------------------------------------
@@ -257,7 +254,7 @@ class PhaseControl:
 
     def _canary_gates(self, current: PhaseState, names, rollout) -> list[Gate]:
         """The gates of every canary this change raises (lowering one is never gated)."""
-        raised = [n for n in names if rollout is not None and rollout > _rollout(current, n)]
+        raised = [n for n in names if rollout is not None and rollout > current.rollout(n)]
         return [g for name in raised for g in evaluate_canary(Move(self, current, current.phase or 0, entity=name))]
 
     def _exposure_problem(self, names, compare_percent, compare_mode, rollout) -> str:
@@ -319,13 +316,6 @@ class PhaseControl:
         update_state(self.view, add)
 
 
-_EPOCH = datetime(2000, 1, 1)
-
-
-def _rollout(state: PhaseState, name: str) -> float:
-    return float(((state.doc.get("entities") or {}).get(name) or {}).get("read_rollout_percent", 0))
-
-
 def _describe_exposure(names, compare_percent, compare_mode, rollout) -> str:
     parts = ([f"compare {compare_percent:g}% of requests"] if compare_percent is not None else []) + \
         ([f"{compare_mode} comparisons"] if compare_mode else []) + \
@@ -344,9 +334,8 @@ def _exposed(current: PhaseState, names, compare_percent, compare_mode, rollout,
             policy["compare_percent"] = compare_percent
         if compare_mode is not None:
             policy["compare_mode"] = compare_mode
-        if rollout is not None and rollout != float(policy.get("read_rollout_percent", 0)):
-            policy["read_rollout_percent"] = rollout
-            policy["since"], policy["since_version"] = at, current.version + 1  # a new step: new evidence
+        if rollout is not None and rollout != current.rollout(name):
+            policy = at_step(policy, rollout, at, current.version + 1)  # a new step: new evidence
         policies[name] = policy
     doc["entities"] = policies
     doc["exposure_changed_at"], doc["exposure_changed_by"] = at, who

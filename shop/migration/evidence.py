@@ -181,6 +181,23 @@ class EvidenceLog:
             out.setdefault(r["entity"], EntityEvidence(r["entity"])).counts[r["metric"]] = int(r["n"])
         return out
 
+    def at_steps(self, state, names, floor: datetime | None = None) -> dict[str, EntityEvidence]:
+        """{entity: its evidence since its current step began (PhaseState.step_of)}, and since
+        `floor` when that is later: one window per distinct step."""
+        by_step: dict = {}
+        for name in names:
+            since, version = state.step_of(name)
+            start = max(floor, since) if floor and since else since or floor or _EPOCH
+            by_step.setdefault((start, version), []).append(name)
+        out = {}
+        for (start, version), group in by_step.items():
+            found = self.window(start, version)
+            out.update({e: found[e] for e in group if e in found})
+        return out
+
+
+_EPOCH = datetime(2000, 1, 1)  # "since ever" for a step with no start (nothing stored yet)
+
 
 def _utc(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, timezone.utc).replace(tzinfo=None)

@@ -192,10 +192,11 @@ def dynamodb_within_limits(move: Move):
         return False, "the server is not in phase 3"
     limits = Limits.of(move.control.settings)
     read = _read_in(_window(move, since, int(move.current.doc.get("phase_version") or 0)))
-    broken = [(e, v) for e, ev in read.items() for v in limits.verdicts(ev)[1:] if v.ok is False]
+    judged = {e: limits.dynamodb(ev) for e, ev in read.items()}
+    broken = [(e, v) for e, verdicts in judged.items() for v in verdicts if v.ok is False]
     if broken:
         return False, "; ".join(f"{e}: {v.detail}" for e, v in broken)
-    return True, "; ".join(f"{e}: {limits.verdicts(ev)[2].detail}" for e, ev in read.items()) or "no reads"
+    return True, "; ".join(f"{e}: {latency.detail}" for e, (_, latency) in judged.items()) or "no reads"
 
 
 @gate("no unexplained dual-read mismatch in phase 3")
@@ -303,7 +304,7 @@ def healthy_at_step(move: Move):
         if not healthy:
             return False, f"{move.entity}: {few}; no other entity's DynamoDB reads were enough and within limits meanwhile"
         return True, f"{move.entity}: {few}; {', '.join(healthy)} served within limits meanwhile"
-    verdicts = limits.verdicts(ev)[1:]  # the error rate is decided here; a p99 may need more reads (the guard keeps watching)
+    verdicts = limits.dynamodb(ev)  # the error rate is decided here; a p99 may need more reads (the guard keeps watching)
     return all(v.ok is not False for v in verdicts), f"{move.entity}: " + "; ".join(v.detail for v in verdicts)
 
 

@@ -27,7 +27,7 @@ from observability.events import emit
 
 from ..aspects.exposure import step_below
 from .limits import Limits, Verdict
-from .state import ConcurrentChange, PhaseState, iso, next_doc, now
+from .state import ConcurrentChange, PhaseState, at_step, iso, next_doc, now
 
 log = logging.getLogger("shop.migration")
 WHO = "guard"
@@ -54,16 +54,7 @@ class Guard:
 
     def _windows(self, state: PhaseState) -> dict:
         """Each entity's evidence over the last window, since its current step began."""
-        floor = now() - timedelta(seconds=self.settings.guard_window_s)
-        by_step: dict = {}
-        for entity in self.entity_names:
-            since, version = state.step_of(entity)
-            by_step.setdefault((max(floor, since) if since else floor, version), []).append(entity)
-        out = {}
-        for (since, version), names in by_step.items():
-            found = self.evidence.window(since, version)
-            out.update({e: found[e] for e in names if e in found})
-        return out
+        return self.evidence.at_steps(state, self.entity_names, now() - timedelta(seconds=self.settings.guard_window_s))
 
     def step_back(self, state: PhaseState, entity: str, broken: list[Verdict], evidence: dict) -> dict | None:
         """One step back for `entity`, saved only over the version `state` was read at."""
@@ -88,19 +79,16 @@ class Guard:
 
 def _stepped(state: PhaseState, entity: str, names) -> tuple[dict, str, str]:
     """The document one step back for `entity`, the phase it lands in, and what changed."""
-    policies = state.doc.get("entities") or {}
-    rollout = float((policies.get(entity) or {}).get("read_rollout_percent", 0))
-    at = iso(now())
+    rollout, at, version = state.rollout(entity), iso(now()), state.version + 1
     if state.phase == 4:
         doc = next_doc(state, 3, WHO, f"{entity} broke a limit in phase 4", False)
-        doc["entities"] = {name: {**(doc["entities"].get(name) or {}), "read_rollout_percent": 100, "since": at,
-                                  "since_version": state.version + 1} for name in names}
-        doc["entities"][entity]["read_rollout_percent"] = step_below(100)
+        doc["entities"] = {name: at_step(doc["entities"].get(name) or {}, step_below(100) if name == entity else 100,
+                                         at, version) for name in names}
         return doc, "3", f"phase 4 -> 3, {entity} reads on DynamoDB for {step_below(100):g}% of readers"
     if rollout > 0:
         doc = dict(state.doc)
-        doc["entities"] = {**policies, entity: {**(policies.get(entity) or {}), "read_rollout_percent": step_below(rollout),
-                                                "since": at, "since_version": state.version + 1}}
+        doc["entities"] = {**(state.doc.get("entities") or {}),
+                           entity: at_step(state.policy(entity), step_below(rollout), at, version)}
         doc.update(changed_at=at, changed_by=WHO, reason=f"{entity} broke a limit at {rollout:g}% of readers")
         return doc, "3", f"{entity} reads on DynamoDB {rollout:g}% -> {step_below(rollout):g}% of readers"
     doc = next_doc(state, 2, WHO, f"{entity} broke a limit in phase 3", False)
@@ -126,6 +114,8 @@ class Watch:
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        if self._thread is not None:  # every request asks; only the first starts it
+            return
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="migration-watch", daemon=True)

@@ -43,7 +43,11 @@ class Limits:
                    settings.guard_min_samples if min_samples is None else min_samples)
 
     def verdicts(self, ev: EntityEvidence) -> list[Verdict]:
-        return [self._mismatches(ev), self._errors(ev), self._latency(ev)]
+        return [self._mismatches(ev), *self.dynamodb(ev)]
+
+    def dynamodb(self, ev: EntityEvidence) -> tuple[Verdict, Verdict]:
+        """DynamoDB's own limits: its error rate, then its latency."""
+        return self._errors(ev), self._latency(ev)
 
     def broken(self, ev: EntityEvidence) -> list[Verdict]:
         return [v for v in self.verdicts(ev) if v.ok is False]

@@ -78,11 +78,19 @@ class PhaseState:
     def mark(self, name: str) -> dict:
         return self.doc.get("marks", {}).get(name) or {}
 
+    def policy(self, entity: str) -> dict:
+        """The entity's read exposure as the document holds it (shop.aspects.exposure)."""
+        return (self.doc.get("entities") or {}).get(entity) or {}
+
+    def rollout(self, entity: str) -> float:
+        """The share of readers DynamoDB serves the entity's reads to in phase 3 (its canary)."""
+        return float(self.policy(entity).get("read_rollout_percent", 0))
+
     def step_of(self, entity: str) -> tuple[datetime | None, int]:
         """Since when, and from which document version on, the entity's reads have been exposed
         as they are now: the later of its last exposure change and the phase's start. Evidence
         since the step is evidence counted under that version or later (shop.migration.evidence)."""
-        policy = (self.doc.get("entities") or {}).get(entity) or {}
+        policy = self.policy(entity)
         since = max((t for t in (parse(self.doc.get("phase_since")), parse(policy.get("since"))) if t), default=None)
         return since, max(int(self.doc.get("phase_version") or 0), int(policy.get("since_version") or 0))
 
@@ -350,6 +358,12 @@ def _poll(ref, stop: threading.Event) -> None:
         stop.wait(interval)
 
 
+def at_step(policy: dict, rollout: float, at: str, version: int) -> dict:
+    """An entity's policy at a new canary step: the share of readers DynamoDB serves, and from
+    when (time and the document version that holds it) its evidence counts."""
+    return {**policy, "read_rollout_percent": rollout, "since": at, "since_version": version}
+
+
 def next_doc(current: PhaseState, target: int, who: str, reason: str, forced: bool) -> dict:
     """The document of a move to phase `target`: who, when, why; when dual writing and "MySQL
     is behind" began or ended. Every read canary ends with the phase it ran in (phase 4 reads
@@ -370,8 +384,7 @@ def next_doc(current: PhaseState, target: int, who: str, reason: str, forced: bo
     elif not current.flags.dual_write or not doc.get("dual_write_since"):
         doc["dual_write_since"] = at
     doc.setdefault("marks", {})
-    doc["entities"] = {name: {**policy, "read_rollout_percent": 0, "since": at, "since_version": current.version + 1}
-                       for name, policy in (doc.get("entities") or {}).items()}
+    doc["entities"] = {name: at_step(policy, 0, at, current.version + 1) for name, policy in (doc.get("entities") or {}).items()}
     doc.pop("read_rollout_percent", None)
     return doc
 

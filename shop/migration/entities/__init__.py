@@ -29,6 +29,13 @@ def ddb_projection(table: str) -> tuple[str, dict]:
     return ", ".join(f"#p{i}" for i in range(len(names))), {f"#p{i}": n for i, n in enumerate(names)}
 
 
+def parse_names(given) -> list[str]:
+    """Entity names as an operator types them: `user product`, `user,product` or `all`
+    (unknown names are kept: the caller says which are unknown)."""
+    names = [n.lower() for g in given for n in g.replace(",", " ").split()]
+    return list(NAMES) if names == ["all"] else names
+
+
 def get(name: str) -> Entity:
     try:
         return _BY_NAME[name]

@@ -19,9 +19,14 @@ SPEC = {
 }
 
 
+def key_names(name: str) -> list[str]:
+    """The table's primary key attributes."""
+    return ["PK", "SK"] if SPEC[name]["sk"] else ["PK"]
+
+
 def definition(prefix: str, name: str) -> dict:
     spec = SPEC[name]
-    keys = [("PK", "HASH")] + ([("SK", "RANGE")] if spec["sk"] else [])
+    keys = list(zip(key_names(name), ("HASH", "RANGE")))
     attrs = {k for k, _ in keys} | {a for pair in spec["gsis"].values() for a in pair}
     d = {
         "TableName": f"{prefix}-{name}",
