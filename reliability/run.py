@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -378,25 +379,33 @@ def scenario_parallel_writers(tmp, writers):
         _, buyer = api.register()
         start = threading.Barrier(writers)
 
+        def answered(response):
+            """The status, and for a 5xx the error type the API named (what to look for when it is not 0)."""
+            body = response.get_json(silent=True) or {}
+            return response.status_code, (body.get("error") or {}).get("type") if response.status_code >= 500 else None
+
         def add(i):
             client = Api(app.test_client())
             start.wait(60)
-            return client.call("POST", "/api/cart/items", buyer, {"productId": product["id"], "quantity": 1}).status_code
+            return answered(client.call("POST", "/api/cart/items", buyer, {"productId": product["id"], "quantity": 1}))
 
         def stock(i):
             client = Api(app.test_client())
             start.wait(60)
-            return client.call("PUT", f"/api/products/{product['id']}/inventory", token,
-                               {"inventory_quantity": 1000 + i}).status_code
+            return answered(client.call("PUT", f"/api/products/{product['id']}/inventory", token,
+                                        {"inventory_quantity": 1000 + i}))
 
         for what, write in (("cart adds", add), ("inventory updates", stock)):
             with ThreadPoolExecutor(writers) as pool:
-                statuses = list(pool.map(write, range(writers)))
+                outcomes = list(pool.map(write, range(writers)))
+            statuses = [c for c, _ in outcomes]
+            errors = Counter(f"{c} {kind}" for c, kind in outcomes if c >= 500)
             diverged = divergent(app)
             recorded = {(e["entity"], e["entity_id"]) for e in app.extensions["shop"].runtime.repair_log.pending()}
             figure("11", f"phase {phase}, {writers} parallel {what}: answered 2xx / 4xx / 5xx",
                    f"{sum(200 <= c < 300 for c in statuses)} / {sum(400 <= c < 500 for c in statuses)}"
-                   f" / {sum(c >= 500 for c in statuses)}", "5xx 0")
+                   f" / {sum(c >= 500 for c in statuses)}" + (f" ({', '.join(f'{n} x {k}' for k, n in errors.items())})"
+                                                             if errors else ""), "5xx 0")
             figure("11", f"phase {phase}, {writers} parallel {what}: divergent after the run, unrecorded",
                    f"{len(diverged)}, {len(diverged - recorded)}", "0 unrecorded")
         stats = app.extensions["shop"].runtime.stats.snapshot()
